@@ -1,0 +1,90 @@
+"""aim: route AI coding work to the tools you have, with fallback and an audit.
+
+The public API for plugin authors and for programs that embed aim. Names are
+loaded on first use so that ``aim --version`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aim_core._version import __version__
+
+if TYPE_CHECKING:
+    from aim_core.context import AimContext
+    from aim_core.errors import (
+        AimError,
+        AuditIntegrityError,
+        ConfigError,
+        NoToolAvailable,
+        SecurityError,
+        WorkstreamError,
+    )
+    from aim_core.models import (
+        AuditRecord,
+        CapabilityPayload,
+        Failure,
+        Invocation,
+        InvocationResult,
+        Problem,
+        ProcessResult,
+        ToolDetection,
+        Workstream,
+    )
+    from aim_core.plugins import hookimpl
+
+__all__ = [
+    "AimContext",
+    "AimError",
+    "AuditIntegrityError",
+    "AuditRecord",
+    "CapabilityPayload",
+    "ConfigError",
+    "Failure",
+    "Invocation",
+    "InvocationResult",
+    "NoToolAvailable",
+    "Problem",
+    "ProcessResult",
+    "SecurityError",
+    "ToolDetection",
+    "Workstream",
+    "WorkstreamError",
+    "__version__",
+    "hookimpl",
+]
+
+_WHERE = {
+    "AimContext": "aim_core.context",
+    "AimError": "aim_core.errors",
+    "AuditIntegrityError": "aim_core.errors",
+    "ConfigError": "aim_core.errors",
+    "NoToolAvailable": "aim_core.errors",
+    "SecurityError": "aim_core.errors",
+    "WorkstreamError": "aim_core.errors",
+    "AuditRecord": "aim_core.models",
+    "CapabilityPayload": "aim_core.models",
+    "Failure": "aim_core.models",
+    "Invocation": "aim_core.models",
+    "InvocationResult": "aim_core.models",
+    "Problem": "aim_core.models",
+    "ProcessResult": "aim_core.models",
+    "ToolDetection": "aim_core.models",
+    "Workstream": "aim_core.models",
+    "hookimpl": "aim_core.plugins",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aim_core' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

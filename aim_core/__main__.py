@@ -1,0 +1,22 @@
+"""``aim`` and ``python -m aim_core``: answer ``--version`` at once, else run the CLI."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``aim`` command; returns the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:
+        from aim_core._version import __version__
+
+        sys.stdout.write(f"aim {__version__}\n")
+        return 0
+    from aim_core.cli import run_cli
+
+    return run_cli(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,408 @@
+"""The ``aim`` command. Thin: parse, call, print; errors become exit codes here only."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from aim_core._version import __version__
+from aim_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AimError
+
+ISSUES_URL = "https://github.com/aim-dev/aim/issues"
+
+# --------------------------------------------------------------------------- shared options
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value not in (None, False, 0, ()):
+        ctx.find_root().meta[f"aim.{param.name}"] = value
+    return value
+
+
+def common_options(f: Callable) -> Callable:
+    """The global options, accepted before or after the subcommand."""
+    options = [
+        click.option(
+            "--config",
+            metavar="FILE",
+            help="Config file (default config/aim_config.yaml).",
+            callback=_remember,
+            expose_value=False,
+        ),
+        click.option(
+            "--registry",
+            metavar="DIR",
+            help="Registry directory (default: found upward).",
+            callback=_remember,
+            expose_value=False,
+        ),
+        click.option(
+            "--actor",
+            metavar="NAME",
+            help="Who the audit records name (default: pipeline).",
+            callback=_remember,
+            expose_value=False,
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            count=True,
+            help="Also log commands and timings.",
+            callback=_remember,
+            expose_value=False,
+        ),
+        click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            help="Log only warnings and errors.",
+            callback=_remember,
+            expose_value=False,
+        ),
+        click.option(
+            "--debug",
+            is_flag=True,
+            help="Show tracebacks of errors.",
+            callback=_remember,
+            expose_value=False,
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _meta(name: str) -> Any:
+    return click.get_current_context().find_root().meta.get(f"aim.{name}")
+
+
+def open_project():
+    """The :class:`~aim_core.project.Project` of the current directory, with the global options."""
+    from aim_core.log import configure, logger
+    from aim_core.project import Project
+
+    configure(verbosity=_meta("verbose") or 0, quiet=bool(_meta("quiet")))
+    project = Project.open(
+        config_path=_meta("config"), registry=_meta("registry"), actor=_meta("actor")
+    )
+    for warning in project.settings.warnings:
+        logger.warning(warning)
+    return project
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _mark(ok: bool) -> str:
+    enc = (getattr(sys.stdout, "encoding", None) or "ascii").lower()
+    if "utf" in enc:
+        return "✓" if ok else "✗"
+    return "OK " if ok else "NO "
+
+
+# --------------------------------------------------------------------------- the group
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, "--version", prog_name="aim", message="%(prog)s %(version)s")
+@common_options
+def cli() -> None:
+    """Route AI coding work to the tools you have installed.
+
+    A workstream (a JSON file: tasks, files in scope, a capability such as
+    code_generation) is run with `aim run ws.json`; aim picks a tool from the
+    coordination rules, falls back when it is missing, logged out, slow or
+    failing, keeps the repository safe and audits every attempt.
+
+    Start with `aim init`, then `aim status` and `aim doctor`.
+    """
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Overwrite files that exist.")
+@click.option("--with-scripts", is_flag=True, help="Also write the guide's scripts/*.py shims.")
+@click.option(
+    "--path",
+    "where",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory to initialise (default: the current one).",
+)
+@common_options
+def init(force: bool, with_scripts: bool, where: Path | None) -> int:
+    """Write a working config, registry and the guide's example workstreams.
+
+    Writes config/aim_config.yaml, the coordination rules with the guide's
+    routing table and security section, workstreams/staging_test/ (the guide's
+    Appendix B set) and, with --with-scripts, scripts/aim_status.py and friends
+    as thin shims onto `aim`. Never overwrites a file without --force. Adds
+    the audit and run directories to .gitignore.
+    """
+    from aim_core.scaffold import init_project
+
+    root = (where or Path.cwd()).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    report = init_project(root, force=force, with_scripts=with_scripts)
+    click.echo(f"Initialised aim in {root}")
+    for p in report.written:
+        click.echo(f"  wrote   {p}")
+    for p in report.created_dirs:
+        click.echo(f"  created {p}")
+    for p in report.kept:
+        click.echo(f"  kept    {p} (exists; --force overwrites)")
+    if report.gitignore_added:
+        click.echo(f"  .gitignore: added {', '.join(report.gitignore_added)}")
+    click.echo(
+        "Next: aim status, then aim validate and "
+        "aim run workstreams/staging_test/ws-aim-validation.json"
+    )
+    return 0
+
+
+@cli.command()
+@click.option("--refresh", is_flag=True, help="Detect every tool again instead of using the cache.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON (root, registry_path, tools, routing, plugins_broken).",
+)
+@common_options
+def status(refresh: bool, as_json: bool) -> int:
+    """Show the registry, each tool's detection and version, and the routing.
+
+    Detection runs every plugin in parallel and is cached (machine-local); a
+    warm `aim status` starts no process. --refresh detects again.
+    """
+    from aim_core import status as status_mod
+
+    project = open_project()
+    data = status_mod.collect(project, refresh=refresh)
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(status_mod.render(data), nl=False)
+    return 0
+
+
+@cli.command()
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print JSON: name, distribution, version, status, hooks, tools, error.",
+)
+@common_options
+def plugins(as_json: bool) -> int:
+    """List the plugins: essential built-ins and installed ones, with broken ones and their fix."""
+    project = open_project()
+    project.detect()  # fills in which tools each plugin provides
+    infos = list(project.plugins.infos.values())
+    if as_json:
+        emit_json([i.as_json() for i in infos])
+        return 0
+    click.echo(f"{'Plugin':<22} {'Status':<10} {'Version':<10} {'Tools':<18} Distribution")
+    click.echo("=" * 80)
+    for i in infos:
+        click.echo(
+            f"{i.name:<22} {i.status:<10} {i.version or '-':<10} "
+            f"{', '.join(i.tools) or '-':<18} {i.distribution or '(built-in)'}".rstrip()
+        )
+    problems = [i for i in infos if i.status in ("broken", "blocked")]
+    for i in problems:
+        fix = f"\n    fix: {i.fix}" if i.fix else ""
+        click.echo(f"\n{i.name}: {i.status}: {i.error}{fix}")
+    return 0
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Unknown fields are errors, not warnings.")
+@common_options
+def validate(paths: tuple[Path, ...], strict: bool) -> int:
+    """Check workstream files (default: every workstreams/**/*.json).
+
+    Prints each file's verdict; exits 2 if any file is invalid.
+    """
+    from aim_core.workstream import (
+        check_graph,
+        discover,
+        display_path,
+        expand_paths,
+        repository_ids,
+        verdict_for,
+    )
+
+    project = open_project()
+    files = expand_paths(paths) if paths else discover(project.root)
+    if not files:
+        raise AimError(
+            "no workstream files found; pass paths or create workstreams/ "
+            "(aim init writes examples)",
+            file=str(project.root / "workstreams") if not paths else None,
+        )
+    caps = project.known_capabilities()
+    tools = project.known_tools()
+    verdicts = [
+        verdict_for(
+            f,
+            display_path(f, project.root),
+            known_capabilities=caps,
+            known_tools=tools,
+            strict=strict,
+        )
+        for f in files
+    ]
+    verdicts = check_graph(verdicts, repository_ids(project.root))
+    bad = 0
+    for v in verdicts:
+        click.echo(
+            f"{_mark(v.ok)} {v.display}" + ("" if v.ok else f" ({len(v.errors)} problem(s))")
+        )
+        for e in v.errors:
+            click.echo(f"    error: {e}")
+        for w in v.warnings:
+            click.echo(f"    warning: {w}")
+        bad += not v.ok
+    click.echo(f"{len(verdicts) - bad} valid, {bad} invalid")
+    return EXIT_USAGE if bad else 0
+
+
+@cli.command()
+@common_options
+def schema() -> int:
+    """Print the JSON Schema (2020-12) of a workstream file."""
+    from aim_core.schema import workstream_schema
+
+    emit_json(workstream_schema())
+    return 0
+
+
+@cli.command()
+@click.argument("capability")
+@click.option(
+    "--tool",
+    "workstream_tool",
+    metavar="TOOL",
+    help="A workstream's own `tool` (tried after the primary).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common_options
+def route(capability: str, workstream_tool: str | None, as_json: bool) -> int:
+    """Show the tools a capability would try, in order, with each tool's state."""
+    from aim_core.router import candidates
+    from aim_core.suggest import nearest
+
+    project = open_project()
+    known = project.known_capabilities()
+    if capability not in known:
+        hint = nearest(capability, known)
+        fix = f"did you mean '{hint}'?" if hint else "known: " + ", ".join(sorted(known))
+        raise AimError(f"unknown capability '{capability}'; {fix}")
+    cands = candidates(project.rules, project.detect(), capability, workstream_tool)
+    if as_json:
+        emit_json(
+            [
+                {
+                    "tool_id": c.tool_id,
+                    "role": c.role,
+                    "plugin": c.state.plugin if c.state else None,
+                    "usable": c.usable,
+                    "skip": c.skip.value if c.skip else None,
+                    "reason": c.reason,
+                }
+                for c in cands
+            ]
+        )
+        return 0
+    click.echo(f"Capability: {capability}")
+    if not cands:
+        click.echo("  no tool: the rules don't route it and no plugin serves it")
+    first = next((c for c in cands if c.usable), None)
+    for n, c in enumerate(cands, 1):
+        if c.usable:
+            state = "would run" if c is first else "ready (fallback)"
+        else:
+            state = f"skip ({c.skip.value}): {c.reason}"
+        click.echo(f"  {n}. {c.tool_id:<14} {c.role:<16} {state}")
+    if first is None and cands:
+        click.echo(
+            "No candidate is ready: `aim run` would exit 3. "
+            "See `aim status` for how to install or log in."
+        )
+    return 0
+
+
+@cli.command()
+@common_options
+def doctor() -> int:
+    """Check the environment the guide asks for; exit 1 when something blocks."""
+    from aim_core.doctor import run_checks
+
+    project = open_project()
+    checks = run_checks(project)
+    blocking = False
+    for c in checks:
+        line = f"{_mark(c.ok)} {c.name}: {c.detail}"
+        if not c.ok and c.fix:
+            line += f"\n    fix: {c.fix}"
+        click.echo(line)
+        blocking |= (not c.ok) and c.blocking
+    click.echo("Ready." if not blocking else "Not ready: fix the lines marked above.")
+    return 1 if blocking else 0
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def _print_error(e: AimError) -> None:
+    problems = getattr(e, "problems", None) or []
+    if len(problems) > 1:
+        click.echo(f"Error: {len(problems)} problems:", err=True)
+        for p in problems:
+            click.echo(f"  {p}", err=True)
+    else:
+        click.echo(f"Error: {problems[0] if problems else e}", err=True)
+
+
+def run_cli(args: list[str]) -> int:
+    """Run the CLI with ``args``; return the exit code (see ARCHITECTURE.md)."""
+    debug = "--debug" in args or os.environ.get("AIM_DEBUG") == "1"
+    try:
+        rv = cli.main(args=args, prog_name="aim", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return EXIT_INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        return EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code
+    except AimError as e:
+        if debug:
+            raise
+        _print_error(e)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        return EXIT_INTERRUPTED
+    except Exception as e:
+        if debug:
+            raise
+        click.echo(
+            f"Internal error: {type(e).__name__}: {e}\n"
+            f"This is a bug in aim {__version__}. Please report it at {ISSUES_URL} "
+            "with the output of the same command run with --debug.",
+            err=True,
+        )
+        return EXIT_INTERNAL
+    return rv if isinstance(rv, int) else 0

@@ -1,0 +1,195 @@
+"""``config/aim_config.yaml`` → :class:`Settings`.
+
+Precedence: defaults < the file < ``AIM_*`` environment variables < command-line
+flags. A missing file means defaults; an unknown key is a warning naming the
+nearest known key; a value of the wrong type is a :class:`ConfigError` (exit 2)
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from aim_core.errors import ConfigError
+from aim_core.suggest import did_you_mean, show
+
+CONFIG_RELPATH = "config/aim_config.yaml"
+SCHEMA_VERSION = 1
+
+
+@frozen(kw_only=True)
+class Settings:
+    """The effective configuration of one aim command."""
+
+    schema_version: int = SCHEMA_VERSION
+    enable_aim: bool = True
+    enable_audit_logging: bool = True
+    audit_log_retention_days: int = 30
+    default_timeout_ms: int = 30000
+    registry_path: str = "auto"
+    actor: str = "pipeline"
+    detection_cache_ttl_s: int = 3600
+    readiness_cache_ttl_s: int = 30
+    tools: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+    source: str | None = None  # the file read, if any
+    warnings: tuple[str, ...] = ()
+
+    def tool_options(self, tool_id: str) -> Mapping[str, Any]:
+        """The ``tools: {tool_id: ...}`` section of the config, empty if absent."""
+        return self.tools.get(tool_id, {})
+
+
+# key -> (python type, how an error describes the expected value, minimum)
+_KEYS: dict[str, tuple[type, str, int | None]] = {
+    "schema_version": (int, "an integer schema version", 1),
+    "enable_aim": (bool, "true or false", None),
+    "enable_audit_logging": (bool, "true or false", None),
+    "audit_log_retention_days": (int, "an integer number of days", 1),
+    "default_timeout_ms": (int, "an integer number of milliseconds", 1),
+    "registry_path": (str, '"auto" or a path', None),
+    "actor": (str, "a name", None),
+    "detection_cache_ttl_s": (int, "an integer number of seconds", 0),
+    "readiness_cache_ttl_s": (int, "an integer number of seconds", 0),
+    "tools": (dict, "a mapping of tool ids to their options", None),
+}
+KNOWN_KEYS = tuple(_KEYS)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _check(key: str, value: Any, where: str) -> Any:
+    kind, expect, minimum = _KEYS[key]
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"expected {expect}, got {show(value)}", file=where, field=key)
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"must be at least {minimum}, got {value}", file=where, field=key)
+    if key == "tools":
+        for tool_id, options in value.items():
+            if not isinstance(options, dict):
+                raise ConfigError(
+                    f"expected a mapping of options (model, args, ...), got {show(options)}",
+                    file=where,
+                    field=f"tools.{tool_id}",
+                )
+            args = options.get("args")
+            if args is not None and not (
+                isinstance(args, list) and all(isinstance(a, str) for a in args)
+            ):
+                raise ConfigError(
+                    f"expected a list of command-line arguments as texts, got {show(args)}",
+                    file=where,
+                    field=f"tools.{tool_id}.args",
+                )
+    return value
+
+
+def _from_env(key: str, text: str) -> Any:
+    name = f"AIM_{key.upper()}"
+    kind, expect, _ = _KEYS[key]
+    if kind is bool:
+        low = text.strip().lower()
+        if low in _TRUE:
+            return True
+        if low in _FALSE:
+            return False
+        raise ConfigError(f"expected true or false, got {show(text)}", field=name)
+    if kind is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ConfigError(f"expected {expect}, got {show(text)}", field=name) from None
+    return text
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Parse and check one config file; return its values and warnings."""
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read the file: {e.strerror}", file=where) from None
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{at}not valid YAML: {problem}", file=where) from None
+    if data is None:
+        return {}, []
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"expected a mapping of settings (key: value), got {show(data)}", file=where
+        )
+    values: dict[str, Any] = {}
+    warnings: list[str] = []
+    for key, value in data.items():
+        if key not in _KEYS:
+            warnings.append(
+                f"{where}: unknown key '{key}'{did_you_mean(str(key), KNOWN_KEYS)}; it is ignored"
+            )
+            continue
+        values[key] = _check(key, value, where)
+    if values.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
+        raise ConfigError(
+            f"schema_version {values['schema_version']} is newer than this aim understands "
+            f"({SCHEMA_VERSION}); upgrade aim-core",
+            file=where,
+            field="schema_version",
+        )
+    return values, warnings
+
+
+def load_settings(
+    root: Path,
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings for a repository root.
+
+    :param config_path: an explicit file (``--config``); it must exist. Default
+        ``$AIM_CONFIG`` or ``<root>/config/aim_config.yaml``, which may be absent.
+    :param overrides: values from command-line flags (``actor``, ``registry_path``).
+    """
+    env = os.environ if environ is None else environ
+    explicit = config_path or env.get("AIM_CONFIG")
+    path = Path(explicit) if explicit else root / CONFIG_RELPATH
+    if explicit and not path.is_file():
+        raise ConfigError(
+            "config file not found; check the path given with --config or AIM_CONFIG",
+            file=str(path),
+        )
+    values: dict[str, Any] = {}
+    warnings: list[str] = []
+    source = None
+    if path.is_file():
+        values, warnings = read_config_file(path)
+        source = str(path)
+    for key in _KEYS:
+        name = f"AIM_{key.upper()}"
+        if key != "tools" and name in env:
+            values[key] = _check(key, _from_env(key, env[name]), name)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    return Settings(**values, source=source, warnings=tuple(warnings))
+
+
+def settings_as_dict(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data (for ``aim status --json`` and the scaffold)."""
+    data = attrs.asdict(settings)
+    data.pop("source")
+    data.pop("warnings")
+    return data

@@ -1,0 +1,325 @@
+"""Which tools are installed and ready: ``detect_tool`` of every plugin, cached.
+
+Detection runs every plugin's ``detect_tool`` in parallel, each bounded by a
+time limit, so it costs the slowest plugin rather than the sum. The answers
+are cached in the user's cache directory (machine-local, never in the
+repository) and reused until one of these changes:
+
+* the cache's age passes ``detection_cache_ttl_s`` (``readiness_cache_ttl_s``
+  for a tool that was not ready, so ``jules login`` shows up soon);
+* a detected binary's path, size or mtime, or a ``watch_paths`` file;
+* for a tool that was not installed, PATH or the mtime of a PATH directory
+  (installing a program touches its directory);
+* the plugin's name or version.
+
+A warm ``aim status`` therefore starts no process at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import define, field
+
+from aim_core.models import ToolDetection
+from aim_core.plugins import AimPlugins
+
+CACHE_FILE = "detection-v1.json"
+DETECT_TIMEOUT_S = 10.0
+
+
+@define
+class ToolState:
+    """One tool as detection sees it, with the plugin that owns it."""
+
+    detection: ToolDetection
+    plugin: str
+    from_cache: bool = False
+    checked_at: float = 0.0
+
+    @property
+    def tool_id(self) -> str:
+        return self.detection.tool_id
+
+    @property
+    def usable(self) -> bool:
+        """Installed and not known to be unready."""
+        return self.detection.installed and self.detection.ready is not False
+
+
+@define
+class DetectionReport:
+    """Every tool found, conflicts between plugins, and plugins that failed to answer."""
+
+    tools: dict[str, ToolState] = field(factory=dict)
+    conflicts: list[tuple[str, str, str]] = field(factory=list)  # (tool_id, plugin, owner)
+    failed: dict[str, str] = field(factory=dict)  # plugin -> error
+    spawned: bool = False  # whether any plugin was asked (not all served from cache)
+
+    def owner(self, tool_id: str) -> str | None:
+        """The plugin that owns ``tool_id``, or None when no plugin provides it."""
+        state = self.tools.get(tool_id)
+        return state.plugin if state else None
+
+    def capabilities(self) -> set[str]:
+        """Every capability some detected (or known) tool serves."""
+        return {c for s in self.tools.values() for c in s.detection.capabilities}
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where aim keeps machine-local state (``AIM_CACHE_DIR`` or the platform's cache dir)."""
+    env = os.environ if environ is None else environ
+    if env.get("AIM_CACHE_DIR"):
+        return Path(env["AIM_CACHE_DIR"])
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("aim", appauthor=False))
+
+
+def _stamp(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _path_dirs(path_value: str) -> dict[str, int | None]:
+    dirs: dict[str, int | None] = {}
+    for d in path_value.split(os.pathsep):
+        if d and d not in dirs:
+            try:
+                dirs[d] = os.stat(d).st_mtime_ns
+            except OSError:
+                dirs[d] = None
+    return dirs
+
+
+def _to_json(d: ToolDetection) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in attrs.fields(ToolDetection):
+        value = getattr(d, f.name)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif hasattr(value, "value"):  # Failure
+            value = value.value
+        out[f.name] = value
+    return out
+
+
+def _from_json(data: Mapping[str, Any]) -> ToolDetection | None:
+    names = {f.name for f in attrs.fields(ToolDetection)}
+    try:
+        return ToolDetection(**{k: v for k, v in data.items() if k in names})
+    except (TypeError, ValueError):
+        return None
+
+
+class DetectionCache:
+    """The JSON file of cached detections, one entry per plugin."""
+
+    def __init__(self, directory: Path):
+        self.path = directory / CACHE_FILE
+        self.entries: dict[str, dict[str, Any]] = {}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("plugins"), dict):
+                self.entries = data["plugins"]
+        except (OSError, ValueError):
+            pass
+
+    def get(
+        self,
+        plugin: str,
+        version: str | None,
+        path_value: str,
+        *,
+        ttl_s: float,
+        readiness_ttl_s: float,
+        now: float,
+    ) -> tuple[list[ToolDetection], float] | None:
+        """The cached answers of a plugin if still valid, with when they were made."""
+        entry = self.entries.get(plugin)
+        if not isinstance(entry, dict) or entry.get("version") != version:
+            return None
+        checked = entry.get("checked_at", 0)
+        age = now - checked
+        answers = [_from_json(a) for a in entry.get("answers", [])]
+        if any(a is None for a in answers) or age < 0 or age > ttl_s:
+            return None
+        if any(a.installed and a.ready is False for a in answers) and age > readiness_ttl_s:
+            return None
+        if entry.get("path_hash") != _hash(path_value):
+            return None
+        for p, stamp in entry.get("stamps", {}).items():
+            if _stamp(p) != stamp:
+                return None
+        if any(not a.installed for a in answers) and entry.get("path_dirs") != _path_dirs(
+            path_value
+        ):
+            return None
+        return answers, checked  # type: ignore[return-value]
+
+    def put(
+        self,
+        plugin: str,
+        version: str | None,
+        path_value: str,
+        answers: list[ToolDetection],
+        now: float,
+    ) -> None:
+        """Remember a plugin's answers and what would make them stale."""
+        stamps: dict[str, list[int] | None] = {}
+        for a in answers:
+            for p in (a.path, *a.watch_paths):
+                if p:
+                    stamps[p] = _stamp(p)
+        self.entries[plugin] = {
+            "version": version,
+            "checked_at": now,
+            "answers": [_to_json(a) for a in answers],
+            "path_hash": _hash(path_value),
+            "stamps": stamps,
+            "path_dirs": _path_dirs(path_value) if any(not a.installed for a in answers) else {},
+        }
+
+    def save(self) -> None:
+        """Write the cache atomically; a cache that can't be written is not an error."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"plugins": self.entries}, indent=1), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _normalise(value: Any) -> list[ToolDetection] | str:
+    if value is None:
+        return []
+    items = value if isinstance(value, (list, tuple)) else [value]
+    out = []
+    for item in items:
+        if not isinstance(item, ToolDetection):
+            return f"detect_tool returned {type(item).__name__}, expected ToolDetection"
+        if not isinstance(item.tool_id, str) or not item.tool_id.strip():
+            return f"detect_tool returned a ToolDetection with tool_id {item.tool_id!r}"
+        if not all(isinstance(c, str) and c for c in item.capabilities):
+            caps = list(item.capabilities)
+            return f"detect_tool returned capabilities {caps!r} for '{item.tool_id}'"
+        out.append(item)
+    return out
+
+
+def detect_tools(
+    plugins: AimPlugins,
+    make_context: Callable[[float], Any],
+    *,
+    cache: DetectionCache | None = None,
+    refresh: bool = False,
+    ttl_s: float = 3600,
+    readiness_ttl_s: float = 30,
+    timeout_s: float = DETECT_TIMEOUT_S,
+    environ: Mapping[str, str] | None = None,
+    only: set[str] | None = None,
+) -> DetectionReport:
+    """Detect every plugin's tools (from the cache when valid), in parallel.
+
+    :param make_context: builds the ``AimContext`` for a deadline.
+    :param only: re-detect only these plugins, keep the cache for the others.
+    :param refresh: ignore the cache (``aim status --refresh``).
+    """
+    env = os.environ if environ is None else environ
+    path_value = env.get("PATH", "")
+    now = time.time()
+    report = DetectionReport()
+    answers: dict[str, list[ToolDetection]] = {}
+    checked: dict[str, float] = {}
+    cached: set[str] = set()
+    to_ask: list[str] = []
+    for name in plugins.implementers("detect_tool"):
+        version = plugins.infos[name].version
+        hit = None
+        if cache is not None and not refresh and (only is None or name not in only):
+            hit = cache.get(
+                name, version, path_value, ttl_s=ttl_s, readiness_ttl_s=readiness_ttl_s, now=now
+            )
+        if hit is not None:
+            answers[name], checked[name] = hit
+            cached.add(name)
+        else:
+            to_ask.append(name)
+
+    if to_ask:
+        report.spawned = True
+        deadline = time.monotonic() + timeout_s
+        context = make_context(deadline)
+
+        def kwargs_for(name: str) -> dict[str, Any]:
+            return {"context": context}
+
+        outcomes = plugins.call_each(
+            "detect_tool", kwargs_for, timeout_s=timeout_s, parallel=True, plugins=to_ask
+        )
+        for outcome in outcomes:
+            got = _normalise(outcome.value) if outcome.ok else outcome.error
+            if isinstance(got, str):
+                report.failed[outcome.plugin] = got
+                plugins.mark_broken(outcome.plugin, got)
+                continue
+            got = _fill_versions(plugins, outcome.plugin, got, context)
+            answers[outcome.plugin] = got
+            checked[outcome.plugin] = now
+            if cache is not None:
+                cache.put(
+                    outcome.plugin, plugins.infos[outcome.plugin].version, path_value, got, now
+                )
+        if cache is not None:
+            cache.save()
+
+    for name in plugins.plugin_names():
+        for d in answers.get(name, []):
+            existing = report.tools.get(d.tool_id)
+            if existing is not None and existing.plugin != name:
+                report.conflicts.append((d.tool_id, name, existing.plugin))
+                continue
+            report.tools[d.tool_id] = ToolState(
+                detection=d, plugin=name, from_cache=name in cached, checked_at=checked[name]
+            )
+        info = plugins.infos.get(name)
+        if info is not None:
+            info.tools = [d.tool_id for d in answers.get(name, [])]
+    return report
+
+
+def _fill_versions(
+    plugins: AimPlugins, plugin: str, found: list[ToolDetection], context: Any
+) -> list[ToolDetection]:
+    if "get_version" not in plugins.infos[plugin].hooks:
+        return found
+    out = []
+    for d in found:
+        if d.installed and d.version is None:
+            outcome = plugins.call(
+                "get_version",
+                plugin,
+                {"tool_id": d.tool_id, "context": context},
+                timeout_s=context.remaining() if context.deadline else DETECT_TIMEOUT_S,
+            )
+            if outcome.ok and isinstance(outcome.value, str):
+                d = attrs.evolve(d, version=outcome.value.strip() or None)
+            elif not outcome.ok:
+                d = attrs.evolve(d, reason=d.reason or f"version unknown: {outcome.error}")
+        out.append(d)
+    return out

@@ -1,0 +1,125 @@
+"""``aim doctor``: the guide's environment checklist, each line passed or with its fix."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+from attrs import frozen
+
+from aim_core.project import Project
+
+
+@frozen(kw_only=True)
+class Check:
+    """One line of the checklist. ``blocking`` failures make ``aim doctor`` exit 1."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+    blocking: bool = True
+
+
+def run_checks(project: Project) -> list[Check]:
+    """Every check of the guide's Environment Requirements, in its order."""
+    checks: list[Check] = []
+    v = sys.version_info
+    checks.append(
+        Check(
+            name="Python 3.10+",
+            ok=v >= (3, 10),
+            detail=f"Python {v.major}.{v.minor}.{v.micro} ({sys.executable})",
+            fix="install Python 3.10 or newer",
+        )
+    )
+    try:
+        import yaml
+
+        checks.append(Check(name="PyYAML", ok=True, detail=f"PyYAML {yaml.__version__}"))
+    except ImportError:
+        checks.append(
+            Check(name="PyYAML", ok=False, detail="not installed", fix="pip install PyYAML")
+        )
+
+    git = project.context().which("git")
+    if git is None:
+        checks.append(
+            Check(
+                name="git",
+                ok=False,
+                detail="git not found on PATH",
+                fix="install git",
+                blocking=False,
+            )
+        )
+    else:
+        r = project.context().run([git, "--version"], timeout_s=10)
+        inside = (project.root / ".git").exists()
+        checks.append(
+            Check(
+                name="git",
+                ok=r.exit_code == 0,
+                detail=(r.stdout.strip() or r.stderr.strip())
+                + ("" if inside else " (this directory is not a git repository)"),
+                fix="check the git installation",
+                blocking=False,
+            )
+        )
+    checks.append(_write_access(project))
+    checks.append(
+        Check(
+            name="AIM registry",
+            ok=project.has_registry,
+            detail=str(project.registry) + ("" if project.has_registry else " does not exist"),
+            fix="run 'aim init' in the repository root",
+        )
+    )
+    if project.has_registry:
+        checks.append(
+            Check(
+                name="Coordination rules",
+                ok=True,
+                detail=f"{len(project.rules.capabilities)} capabilities routed",
+            )
+        )
+    report = project.detect()
+    ready = sorted(t for t, s in report.tools.items() if s.usable)
+    checks.append(
+        Check(
+            name="At least one AI tool",
+            ok=bool(ready),
+            detail=", ".join(ready) if ready else "no tool is installed and ready",
+            fix="install one: pip install aider-chat (then see 'aim status')",
+        )
+    )
+    broken = [i for i in project.plugins.infos.values() if i.status == "broken"]
+    checks.append(
+        Check(
+            name="Plugins",
+            ok=not broken,
+            detail="all loaded"
+            if not broken
+            else "; ".join(f"{i.name}: {i.error}" for i in broken),
+            fix="see 'aim plugins' for the command that fixes each",
+            blocking=False,
+        )
+    )
+    return checks
+
+
+def _write_access(project: Project) -> Check:
+    try:
+        fd, name = tempfile.mkstemp(prefix=".aim-doctor-", dir=project.root)
+        os.close(fd)
+        os.unlink(name)
+        ok, detail = True, f"{project.root} is writable"
+    except OSError as e:
+        ok, detail = False, f"{project.root}: {e.strerror}"
+    return Check(
+        name="Write access",
+        ok=ok,
+        detail=detail,
+        fix="run aim where you may write, or fix the directory's permissions",
+    )

@@ -1,0 +1,339 @@
+"""The data aim passes around: workstreams, detections, invocations, results.
+
+Every public class is a frozen attrs class with keyword-only arguments, so a
+field can be added later without breaking a plugin that builds one.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from attrs import field, frozen
+
+
+def _tuple(value: Any) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def spec(expect: str, description: str, **schema: Any) -> dict[str, Any]:
+    """Field metadata: how an error describes the expected value, the schema's words."""
+    return {"expect": expect, "description": description, "schema": schema}
+
+
+# --------------------------------------------------------------------------- workstreams
+
+
+@frozen(kw_only=True)
+class CapabilityPayload:
+    """What the guide's ``capability_payload`` holds: the request sent to the tool."""
+
+    prompt: str | None = field(
+        default=None,
+        metadata=spec(
+            "a text",
+            "The instruction sent to the tool. Default: built from `tasks` and `acceptance_tests`.",
+        ),
+    )
+    files: tuple[str, ...] = field(
+        default=(),
+        converter=_tuple,
+        metadata=spec(
+            "a list of repository-relative paths",
+            "Files the tool works on; each must be in `files_scope`. Default: `files_scope`.",
+        ),
+    )
+    timeout_ms: int | None = field(
+        default=None,
+        metadata=spec(
+            "an integer number of milliseconds",
+            "Time limit of one attempt in milliseconds. Default: config `default_timeout_ms`.",
+            minimum=1,
+        ),
+    )
+    max_retries: int | None = field(
+        default=None,
+        metadata=spec(
+            "an integer from 0 to 10",
+            "How many times an attempt that failed for a retryable reason (timeout, "
+            "rate limit, tool error) is tried again with the same tool. Default: 1.",
+            minimum=0,
+            maximum=10,
+        ),
+    )
+
+
+@frozen(kw_only=True)
+class Workstream:
+    """One unit of work, as the deployment guide's workstream JSON describes it."""
+
+    id: str = field(
+        metadata=spec(
+            "a non-empty text without spaces",
+            "Unique id of the workstream (e.g. `ws-aim-validation-001`).",
+            minLength=1,
+            pattern=r"^\S+$",
+        )
+    )
+    openspec_change: str | None = field(
+        default=None, metadata=spec("a text", "The OpenSpec change this work belongs to.")
+    )
+    ccpm_issue: int | None = field(
+        default=None, metadata=spec("an integer issue number", "The CCPM issue number.")
+    )
+    gate: int | None = field(
+        default=None, metadata=spec("an integer", "The pipeline gate this workstream belongs to.")
+    )
+    files_scope: tuple[str, ...] = field(
+        default=(),
+        converter=_tuple,
+        metadata=spec(
+            "a list of repository-relative paths",
+            "The only files a tool may change (plus `files_create`).",
+        ),
+    )
+    files_create: tuple[str, ...] = field(
+        default=(),
+        converter=_tuple,
+        metadata=spec(
+            "a list of repository-relative paths", "Files the tool is expected to create."
+        ),
+    )
+    tasks: tuple[str, ...] = field(
+        default=(),
+        converter=_tuple,
+        metadata=spec("a list of texts", "What to do, one item per task."),
+    )
+    acceptance_tests: tuple[str, ...] = field(
+        default=(),
+        converter=_tuple,
+        metadata=spec("a list of texts", "How to tell the work is done."),
+    )
+    depends_on: tuple[str, ...] = field(
+        default=(),
+        converter=_tuple,
+        metadata=spec("a list of workstream ids", "Workstreams that must succeed first."),
+    )
+    tool: str | None = field(
+        default=None,
+        metadata=spec(
+            "a tool id such as aider",
+            "The tool to invoke directly, and the explicit fallback when `capability` is set.",
+        ),
+    )
+    capability: str | None = field(
+        default=None,
+        metadata=spec(
+            "a capability name such as code_generation",
+            "What kind of work this is; aim routes it by the coordination rules.",
+        ),
+    )
+    capability_payload: CapabilityPayload | None = field(
+        default=None,
+        metadata=spec("an object", "The request sent to the tool."),
+    )
+    metadata: dict[str, Any] = field(
+        factory=dict,
+        metadata=spec("an object", "Free-form information; aim keeps it and ignores it."),
+    )
+
+    @property
+    def payload(self) -> CapabilityPayload:
+        """The capability payload, empty when the workstream has none."""
+        return self.capability_payload or CapabilityPayload()
+
+    def build_prompt(self) -> str:
+        """The instruction for the tool: the payload's prompt, else tasks and acceptance tests."""
+        if self.payload.prompt:
+            return self.payload.prompt
+        lines: list[str] = []
+        if self.tasks:
+            lines.append("Tasks:")
+            lines.extend(f"- {t}" for t in self.tasks)
+        if self.acceptance_tests:
+            lines.append("Acceptance tests:")
+            lines.extend(f"- {t}" for t in self.acceptance_tests)
+        return "\n".join(lines)
+
+    def target_files(self) -> tuple[str, ...]:
+        """The files handed to the tool: the payload's files, else ``files_scope``."""
+        return self.payload.files or self.files_scope
+
+    def writable_files(self) -> tuple[str, ...]:
+        """Every path the tool may change: scope, files to create, payload files."""
+        seen: dict[str, None] = {}
+        for p in (*self.files_scope, *self.files_create, *self.payload.files):
+            seen.setdefault(p, None)
+        return tuple(seen)
+
+
+# --------------------------------------------------------------------------- tools
+
+
+class Failure(str, enum.Enum):
+    """Why an attempt did not succeed. The router decides what happens next from it."""
+
+    NOT_INSTALLED = "not_installed"
+    UNAVAILABLE = "unavailable"
+    AUTH_REQUIRED = "auth_required"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    TOOL_ERROR = "tool_error"
+    INVALID_PAYLOAD = "invalid_payload"
+    OUT_OF_SCOPE = "out_of_scope"
+    INTERRUPTED = "interrupted"
+    WORK_FAILED = "work_failed"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the same tool is tried again (up to ``max_retries``)."""
+        return self in (Failure.TIMEOUT, Failure.RATE_LIMITED, Failure.TOOL_ERROR)
+
+    @property
+    def ends_workstream(self) -> bool:
+        """Whether no further tool is tried after this failure."""
+        return self in (Failure.WORK_FAILED, Failure.INTERRUPTED)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _failure(value: Failure | str | None) -> Failure | None:
+    return None if value is None else Failure(value)
+
+
+@frozen(kw_only=True)
+class ToolDetection:
+    """What a plugin knows about one tool it provides, answered by ``detect_tool``.
+
+    ``ready=False`` with ``reason`` means installed but unable to work yet;
+    ``failure`` then says why: ``auth_required`` (logged out) or
+    ``unavailable`` (the default: failing to start, misconfigured).
+    ``ready=None`` means it can't be known cheaply.
+    ``env_passthrough`` names the environment variables the tool needs (API
+    keys, base URLs); the process runner passes only these plus a small base
+    set. ``scratch_paths`` are repository paths (``.pytest_cache/``) the tool
+    may touch without it counting as a change. ``watch_paths`` are files (a
+    credentials file) whose change makes aim detect the tool again at once.
+    """
+
+    tool_id: str
+    capabilities: tuple[str, ...] = field(converter=_tuple)
+    installed: bool
+    path: str | None = None
+    version: str | None = None
+    ready: bool | None = None
+    reason: str | None = None
+    failure: Failure | None = field(default=None, converter=_failure)
+    env_passthrough: tuple[str, ...] = field(default=(), converter=_tuple)
+    scratch_paths: tuple[str, ...] = field(default=(), converter=_tuple)
+    watch_paths: tuple[str, ...] = field(default=(), converter=_tuple)
+
+
+@frozen(kw_only=True)
+class Invocation:
+    """The request ``invoke_capability`` receives as ``payload``.
+
+    ``files`` are the files to work on (the workstream's
+    ``capability_payload.files``, else ``files_scope``), relative to the
+    repository root; the tool may change ``files_scope`` and create
+    ``files_create``, nothing else.
+    """
+
+    prompt: str
+    files: tuple[str, ...] = field(default=(), converter=_tuple)
+    files_scope: tuple[str, ...] = field(default=(), converter=_tuple)
+    files_create: tuple[str, ...] = field(default=(), converter=_tuple)
+    timeout_ms: int = 30000
+    max_retries: int = 1
+    tasks: tuple[str, ...] = field(default=(), converter=_tuple)
+    acceptance_tests: tuple[str, ...] = field(default=(), converter=_tuple)
+    workstream_id: str | None = None
+    options: dict[str, Any] = field(factory=dict)
+
+
+@frozen(kw_only=True)
+class InvocationResult:
+    """What ``invoke_capability`` returns.
+
+    The core measures the changed files and the duration itself; a plugin's
+    values are hints. ``failure`` is None exactly when ``success`` is true.
+    ``retry_after_s`` passes on a tool's own "retry after" advice.
+    """
+
+    success: bool
+    message: str
+    exit_code: int | None = None
+    files_created: tuple[str, ...] = field(default=(), converter=_tuple)
+    files_modified: tuple[str, ...] = field(default=(), converter=_tuple)
+    duration_sec: float = 0.0
+    failure: Failure | None = field(default=None, converter=_failure)
+    output: str = ""
+    retry_after_s: float | None = None
+
+
+@frozen(kw_only=True)
+class Problem:
+    """One objection of ``validate_payload``: the field path and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+@frozen(kw_only=True)
+class ProcessResult:
+    """What ``context.run`` returns. Output is decoded text, capped (``dropped_bytes``)."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_sec: float
+    timed_out: bool = False
+    dropped_bytes: int = 0
+    interrupted: bool = False
+
+
+@frozen(kw_only=True)
+class AuditRecord:
+    """One audit record: the guide's shape plus run, chain and failure fields.
+
+    ``to_dict()`` is exactly the JSON object written as one line of the log.
+    """
+
+    timestamp: str
+    actor: str
+    tool_id: str | None
+    capability: str | None
+    payload: dict[str, Any]
+    result: dict[str, Any]
+    run_id: str
+    workstream_id: str | None
+    attempt: int
+    failure: str | None
+    schema_version: int = 1
+    seq: int | None = None
+    prev_hash: str | None = None
+    hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict (the line written to the log)."""
+        return {
+            "timestamp": self.timestamp,
+            "actor": self.actor,
+            "tool_id": self.tool_id,
+            "capability": self.capability,
+            "payload": self.payload,
+            "result": self.result,
+            "run_id": self.run_id,
+            "workstream_id": self.workstream_id,
+            "attempt": self.attempt,
+            "failure": self.failure,
+            "schema_version": self.schema_version,
+            "seq": self.seq,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }

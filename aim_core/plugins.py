@@ -1,0 +1,320 @@
+"""Finding, loading and calling plugins.
+
+Built-in behaviour comes first (the *essential* plugins, which can't be
+blocked), then every entry point of the group ``aim``, each loaded in its own
+``try`` so one broken plugin is reported -- name, distribution, the error in
+one line -- and the others keep working. ``AIM_LOAD_PLUGINS=a,b`` loads only
+those (by entry-point or distribution name; an empty value loads none).
+
+Hook implementations are called one at a time through :meth:`AimPlugins.call`
+(in a thread, with a time limit), never with a bare ``pm.hook.X()``: that is
+how a plugin that raises or hangs is isolated and how a call reaches only the
+plugin that owns a tool.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pluggy
+from attrs import define, field, frozen
+
+from aim_core import hookspecs
+from aim_core.suggest import did_you_mean
+
+hookimpl = pluggy.HookimplMarker("aim")
+"""The marker for hook implementations: ``@aim_core.hookimpl``."""
+
+PROJECT = "aim"
+ENTRY_POINT_GROUP = "aim"
+HOOK_NAMES = (
+    "detect_tool",
+    "get_version",
+    "invoke_capability",
+    "validate_payload",
+    "audit_sink",
+)
+# Built-in plugins registered through the same hooks; never blocked.
+ESSENTIAL_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("aim.security", "aim_core.default_plugins.security"),
+)
+
+
+@define
+class PluginInfo:
+    """What ``aim plugins`` shows for one plugin."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    status: str = "loaded"  # loaded | broken | blocked | essential
+    hooks: list[str] = field(factory=list)
+    tools: list[str] = field(factory=list)
+    error: str | None = None
+    fix: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape ``aim plugins --json`` prints."""
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "hooks": list(self.hooks),
+            "tools": list(self.tools),
+            "error": self.error,
+        }
+
+
+@frozen
+class CallOutcome:
+    """The result of calling one plugin's implementation of a hook."""
+
+    plugin: str
+    value: Any = None
+    error: str | None = None  # one line: what it raised, or that it timed out
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the implementation returned (whatever it returned)."""
+        return self.error is None
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: ``Type: message``."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+class AimPlugins:
+    """The loaded plugins of one aim command and the one way to call them."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+
+    # ----------------------------------------------------------------- loading
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        entry_points: bool = True,
+        essential: bool = True,
+    ) -> AimPlugins:
+        """The essential plugins, then the entry points (filtered by ``AIM_LOAD_PLUGINS``)."""
+        self = cls()
+        env = os.environ if environ is None else environ
+        if essential:
+            import importlib
+
+            for name, module in ESSENTIAL_PLUGINS:
+                self.register(importlib.import_module(module), name, status="essential")
+        if entry_points:
+            self.load_entry_points(env.get("AIM_LOAD_PLUGINS"))
+        return self
+
+    def load_entry_points(self, only: str | None = None) -> None:
+        """Load every ``aim`` entry point, each in isolation."""
+        from importlib.metadata import entry_points
+
+        wanted = None if only is None else {_norm(n) for n in only.split(",") if n.strip()}
+        seen: set[str] = set()
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(ep.name)
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            version = dist.version if dist is not None else None
+            info = PluginInfo(name=ep.name, distribution=dist_name, version=version)
+            if wanted is not None and not ({_norm(ep.name), _norm(dist_name or "")} & wanted):
+                info.status = "blocked"
+                info.error = "not listed in AIM_LOAD_PLUGINS"
+                self.infos[ep.name] = info
+                continue
+            if ep.name in self.infos:
+                info.status = "broken"
+                info.error = f"the name '{ep.name}' is taken by another plugin"
+                self.infos[f"{ep.name} ({dist_name})"] = info
+                continue
+            try:
+                plugin = ep.load()
+            except BaseException as e:  # a plugin's import may even call sys.exit
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                info.status = "broken"
+                info.error = f"failed to import {ep.value}: {one_line(e)}"
+                info.fix = f"pip install --force-reinstall {dist_name}" if dist_name else None
+                self.infos[ep.name] = info
+                continue
+            self.register(plugin, ep.name, info=info)
+
+    def register(
+        self,
+        plugin: object,
+        name: str | None = None,
+        *,
+        status: str = "loaded",
+        info: PluginInfo | None = None,
+    ) -> PluginInfo:
+        """Register one plugin; a plugin whose hooks don't match the specs is
+        recorded as broken instead."""
+        name = name or self.pm.get_canonical_name(plugin)
+        info = info or PluginInfo(name=name)
+        info.status = status
+        problem = self._check_hooks(plugin, name)
+        if problem is None:
+            try:
+                self.pm.register(plugin, name)
+            except pluggy.PluginValidationError as e:
+                problem = one_line(e).replace("PluginValidationError: ", "")
+            except ValueError as e:
+                problem = one_line(e)
+        if problem is not None:
+            info.status = "broken"
+            info.error = problem
+        else:
+            info.hooks = sorted(
+                hc.name for hc in (self.pm.get_hookcallers(plugin) or []) if hc.name in HOOK_NAMES
+            )
+        self.infos[name] = info
+        return info
+
+    def _check_hooks(self, plugin: object, name: str) -> str | None:
+        found = []
+        for attr in dir(plugin):
+            try:
+                opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            except Exception:
+                opts = None
+            if opts is None:
+                continue
+            if attr not in HOOK_NAMES:
+                return (
+                    f"hook implementation '{attr}' matches no aim hook"
+                    f"{did_you_mean(attr, HOOK_NAMES)}"
+                )
+            found.append(attr)
+        if not found:
+            return "defines no @aim_core.hookimpl functions"
+        return None
+
+    def mark_broken(self, name: str, error: str) -> None:
+        """Take a plugin out of service for the rest of this command."""
+        info = self.infos.get(name)
+        if info is None or info.status == "essential":
+            return
+        info.status = "broken"
+        info.error = error
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+
+    # ----------------------------------------------------------------- calling
+
+    def plugin_names(self) -> list[str]:
+        """Names of the plugins in service, in load order."""
+        return [n for n, i in self.infos.items() if i.status in ("loaded", "essential")]
+
+    def implementers(self, hook: str) -> list[str]:
+        """Plugins (in service) that implement ``hook``, in load order."""
+        caller = getattr(self.pm.hook, hook)
+        have = {impl.plugin_name for impl in caller.get_hookimpls()}
+        return [n for n in self.plugin_names() if n in have]
+
+    def call(
+        self,
+        hook: str,
+        plugin: str,
+        kwargs: Mapping[str, Any],
+        *,
+        timeout_s: float | None = None,
+    ) -> CallOutcome:
+        """Call ``plugin``'s implementation of ``hook`` alone, bounded by ``timeout_s``.
+
+        The implementation gets only the arguments it names. It runs in a
+        daemon thread so that one that hangs can be left behind.
+        """
+        impl = next(
+            (i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin_name == plugin),
+            None,
+        )
+        if impl is None:
+            return CallOutcome(plugin, None)
+        args = {a: kwargs[a] for a in impl.argnames if a in kwargs}
+        box: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                box["value"] = impl.function(**args)
+            except BaseException as e:
+                box["error"] = e
+
+        if timeout_s is None:
+            target()
+        else:
+            t = threading.Thread(target=target, name=f"aim-{hook}-{plugin}", daemon=True)
+            t.start()
+            t.join(timeout_s)
+            if t.is_alive():
+                return CallOutcome(
+                    plugin, None, f"{hook} did not answer within {timeout_s:g} s", True
+                )
+        if "error" in box:
+            e = box["error"]
+            if isinstance(e, KeyboardInterrupt):
+                raise e
+            return CallOutcome(plugin, None, f"{hook} raised {one_line(e)}")
+        return CallOutcome(plugin, box.get("value"))
+
+    def call_each(
+        self,
+        hook: str,
+        kwargs: Mapping[str, Any] | Callable[[str], Mapping[str, Any]],
+        *,
+        timeout_s: float | None = None,
+        parallel: bool = False,
+        plugins: Iterable[str] | None = None,
+    ) -> list[CallOutcome]:
+        """Call every implementer of ``hook`` (or those in ``plugins``), one at a time
+        or all at once; ``kwargs`` may be a function of the plugin name."""
+        names = [n for n in self.implementers(hook) if plugins is None or n in set(plugins)]
+
+        def args_for(n: str) -> Mapping[str, Any]:
+            return kwargs(n) if callable(kwargs) else kwargs
+
+        if not parallel or len(names) < 2:
+            return [self.call(hook, n, args_for(n), timeout_s=timeout_s) for n in names]
+        results: dict[str, CallOutcome] = {}
+
+        def worker(n: str) -> None:
+            results[n] = self.call(hook, n, args_for(n), timeout_s=None)
+
+        threads = {n: threading.Thread(target=worker, args=(n,), daemon=True) for n in names}
+        for t in threads.values():
+            t.start()
+
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for t in threads.values():
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        out = []
+        for n in names:
+            if n in results:
+                out.append(results[n])
+            else:
+                out.append(
+                    CallOutcome(n, None, f"{hook} did not answer within {timeout_s:g} s", True)
+                )
+        return out

@@ -1,0 +1,121 @@
+"""``Project``: the repository an aim command works in, loaded piece by piece.
+
+Each piece (settings, rules, plugins, detection) is loaded on first use, so a
+command pays only for what it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aim_core.config import Settings, load_settings
+from aim_core.context import AimContext
+from aim_core.registry import KNOWN_CAPABILITIES, Rules, find_root, load_rules, locate_registry
+
+
+class Project:
+    """The repository root, its settings, rules, plugins and tools."""
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        registry: Path,
+        environ: Mapping[str, str],
+    ):
+        self.root = root
+        self.settings = settings
+        self.registry = registry
+        self.environ = environ
+        self._rules: Rules | None = None
+        self._plugins = None
+        self._detection = None
+
+    @classmethod
+    def open(
+        cls,
+        cwd: str | os.PathLike[str] | None = None,
+        *,
+        config_path: str | None = None,
+        registry: str | None = None,
+        actor: str | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> Project:
+        """Find the root from ``cwd`` and load the settings (file < env < these flags)."""
+        env = dict(os.environ if environ is None else environ)
+        root = find_root(Path(cwd or Path.cwd()))
+        overrides = {"actor": actor, "registry_path": registry or env.get("AIM_REGISTRY")}
+        settings = load_settings(root, config_path=config_path, environ=env, overrides=overrides)
+        return cls(root, settings, locate_registry(root, settings.registry_path), env)
+
+    @property
+    def has_registry(self) -> bool:
+        """Whether ``aim init`` has created the registry."""
+        return self.registry.is_dir()
+
+    @property
+    def rules(self) -> Rules:
+        """The coordination rules (the guide's defaults before ``aim init``)."""
+        if self._rules is None:
+            self._rules = load_rules(self.registry)
+        return self._rules
+
+    @property
+    def plugins(self):
+        """The loaded plugins (:class:`aim_core.plugins.AimPlugins`)."""
+        if self._plugins is None:
+            from aim_core.plugins import AimPlugins
+
+            self._plugins = AimPlugins.load(environ=self.environ)
+        return self._plugins
+
+    def use_plugins(self, plugins: Any) -> None:
+        """Work with an already loaded plugin manager (tests, embedding programs)."""
+        self._plugins = plugins
+        self._detection = None
+
+    def context(
+        self, *, deadline: float | None = None, tool_id: str | None = None, **kw: Any
+    ) -> AimContext:
+        """An ``AimContext`` for a hook call."""
+        return AimContext(
+            root=self.root,
+            settings=self.settings,
+            options=dict(self.settings.tool_options(tool_id)) if tool_id else {},
+            deadline=deadline,
+            tool_id=tool_id,
+            environ=self.environ,
+            security=self.rules.security,
+            **kw,
+        )
+
+    def detect(self, *, refresh: bool = False, only: set[str] | None = None):
+        """Detect the tools (cached; see :mod:`aim_core.detection`)."""
+        if self._detection is not None and not refresh and only is None:
+            return self._detection
+        from aim_core.detection import DetectionCache, cache_dir, detect_tools
+
+        self._detection = detect_tools(
+            self.plugins,
+            lambda deadline: self.context(deadline=deadline),
+            cache=DetectionCache(cache_dir(self.environ)),
+            refresh=refresh,
+            ttl_s=self.settings.detection_cache_ttl_s,
+            readiness_ttl_s=self.settings.readiness_cache_ttl_s,
+            environ=self.environ,
+            only=only,
+        )
+        return self._detection
+
+    def known_capabilities(self) -> set[str]:
+        """The guide's five, the rules' and every capability a plugin's tool serves."""
+        caps = set(KNOWN_CAPABILITIES) | set(self.rules.capabilities)
+        caps |= self.detect().capabilities()
+        return caps
+
+    def known_tools(self) -> set[str]:
+        """Every tool id the rules name or a plugin provides."""
+        return set(self.rules.tool_ids()) | set(self.detect().tools)

@@ -1,0 +1,271 @@
+"""Find the repository root and the registry; load the coordination rules.
+
+The repository root is the directory holding ``aim/.AIM_ai-tools-registry/``
+(where ``aim init`` ran), found from the current directory upward as git finds
+``.git``; without one, the git root; else the current directory.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from aim_core.errors import ConfigError
+from aim_core.suggest import did_you_mean, show
+
+REGISTRY_RELPATH = "aim/.AIM_ai-tools-registry"
+RULES_RELPATH = "AIM_cross-tool/AIM_coordination-rules.json"
+AUDIT_DIRNAME = "AIM_audit"
+RUNS_DIRNAME = "AIM_runs"
+RULES_SCHEMA_VERSION = 1
+
+# The five capabilities of the deployment guide; plugins may serve more.
+KNOWN_CAPABILITIES = (
+    "code_generation",
+    "refactoring",
+    "linting",
+    "testing",
+    "version_checking",
+)
+
+# Where a tool the rules name can be had when no installed plugin provides it.
+PLUGIN_HINTS = {
+    "aider": "pip install aim-plugin-aider",
+    "jules": "pip install aim-plugin-jules",
+    "claude-cli": "pip install aim-plugin-claude",
+    "ruff": "pip install aim-plugin-ruff",
+    "pytest": "pip install aim-plugin-pytest",
+    "pylint": "pip install aim-plugin-pylint",
+}
+
+# The guide's Step 1.3 routing table and Step 3.3 security review, as rules.
+DEFAULT_RULES: dict[str, Any] = {
+    "schema_version": RULES_SCHEMA_VERSION,
+    "capabilities": {
+        "code_generation": {"primary": "jules", "fallback": ["aider", "claude-cli"]},
+        "linting": {"primary": "ruff", "fallback": ["pylint"]},
+        "refactoring": {"primary": "aider", "fallback": ["claude-cli"]},
+        "testing": {"primary": "pytest", "fallback": []},
+        "version_checking": {"primary": "aider", "fallback": ["jules", "claude-cli"]},
+    },
+    "security": {
+        "forbidden_paths": [
+            ".git/",
+            ".env",
+            ".env.*",
+            "*.pem",
+            "*.key",
+            "id_rsa*",
+            "id_ed25519*",
+            ".ssh/",
+            "aim/.AIM_ai-tools-registry/",
+        ],
+        "allowed_file_patterns": [
+            "*.py",
+            "*.pyi",
+            "*.md",
+            "*.rst",
+            "*.txt",
+            "*.json",
+            "*.yaml",
+            "*.yml",
+            "*.toml",
+            "*.cfg",
+            "*.ini",
+            "*.js",
+            "*.jsx",
+            "*.ts",
+            "*.tsx",
+            "*.html",
+            "*.css",
+            "*.sh",
+            "*.go",
+            "*.rs",
+            "*.java",
+            "*.c",
+            "*.h",
+            "*.cpp",
+            "*.sql",
+        ],
+        "max_payload_bytes": 1048576,
+        "credential_policy": {"prompt": "block", "files": "block", "output": "redact"},
+    },
+}
+
+
+def find_root(start: Path) -> Path:
+    """The repository root for ``start`` (see the module docstring)."""
+    start = start.resolve()
+    git_root = None
+    for d in (start, *start.parents):
+        if (d / REGISTRY_RELPATH).is_dir():
+            return d
+        if git_root is None and (d / ".git").exists():
+            git_root = d
+    return git_root or start
+
+
+def locate_registry(root: Path, registry_path: str = "auto") -> Path:
+    """The registry directory: ``registry_path`` from the config (relative to the
+    root), or with ``auto`` the standard place under the root."""
+    if registry_path and registry_path != "auto":
+        p = Path(registry_path).expanduser()
+        return p if p.is_absolute() else root / p
+    return root / REGISTRY_RELPATH
+
+
+@frozen(kw_only=True)
+class Route:
+    """The tools for one capability: ``primary`` first, then ``fallback`` in order."""
+
+    primary: str | None
+    fallback: tuple[str, ...] = ()
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """Primary then fallbacks, each once."""
+        seen: dict[str, None] = {}
+        for t in (self.primary, *self.fallback):
+            if t:
+                seen.setdefault(t, None)
+        return tuple(seen)
+
+
+@frozen(kw_only=True)
+class Rules:
+    """The coordination rules: routes per capability and the security section."""
+
+    capabilities: Mapping[str, Route]
+    security: Mapping[str, Any] = field(factory=dict)
+    schema_version: int = RULES_SCHEMA_VERSION
+    source: str | None = None  # None: the built-in defaults (no registry yet)
+
+    def route(self, capability: str) -> Route | None:
+        """The route of a capability, or None when the rules don't name it."""
+        return self.capabilities.get(capability)
+
+    def tool_ids(self) -> tuple[str, ...]:
+        """Every tool the rules name, in order of first mention."""
+        seen: dict[str, None] = {}
+        for route in self.capabilities.values():
+            for t in route.tools:
+                seen.setdefault(t, None)
+        return tuple(seen)
+
+
+_SECURITY_KEYS = {
+    "forbidden_paths": "a list of path patterns",
+    "allowed_file_patterns": "a list of file name patterns",
+    "max_payload_bytes": "an integer number of bytes",
+    "credential_policy": 'a mapping such as {"prompt": "block"}',
+}
+
+
+def parse_rules(data: Any, where: str) -> Rules:
+    """Check the rules' structure and build :class:`Rules`; errors name file and field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a JSON object, got {show(data)}", file=where)
+    for key in data:
+        if key not in ("schema_version", "capabilities", "security", "description"):
+            raise ConfigError(
+                f"unknown key{did_you_mean(key, ('schema_version', 'capabilities', 'security'))}; "
+                "remove it",
+                file=where,
+                field=key,
+            )
+    version = data.get("schema_version", RULES_SCHEMA_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ConfigError(
+            f"expected an integer, got {show(version)}", file=where, field="schema_version"
+        )
+    if version > RULES_SCHEMA_VERSION:
+        raise ConfigError(
+            f"schema_version {version} is newer than this aim understands; upgrade aim-core",
+            file=where,
+            field="schema_version",
+        )
+    caps = data.get("capabilities")
+    if not isinstance(caps, dict):
+        raise ConfigError(
+            'expected an object of capabilities ("linting": {"primary": "ruff"}), '
+            f"got {show(caps)}",
+            file=where,
+            field="capabilities",
+        )
+    routes: dict[str, Route] = {}
+    for cap, entry in caps.items():
+        base = f"capabilities.{cap}"
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                f"expected an object with primary and fallback, got {show(entry)}",
+                file=where,
+                field=base,
+            )
+        for key in entry:
+            if key not in ("primary", "fallback", "description"):
+                raise ConfigError(
+                    f"unknown key{did_you_mean(key, ('primary', 'fallback'))}; remove it",
+                    file=where,
+                    field=f"{base}.{key}",
+                )
+        primary = entry.get("primary")
+        if primary is not None and (not isinstance(primary, str) or not primary):
+            raise ConfigError(
+                f'expected a tool id such as "ruff", got {show(primary)}',
+                file=where,
+                field=f"{base}.primary",
+            )
+        fallback = entry.get("fallback", [])
+        if not isinstance(fallback, list) or not all(isinstance(t, str) and t for t in fallback):
+            raise ConfigError(
+                f'expected a list of tool ids such as ["aider"], got {show(fallback)}',
+                file=where,
+                field=f"{base}.fallback",
+            )
+        routes[cap] = Route(primary=primary, fallback=tuple(fallback))
+    security = data.get("security", {})
+    if not isinstance(security, dict):
+        raise ConfigError(f"expected an object, got {show(security)}", file=where, field="security")
+    for key, value in security.items():
+        if key not in _SECURITY_KEYS:
+            raise ConfigError(
+                f"unknown key{did_you_mean(key, _SECURITY_KEYS)}; remove it",
+                file=where,
+                field=f"security.{key}",
+            )
+        ok = (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+            if key.endswith(("_paths", "_patterns"))
+            else isinstance(value, int) and not isinstance(value, bool) and value > 0
+            if key == "max_payload_bytes"
+            else isinstance(value, dict)
+        )
+        if not ok:
+            raise ConfigError(
+                f"expected {_SECURITY_KEYS[key]}, got {show(value)}",
+                file=where,
+                field=f"security.{key}",
+            )
+    return Rules(capabilities=routes, security=security, schema_version=version, source=where)
+
+
+def load_rules(registry: Path) -> Rules:
+    """The registry's coordination rules; the guide's defaults when there is no registry."""
+    path = registry / RULES_RELPATH
+    if not path.exists():
+        rules = parse_rules(copy.deepcopy(DEFAULT_RULES), "<built-in defaults>")
+        return attrs.evolve(rules, source=None)
+    from aim_core import jsonc
+
+    try:
+        data = jsonc.loads(path.read_text(encoding="utf-8"))
+    except jsonc.JsonSyntaxError as e:
+        raise ConfigError(f"{e}; fix the JSON syntax", file=str(path)) from None
+    except OSError as e:
+        raise ConfigError(f"cannot read the file: {e.strerror}", file=str(path)) from None
+    return parse_rules(data, str(path))

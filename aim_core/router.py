@@ -1,0 +1,96 @@
+"""Which tools to try for a capability, in which order, and which to skip.
+
+Candidates are the rules' primary, then the workstream's own ``tool`` (the
+author's explicit fallback: "direct tool invocation"), then the rules'
+remaining fallbacks, each tool once. A candidate that is not installed, not
+working or not logged in is skipped with its reason.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from aim_core.detection import DetectionReport, ToolState
+from aim_core.models import Failure
+from aim_core.registry import PLUGIN_HINTS, Rules
+
+
+@frozen(kw_only=True)
+class Candidate:
+    """One tool in the order of trial, with why it would be skipped (if it would)."""
+
+    tool_id: str
+    role: str  # "primary" | "workstream tool" | "fallback" | "provider" | "direct"
+    state: ToolState | None
+    skip: Failure | None = None
+    reason: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        """True when the tool would be invoked."""
+        return self.skip is None
+
+
+def candidate_order(
+    rules: Rules, capability: str | None, workstream_tool: str | None = None
+) -> list[tuple[str, str]]:
+    """``(tool_id, role)`` in the order of trial, each tool once."""
+    order: list[tuple[str, str]] = []
+    route = rules.route(capability) if capability else None
+    if route is None:
+        return [(workstream_tool, "direct")] if workstream_tool else []
+    if route.primary:
+        order.append((route.primary, "primary"))
+    if workstream_tool:
+        order.append((workstream_tool, "workstream tool"))
+    order.extend((t, "fallback") for t in route.fallback)
+    seen: set[str] = set()
+    unique = []
+    for tool_id, role in order:
+        if tool_id not in seen:
+            seen.add(tool_id)
+            unique.append((tool_id, role))
+    return unique
+
+
+def assess(
+    tool_id: str, state: ToolState | None, capability: str | None
+) -> tuple[Failure | None, str | None]:
+    """Whether a tool can be invoked now: ``(None, None)``, or the failure and reason."""
+    if state is None:
+        hint = PLUGIN_HINTS.get(tool_id, f"pip install aim-plugin-{tool_id}")
+        return Failure.NOT_INSTALLED, f"no plugin provides '{tool_id}' ({hint})"
+    d = state.detection
+    if not d.installed:
+        return Failure.NOT_INSTALLED, d.reason or f"'{tool_id}' is not installed"
+    if d.ready is False:
+        return d.failure or Failure.UNAVAILABLE, d.reason or f"'{tool_id}' is not ready"
+    if capability and d.capabilities and capability not in d.capabilities:
+        served = ", ".join(d.capabilities)
+        return Failure.UNAVAILABLE, f"'{tool_id}' does not do {capability} (it does: {served})"
+    return None, None
+
+
+def candidates(
+    rules: Rules,
+    detection: DetectionReport,
+    capability: str | None,
+    workstream_tool: str | None = None,
+) -> list[Candidate]:
+    """The candidates for a capability with each one's state and skip reason."""
+    order = candidate_order(rules, capability, workstream_tool)
+    if capability and rules.route(capability) is None:
+        # A capability the rules don't route (one a plugin declared): every
+        # tool that serves it, after the workstream's own tool.
+        order = [(workstream_tool, "workstream tool")] if workstream_tool else []
+        order += [
+            (t, "provider")
+            for t, s in detection.tools.items()
+            if capability in s.detection.capabilities and t != workstream_tool
+        ]
+    out = []
+    for tool_id, role in order:
+        state = detection.tools.get(tool_id)
+        skip, reason = assess(tool_id, state, capability if role != "direct" else None)
+        out.append(Candidate(tool_id=tool_id, role=role, state=state, skip=skip, reason=reason))
+    return out

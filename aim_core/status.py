@@ -1,0 +1,127 @@
+"""``aim status``: the registry, the tools and the routing, as the guide's Step 1.2 shows.
+
+``collect`` builds the data in the shape of ``aim status --json``;
+``render`` turns that data into the guide's text layout. Rendering needs
+nothing but the data, so it can be served from a cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aim_core.project import Project
+from aim_core.registry import PLUGIN_HINTS
+
+RULE = "=" * 70
+
+
+def collect(project: Project, *, refresh: bool = False) -> dict[str, Any]:
+    """Everything ``aim status`` shows, as JSON-ready data."""
+    rules = project.rules
+    report = project.detect(refresh=refresh)
+    plugins = project.plugins
+    order = list(rules.tool_ids())
+    order += [t for t in report.tools if t not in order]
+    tools = []
+    for tool_id in order:
+        state = report.tools.get(tool_id)
+        if state is None:
+            hint = PLUGIN_HINTS.get(tool_id, f"pip install aim-plugin-{tool_id}")
+            tools.append(
+                {
+                    "tool_id": tool_id,
+                    "plugin": None,
+                    "detected": False,
+                    "ready": None,
+                    "version": None,
+                    "path": None,
+                    "reason": f"no plugin installed ({hint})",
+                    "capabilities": [],
+                }
+            )
+            continue
+        d = state.detection
+        tools.append(
+            {
+                "tool_id": tool_id,
+                "plugin": state.plugin,
+                "detected": d.installed,
+                "ready": d.ready if d.installed else False,
+                "version": d.version,
+                "path": d.path,
+                "reason": d.reason,
+                "failure": d.failure.value if d.failure else None,
+                "capabilities": list(d.capabilities),
+            }
+        )
+    broken = [
+        {"name": i.name, "distribution": i.distribution, "error": i.error, "fix": i.fix}
+        for i in plugins.infos.values()
+        if i.status == "broken"
+    ]
+    return {
+        "root": str(project.root),
+        "registry_path": str(project.registry),
+        "registry_exists": project.has_registry,
+        "config_path": project.settings.source,
+        "audit_logging": project.settings.enable_audit_logging,
+        "tools": tools,
+        "routing": {
+            cap: {"primary": r.primary, "fallback": list(r.fallback)}
+            for cap, r in rules.capabilities.items()
+        },
+        "plugins_broken": broken,
+        "conflicts": [{"tool_id": t, "plugin": p, "owner": o} for t, p, o in report.conflicts],
+        "cached": not report.spawned,
+    }
+
+
+def _note(tool: dict[str, Any]) -> str:
+    if tool["plugin"] is None:
+        return tool["reason"] or ""
+    if not tool["detected"]:
+        return tool["reason"] or "not installed"
+    if tool["ready"] is False:
+        reason = tool["reason"] or "not ready"
+        return reason
+    return ""
+
+
+def render(data: dict[str, Any]) -> str:
+    """The guide's Step 1.2 layout, plus the root, a notes column and broken plugins."""
+    lines = [f"Repository Root: {data['root']}"]
+    registry = data["registry_path"]
+    if not data.get("registry_exists", True):
+        registry += "  (not found: run 'aim init')"
+    lines.append(f"AIM Registry Path: {registry}")
+    if not data.get("audit_logging", True):
+        lines.append("Audit Logging: OFF (enable_audit_logging: false)")
+    lines.append("")
+    lines.append(f"{'Tool ID':<20} {'Detected':<12} {'Version':<24} Notes")
+    lines.append(RULE)
+    for t in data["tools"]:
+        detected = "Yes" if t["detected"] else "No"
+        version = t["version"] or "N/A"
+        lines.append(f"{t['tool_id']:<20} {detected:<12} {version:<24} {_note(t)}".rstrip())
+    lines.append("")
+    lines.append("Capability Routing:")
+    lines.append(RULE)
+    for cap, route in data["routing"].items():
+        lines.append(f"{cap}:")
+        lines.append(f"  Primary:  {route['primary'] or '-'}")
+        if route["fallback"]:
+            lines.append(f"  Fallback: {', '.join(route['fallback'])}")
+    if data["plugins_broken"] or data.get("conflicts"):
+        lines.append("")
+        lines.append("Plugin problems:")
+        lines.append(RULE)
+        for b in data["plugins_broken"]:
+            dist = f" ({b['distribution']})" if b.get("distribution") else ""
+            fix = f" -- fix: {b['fix']}" if b.get("fix") else ""
+            lines.append(f"  {b['name']}{dist}: {b['error']}{fix}")
+        for c in data.get("conflicts", []):
+            lines.append(
+                f"  {c['plugin']}: also provides '{c['tool_id']}', which '{c['owner']}' owns; "
+                f"uninstall one of them"
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,450 @@
+"""Load and check workstream files.
+
+A workstream file is the guide's JSON (``//`` comments allowed, as its Step 2.2
+prints them). Structure is checked by cattrs with strict types; every problem
+is reported as ``file: field.path: what was wrong`` with the expected value,
+so the fix is obvious. Unknown fields are warnings (errors with ``strict``) so
+existing pipeline files keep working.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, get_args
+
+import attrs
+from attrs import field, frozen
+
+from aim_core import jsonc
+from aim_core.errors import UsageError, WorkstreamError
+from aim_core.models import CapabilityPayload, Workstream
+from aim_core.suggest import did_you_mean, nearest, show
+
+WORKSTREAMS_DIR = "workstreams"
+
+
+class _Mismatch(Exception):
+    def __init__(self, expected: str, value: Any, subpath: str = ""):
+        super().__init__(expected)
+        self.expected = expected
+        self.value = value
+        self.subpath = subpath
+
+
+@frozen(kw_only=True)
+class LoadedWorkstream:
+    """A workstream and where it came from."""
+
+    path: Path
+    display: str  # the path as the user should read it
+    workstream: Workstream
+    warnings: tuple[str, ...] = ()
+
+
+@frozen(kw_only=True)
+class FileVerdict:
+    """What ``aim validate`` says of one file."""
+
+    display: str
+    workstream: Workstream | None
+    errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    path: Path | None = field(default=None, eq=False)
+
+    @property
+    def ok(self) -> bool:
+        """True when the file has no error (warnings allowed)."""
+        return not self.errors
+
+
+# --------------------------------------------------------------------------- structure
+
+
+def _strict_str(value: Any, _: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Mismatch("a text", value)
+
+
+def _strict_int(value: Any, _: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _Mismatch("an integer", value)
+
+
+def _strict_str_list(value: Any, _: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise _Mismatch("a list", value)
+    for i, item in enumerate(value):
+        if not isinstance(item, str):
+            raise _Mismatch("a text", item, subpath=f"[{i}]")
+    return tuple(value)
+
+
+def _strict_dict(value: Any, _: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    raise _Mismatch("an object", value)
+
+
+@functools.lru_cache(maxsize=1)
+def _converter():
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn
+
+    conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _strict_str_list)
+    conv.register_structure_hook_func(lambda t: t == dict[str, Any], _strict_dict)
+    for cls in (CapabilityPayload, Workstream):
+        attrs.resolve_types(cls)
+        inner = make_dict_structure_fn(cls, conv)
+
+        def hook(value, _type, inner=inner):
+            if not isinstance(value, dict):
+                raise _Mismatch("an object", value)
+            return inner(value, _type)
+
+        conv.register_structure_hook(cls, hook)
+    return conv
+
+
+def _attrs_class(tp: Any) -> type | None:
+    if attrs.has(tp):
+        return tp
+    for arg in get_args(tp):
+        if isinstance(arg, type) and attrs.has(arg):
+            return arg
+    return None
+
+
+def _collect(exc: BaseException, cls: type | None, meta: Mapping, path: str, out: list) -> None:
+    from cattrs.errors import ClassValidationError, IterableValidationError
+
+    if isinstance(exc, ClassValidationError):
+        with_notes, without = exc.group_exceptions()
+        fields = attrs.fields_dict(cls) if cls is not None else {}
+        for sub, note in with_notes:
+            name = note.name
+            f = fields.get(name)
+            sub_path = f"{path}.{name}" if path else name
+            sub_cls = _attrs_class(f.type) if f is not None else None
+            _collect(sub, sub_cls, f.metadata if f is not None else {}, sub_path, out)
+        for sub in without:
+            _collect(sub, cls, meta, path, out)
+    elif isinstance(exc, IterableValidationError):
+        for sub in exc.exceptions:
+            _collect(sub, None, meta, path, out)
+    elif isinstance(exc, _Mismatch):
+        expect = exc.expected
+        if not exc.subpath and meta.get("expect"):
+            expect = meta["expect"]
+        out.append((path + exc.subpath, f"expected {expect}, got {show(exc.value)}"))
+    elif isinstance(exc, KeyError):
+        out.append((path, f"is required ({meta.get('expect', 'a value')}); add it"))
+    else:
+        out.append((path, str(exc)))
+
+
+def _unknown_keys(data: Mapping, cls: type, path: str) -> list[tuple[str, str]]:
+    names = [f.name for f in attrs.fields(cls)]
+    found = []
+    for key in data:
+        if key not in names:
+            where = f"{path}.{key}" if path else str(key)
+            found.append((where, f"unknown field{did_you_mean(str(key), names)}; it is ignored"))
+    return found
+
+
+def parse_workstream(data: Any) -> tuple[Workstream | None, list[tuple[str, str]], list]:
+    """Structure one workstream; return it, the errors and the unknown fields, each as
+    ``(field path, message)``."""
+    if not isinstance(data, dict):
+        return None, [("", f"expected a JSON object (a workstream), got {show(data)}")], []
+    unknown = _unknown_keys(data, Workstream, "")
+    payload = data.get("capability_payload")
+    if isinstance(payload, dict):
+        unknown += _unknown_keys(payload, CapabilityPayload, "capability_payload")
+    converter = _converter()
+    try:
+        ws = converter.structure(data, Workstream)
+    except Exception as e:
+        errors: list[tuple[str, str]] = []
+        _collect(e, Workstream, {}, "", errors)
+        return None, errors, unknown
+    errors = []
+    for name, meta_field in (
+        ("capability_payload.timeout_ms", ws.payload.timeout_ms),
+        ("capability_payload.max_retries", ws.payload.max_retries),
+    ):
+        attr = attrs.fields_dict(CapabilityPayload)[name.split(".")[1]]
+        schema = attr.metadata["schema"]
+        if meta_field is not None and not (
+            schema.get("minimum", meta_field) <= meta_field <= schema.get("maximum", meta_field)
+        ):
+            errors.append((name, f"expected {attr.metadata['expect']}, got {meta_field}"))
+    if not ws.id.strip() or any(c.isspace() for c in ws.id):
+        errors.append(("id", f"expected a non-empty text without spaces, got {show(ws.id)}"))
+    return ws, errors, unknown
+
+
+def check_workstream(
+    ws: Workstream, *, known_capabilities: Iterable[str] = (), known_tools: Iterable[str] = ()
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Checks across fields; returns (errors, warnings) as ``(field path, message)``."""
+    errors: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    if not ws.capability and not ws.tool:
+        errors.append(
+            (
+                "capability",
+                'a workstream needs `capability` (routed by aim, e.g. "code_generation") '
+                'or `tool` (invoked directly, e.g. "aider"); add one',
+            )
+        )
+    caps = list(known_capabilities)
+    if ws.capability and caps and ws.capability not in caps:
+        hint = nearest(ws.capability, caps)
+        fix = f"did you mean '{hint}'?" if hint else "known: " + ", ".join(sorted(caps))
+        errors.append(("capability", f"unknown capability '{ws.capability}'; {fix}"))
+    tools = list(known_tools)
+    if ws.tool and tools and ws.tool not in tools:
+        warnings.append(
+            ("tool", f"no installed plugin provides tool '{ws.tool}'{did_you_mean(ws.tool, tools)}")
+        )
+    allowed = set(ws.files_scope) | set(ws.files_create)
+    for i, f in enumerate(ws.payload.files):
+        if f not in allowed:
+            errors.append(
+                (
+                    f"capability_payload.files[{i}]",
+                    f"'{f}' is not in files_scope; add it to files_scope or remove it here",
+                )
+            )
+    if ws.id in ws.depends_on:
+        errors.append(("depends_on", f"the workstream depends on itself ('{ws.id}'); remove it"))
+    return errors, warnings
+
+
+# --------------------------------------------------------------------------- files
+
+
+def read_json(path: Path, display: str) -> Any:
+    """Read a workstream file; syntax errors give line and column."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError("file not found; check the path", file=display) from None
+    except OSError as e:
+        raise UsageError(f"cannot read the file: {e.strerror}", file=display) from None
+    except UnicodeDecodeError:
+        raise WorkstreamError("not UTF-8 text; save the file as UTF-8", file=display) from None
+    try:
+        return jsonc.loads(text)
+    except jsonc.JsonSyntaxError as e:
+        raise WorkstreamError(
+            f"line {e.line}, column {e.column}: not valid JSON ({e.reason}); fix the syntax there",
+            file=display,
+        ) from None
+
+
+def _fmt(display: str, items: Iterable[tuple[str, str]]) -> tuple[str, ...]:
+    return tuple(f"{display}: {p}: {m}" if p else f"{display}: {m}" for p, m in items)
+
+
+def verdict_for(
+    path: Path,
+    display: str,
+    *,
+    known_capabilities: Iterable[str] = (),
+    known_tools: Iterable[str] = (),
+    strict: bool = False,
+) -> FileVerdict:
+    """Load and check one file without raising for what is wrong inside it."""
+    try:
+        data = read_json(path, display)
+    except (WorkstreamError, UsageError) as e:
+        return FileVerdict(display=display, workstream=None, errors=(str(e),), path=path)
+    ws, errors, unknown = parse_workstream(data)
+    warnings: list[tuple[str, str]] = []
+    if ws is not None:
+        more_errors, more_warnings = check_workstream(
+            ws, known_capabilities=known_capabilities, known_tools=known_tools
+        )
+        errors += more_errors
+        warnings += more_warnings
+    if strict:
+        errors += [(p, m.replace("; it is ignored", "; remove it (--strict)")) for p, m in unknown]
+    else:
+        warnings += unknown
+    return FileVerdict(
+        display=display,
+        workstream=ws,
+        errors=_fmt(display, errors),
+        warnings=_fmt(display, warnings),
+        path=path,
+    )
+
+
+def load_workstream(
+    path: str | Path,
+    *,
+    root: Path | None = None,
+    known_capabilities: Iterable[str] = (),
+    known_tools: Iterable[str] = (),
+    strict: bool = False,
+) -> LoadedWorkstream:
+    """Load one workstream file or raise :class:`WorkstreamError` listing every problem."""
+    path = Path(path)
+    display = display_path(path, root)
+    v = verdict_for(
+        path,
+        display,
+        known_capabilities=known_capabilities,
+        known_tools=known_tools,
+        strict=strict,
+    )
+    if v.errors or v.workstream is None:
+        raise WorkstreamError(
+            v.errors[0].split(": ", 1)[1] if v.errors else "not a workstream",
+            file=display,
+            problems=list(v.errors),
+        )
+    return LoadedWorkstream(
+        path=path, display=display, workstream=v.workstream, warnings=v.warnings
+    )
+
+
+def display_path(path: Path, root: Path | None = None) -> str:
+    """``path`` relative to the current directory or ``root`` when inside it."""
+    for base in (Path.cwd(), root):
+        if base is None:
+            continue
+        try:
+            return path.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(path)
+
+
+def discover(root: Path) -> list[Path]:
+    """Every ``workstreams/**/*.json`` of the repository, sorted."""
+    base = root / WORKSTREAMS_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.rglob("*.json") if p.is_file())
+
+
+def expand_paths(args: Sequence[str | Path]) -> list[Path]:
+    """Files as given; directories expand to the ``*.json`` files below them."""
+    out: list[Path] = []
+    for a in args:
+        p = Path(a)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*.json") if q.is_file()))
+        else:
+            out.append(p)
+    return out
+
+
+def repository_ids(root: Path) -> dict[str, list[Path]]:
+    """Workstream ids found in the repository's ``workstreams/``, with their files.
+
+    Read leniently (only ``id``): a broken file elsewhere does not stop a command.
+    """
+    index: dict[str, list[Path]] = {}
+    for p in discover(root):
+        try:
+            data = jsonc.loads(p.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, jsonc.JsonSyntaxError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            index.setdefault(data["id"], []).append(p.resolve())
+    return index
+
+
+def check_graph(
+    verdicts: list[FileVerdict], repo_index: Mapping[str, list[Path]]
+) -> list[FileVerdict]:
+    """Check ids and ``depends_on`` across the files of one command.
+
+    Duplicate ids among these files are errors, duplicates elsewhere in the
+    repository warnings; a dependency naming no workstream is an error, and so
+    is a cycle.
+    """
+    given: dict[str, list[FileVerdict]] = {}
+    for v in verdicts:
+        if v.workstream is not None:
+            given.setdefault(v.workstream.id, []).append(v)
+    known = set(given) | set(repo_index)
+    extra_errors: dict[int, list[str]] = {}
+    extra_warnings: dict[int, list[str]] = {}
+
+    for ident, vs in given.items():
+        if len(vs) > 1:
+            others = ", ".join(x.display for x in vs)
+            for v in vs:
+                extra_errors.setdefault(id(v), []).append(
+                    f"{v.display}: id: '{ident}' is used by several files ({others}); "
+                    "give each workstream its own id"
+                )
+        mine = {x.path.resolve() for x in vs if x.path is not None}
+        elsewhere = [p for p in repo_index.get(ident, []) if p not in mine]
+        if elsewhere:
+            for v in vs:
+                extra_warnings.setdefault(id(v), []).append(
+                    f"{v.display}: id: '{ident}' is also used by {display_path(elsewhere[0])}"
+                )
+    for v in verdicts:
+        ws = v.workstream
+        if ws is None:
+            continue
+        for i, dep in enumerate(ws.depends_on):
+            if dep not in known and dep != ws.id:
+                extra_errors.setdefault(id(v), []).append(
+                    f"{v.display}: depends_on[{i}]: no workstream has id '{dep}'"
+                    f"{did_you_mean(dep, known)} (looked in {WORKSTREAMS_DIR}/ and the files given)"
+                )
+    for cycle in _cycles({k: vs[0].workstream.depends_on for k, vs in given.items()}):
+        text = " -> ".join([*cycle, cycle[0]])
+        for ident in cycle:
+            v = given[ident][0]
+            extra_errors.setdefault(id(v), []).append(
+                f"{v.display}: depends_on: dependency cycle {text}; break it"
+            )
+    out = []
+    for v in verdicts:
+        errs, warns = extra_errors.get(id(v), []), extra_warnings.get(id(v), [])
+        if errs or warns:
+            v = attrs.evolve(v, errors=(*v.errors, *errs), warnings=(*v.warnings, *warns))
+        out.append(v)
+    return out
+
+
+def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Cycles among the given nodes (each reported once, self-loops excluded)."""
+    white, grey, black = 0, 1, 2
+    color = dict.fromkeys(graph, white)
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(n: str) -> None:
+        color[n] = grey
+        stack.append(n)
+        for m in graph.get(n, ()):
+            if m == n or m not in graph:
+                continue
+            if color[m] == grey:
+                found.append(stack[stack.index(m) :])
+            elif color[m] == white:
+                visit(m)
+        stack.pop()
+        color[n] = black
+
+    for n in graph:
+        if color[n] == white:
+            visit(n)
+    return found

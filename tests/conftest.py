@@ -1,0 +1,90 @@
+"""Shared fixtures of the core's tests: an isolated environment, a repository made
+by ``aim init``, fake tool executables, and the real ``aim`` CLI in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from aim_core.testing.fake_tools import make_fake_tool
+
+SYSTEM_PATH = os.environ.get("PATH", "")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    """No test reads the developer's home, cache, AIM_* settings or installed plugins."""
+    home = tmp_path_factory.mktemp("home")
+    for name in list(os.environ):
+        if name.startswith("AIM_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AIM_CACHE_DIR", str(home / ".cache" / "aim"))
+    monkeypatch.setenv("AIM_LOAD_PLUGINS", "")
+    return home
+
+
+@pytest.fixture
+def bin_dir(tmp_path, monkeypatch):
+    """A directory of fake tools, first on PATH (the system PATH stays behind it)."""
+    d = tmp_path / "bin"
+    d.mkdir()
+    monkeypatch.setenv("PATH", f"{d}{os.pathsep}{SYSTEM_PATH}")
+    return d
+
+
+@pytest.fixture
+def fake(bin_dir):
+    """``fake(name, **behaviour)`` writes a fake executable into ``bin_dir``."""
+
+    def factory(name: str, **kwargs):
+        return make_fake_tool(bin_dir, name, **kwargs)
+
+    return factory
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A repository initialised by the real ``aim init``; the current directory."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    result = run_aim("init", cwd=root)
+    assert result.returncode == 0, result.stderr
+    return root
+
+
+def run_aim(*args: str, cwd: Path | None = None, env: dict | None = None, input: str | None = None):
+    """The real ``aim`` command in a subprocess (stdin closed unless ``input``)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "aim_core", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+        timeout=120,
+    )
+
+
+@pytest.fixture
+def aim():
+    """``aim(*args, cwd=None, env=None)`` runs the real CLI and returns CompletedProcess."""
+    return run_aim
+
+
+def write_dist(site, dist, module, body, ep_name=None, version="1.0"):
+    """A minimal installed distribution (dist-info + module) under ``site``."""
+    info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[aim]\n{ep_name or dist} = {module}\n")
+    (site / f"{module}.py").write_text(textwrap.dedent(body))

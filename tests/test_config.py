@@ -1,0 +1,165 @@
+"""Config and coordination rules: precedence, warnings, and clear exit-2 errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aim_core.config import load_settings
+from aim_core.errors import ConfigError
+from aim_core.registry import DEFAULT_RULES, RULES_RELPATH, find_root, load_rules
+
+
+def test_defaults_without_file(tmp_path):
+    s = load_settings(tmp_path, environ={})
+    assert (s.enable_aim, s.default_timeout_ms, s.registry_path, s.actor) == (
+        True,
+        30000,
+        "auto",
+        "pipeline",
+    )
+    assert s.source is None
+
+
+def test_precedence_file_env_flag(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "aim_config.yaml").write_text(
+        "default_timeout_ms: 60000  # 60 seconds\nactor: file\nenable_aim: true\n"
+    )
+    s = load_settings(tmp_path, environ={})
+    assert s.default_timeout_ms == 60000 and s.actor == "file"
+    s = load_settings(tmp_path, environ={"AIM_ACTOR": "env", "AIM_ENABLE_AIM": "false"})
+    assert s.actor == "env" and s.enable_aim is False
+    s = load_settings(tmp_path, environ={"AIM_ACTOR": "env"}, overrides={"actor": "flag"})
+    assert s.actor == "flag"
+
+
+def test_guide_step_1_3_file_loads(repo):
+    s = load_settings(repo, environ={})
+    assert s.audit_log_retention_days == 30 and s.registry_path == "auto"
+    assert s.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        (
+            "default_timeout_ms: fast\n",
+            'default_timeout_ms: expected an integer number of milliseconds, got "fast"',
+        ),
+        ("enable_aim: 1\n", "enable_aim: expected true or false, got 1"),
+        ("audit_log_retention_days: 0\n", "audit_log_retention_days: must be at least 1, got 0"),
+        ("tools:\n  aider: fast\n", "tools.aider: expected a mapping of options"),
+        (
+            "tools:\n  aider:\n    args: --yes\n",
+            "tools.aider.args: expected a list of command-line arguments",
+        ),
+        ("- a\n- b\n", 'expected a mapping of settings (key: value), got ["a", "b"]'),
+        ("enable_aim: [\n", "line 2, column 1: not valid YAML"),
+        ("schema_version: 9\n", "schema_version: schema_version 9 is newer than this aim"),
+    ],
+    ids=["int", "bool", "minimum", "tool-section", "args", "not-mapping", "yaml-syntax", "version"],
+)
+def test_bad_config_exit_2(repo, aim, text, expected):
+    cfg = repo / "config" / "aim_config.yaml"
+    cfg.write_text(text)
+    r = aim("status", cwd=repo)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"config/aim_config.yaml: {expected}" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert cfg.read_text() == text
+
+
+def test_unknown_config_key_warns_with_nearest(repo, aim):
+    cfg = repo / "config" / "aim_config.yaml"
+    cfg.write_text(cfg.read_text() + "enable_audit_log: true\n")
+    r = aim("status", cwd=repo)
+    assert r.returncode == 0
+    assert (
+        "unknown key 'enable_audit_log' (did you mean 'enable_audit_logging'?); it is ignored"
+        in r.stderr
+    )
+    assert r.stderr.startswith("[WARNING] ")
+
+
+def test_bad_env_value_names_the_variable(repo, aim):
+    r = aim("status", cwd=repo, env={"AIM_DEFAULT_TIMEOUT_MS": "soon"})
+    assert r.returncode == 2
+    assert (
+        'AIM_DEFAULT_TIMEOUT_MS: expected an integer number of milliseconds, got "soon"' in r.stderr
+    )
+
+
+def test_explicit_missing_config_is_an_error(repo, aim):
+    r = aim("--config", "nope.yaml", "status", cwd=repo)
+    assert r.returncode == 2
+    assert "nope.yaml: config file not found" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "mutate,expected",
+    [
+        (
+            lambda d: d["capabilities"]["linting"].update(fallback="pylint"),
+            "capabilities.linting.fallback: expected a list of tool ids",
+        ),
+        (
+            lambda d: d["capabilities"]["linting"].update(primry="ruff"),
+            "capabilities.linting.primry: unknown key (did you mean 'primary'?)",
+        ),
+        (lambda d: d.update(capabilities=[]), "capabilities: expected an object of capabilities"),
+        (
+            lambda d: d["security"].update(max_payload_bytes="1MB"),
+            'security.max_payload_bytes: expected an integer number of bytes, got "1MB"',
+        ),
+        (
+            lambda d: d["security"].update(forbiden_paths=[]),
+            "security.forbiden_paths: unknown key (did you mean 'forbidden_paths'?)",
+        ),
+    ],
+    ids=["fallback-string", "typo", "capabilities-list", "max-bytes", "security-typo"],
+)
+def test_bad_rules_exit_2(repo, aim, mutate, expected):
+    path = repo / "aim" / ".AIM_ai-tools-registry" / RULES_RELPATH
+    data = json.loads(path.read_text())
+    mutate(data)
+    path.write_text(json.dumps(data))
+    r = aim("route", "linting", cwd=repo)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"AIM_coordination-rules.json: {expected}" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_rules_syntax_error_has_line(repo):
+    path = repo / "aim" / ".AIM_ai-tools-registry" / RULES_RELPATH
+    path.write_text('{\n  "capabilities": {,\n}')
+    with pytest.raises(ConfigError, match=r"line 2, column 20"):
+        load_rules(path.parent.parent)
+
+
+def test_init_writes_the_guides_routing(repo):
+    rules = load_rules(repo / "aim" / ".AIM_ai-tools-registry")
+    table = {c: (r.primary, r.fallback) for c, r in rules.capabilities.items()}
+    assert table == {
+        "code_generation": ("jules", ("aider", "claude-cli")),
+        "linting": ("ruff", ("pylint",)),
+        "refactoring": ("aider", ("claude-cli",)),
+        "testing": ("pytest", ()),
+        "version_checking": ("aider", ("jules", "claude-cli")),
+    }
+    assert (
+        ".git/" in rules.security["forbidden_paths"] and ".env" in rules.security["forbidden_paths"]
+    )
+    assert rules.security["max_payload_bytes"] == 1024 * 1024
+    assert rules.security == DEFAULT_RULES["security"]
+
+
+def test_root_found_upward_registry_then_git(tmp_path, repo):
+    sub = repo / "src" / "deep"
+    sub.mkdir(parents=True)
+    assert find_root(sub) == repo
+    plain = tmp_path / "plain"
+    (plain / ".git").mkdir(parents=True)
+    (plain / "a" / "b").mkdir(parents=True)
+    assert find_root(plain / "a" / "b") == plain

@@ -1,0 +1,266 @@
+"""Workstream files: the guide's examples load; every kind of bad input is a clear error."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aim_core.errors import WorkstreamError
+from aim_core.registry import KNOWN_CAPABILITIES
+from aim_core.workstream import (
+    check_graph,
+    load_workstream,
+    parse_workstream,
+    verdict_for,
+)
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+GUIDE = EXAMPLES / "guide"
+TEMPLATES = Path(__file__).parent.parent / "aim_core" / "templates" / "workstreams"
+GUIDE_WS = json.loads((GUIDE / "step-1.4-ws-aim-validation.json").read_text())
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(GUIDE.glob("*.json")) + sorted(TEMPLATES.glob("*.json")),
+    ids=lambda p: p.name,
+)
+def test_guide_examples_load(path):
+    loaded = load_workstream(path, known_capabilities=KNOWN_CAPABILITIES)
+    assert loaded.workstream.id
+    assert not loaded.warnings
+
+
+def test_step_1_4_fields_exactly():
+    ws = load_workstream(GUIDE / "step-1.4-ws-aim-validation.json").workstream
+    assert ws.id == "ws-aim-validation-001"
+    assert ws.ccpm_issue == 1 and ws.gate == 1
+    assert ws.files_create == ("tests/staging_test_file.py",)
+    assert ws.capability == "code_generation" and ws.tool == "aider"
+    assert ws.payload.timeout_ms == 60000 and ws.payload.max_retries == 1
+    assert ws.metadata["created_by"] == "deployment_script"
+    assert ws.build_prompt() == (
+        "Create a simple add(a, b) function with error handling and docstring"
+    )
+
+
+def test_step_2_2_comments_and_bare_original():
+    enhanced = load_workstream(GUIDE / "step-2.2-enhanced.json").workstream
+    assert enhanced.payload.timeout_ms == 90000
+    original = load_workstream(GUIDE / "step-2.2-original.json").workstream
+    assert original.capability is None and original.tool == "aider"
+    # no prompt: built from the tasks
+    assert "Add structured logging" in original.build_prompt()
+    assert original.target_files() == ("src/app.py",)
+
+
+def _mutate(**changes):
+    data = copy.deepcopy(GUIDE_WS)
+    for dotted, value in changes.items():
+        target = data
+        keys = dotted.split(".")
+        for k in keys[:-1]:
+            target = target[k]
+        if value is _DELETE:
+            del target[keys[-1]]
+        else:
+            target[keys[-1]] = value
+    return json.dumps(data)
+
+
+_DELETE = object()
+
+BAD = [
+    (
+        "timeout-text",
+        _mutate(**{"capability_payload.timeout_ms": "sixty"}),
+        'capability_payload.timeout_ms: expected an integer number of milliseconds, got "sixty"',
+    ),
+    (
+        "timeout-zero",
+        _mutate(**{"capability_payload.timeout_ms": 0}),
+        "capability_payload.timeout_ms: expected an integer number of milliseconds, got 0",
+    ),
+    (
+        "timeout-float",
+        _mutate(**{"capability_payload.timeout_ms": 1.5}),
+        "capability_payload.timeout_ms: expected an integer number of milliseconds",
+    ),
+    (
+        "retries-too-many",
+        _mutate(**{"capability_payload.max_retries": 11}),
+        "capability_payload.max_retries: expected an integer from 0 to 10, got 11",
+    ),
+    (
+        "scope-string",
+        _mutate(files_scope="tests/staging_test_file.py"),
+        "files_scope: expected a list of repository-relative paths",
+    ),
+    ("scope-item-number", _mutate(files_scope=[1]), "files_scope[0]: expected a text, got 1"),
+    ("tasks-object", _mutate(tasks={}), "tasks: expected a list of texts, got {}"),
+    ("id-missing", _mutate(id=_DELETE), "id: is required"),
+    ("id-number", _mutate(id=5), "id: expected a non-empty text without spaces, got 5"),
+    (
+        "id-space",
+        _mutate(id="ws one"),
+        'id: expected a non-empty text without spaces, got "ws one"',
+    ),
+    (
+        "capability-typo",
+        _mutate(capability="code_gen"),
+        "capability: unknown capability 'code_gen'; did you mean 'code_generation'?",
+    ),
+    (
+        "no-capability-no-tool",
+        _mutate(capability=_DELETE, tool=_DELETE),
+        "capability: a workstream needs `capability`",
+    ),
+    (
+        "payload-not-object",
+        _mutate(capability_payload="fast"),
+        'capability_payload: expected an object, got "fast"',
+    ),
+    (
+        "payload-file-out-of-scope",
+        _mutate(**{"capability_payload.files": ["src/other.py"]}),
+        "capability_payload.files[0]: 'src/other.py' is not in files_scope",
+    ),
+    ("metadata-text", _mutate(metadata="x"), 'metadata: expected an object, got "x"'),
+    ("ccpm-text", _mutate(ccpm_issue="1"), 'ccpm_issue: expected an integer issue number, got "1"'),
+    ("gate-bool", _mutate(gate=True), "gate: expected an integer, got true"),
+    ("top-level-array", "[1, 2]", "expected a JSON object (a workstream), got [1, 2]"),
+    ("syntax", '{\n  "id": "x",\n  "tool" "aider"\n}', "line 3, column 10: not valid JSON"),
+    ("empty-file", "", "line 1, column 1: not valid JSON"),
+    (
+        "depends-unknown",
+        _mutate(depends_on=["ws-nope"]),
+        "depends_on[0]: no workstream has id 'ws-nope'",
+    ),
+    (
+        "depends-self",
+        _mutate(depends_on=["ws-aim-validation-001"]),
+        "depends_on: the workstream depends on itself",
+    ),
+]
+
+
+@pytest.mark.parametrize("text,expected", [(t, e) for _, t, e in BAD], ids=[i for i, _, _ in BAD])
+def test_bad_workstream_is_exit_2_with_file_and_field(repo, aim, text, expected):
+    path = repo / "workstreams" / "bad.json"
+    path.write_text(text)
+    before = path.read_bytes()
+    r = aim("validate", "workstreams/bad.json", cwd=repo)
+    assert r.returncode == 2, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert f"workstreams/bad.json: {expected}" in out
+    assert "Traceback" not in out
+    assert path.read_bytes() == before  # the user's file is untouched
+
+
+def test_not_utf8_and_missing_file(repo, aim):
+    (repo / "workstreams" / "latin1.json").write_bytes(b'{"id": "caf\xe9"}')
+    r = aim("validate", "workstreams/latin1.json", "workstreams/missing.json", cwd=repo)
+    assert r.returncode == 2
+    assert "workstreams/latin1.json: not UTF-8 text" in r.stdout
+    assert "workstreams/missing.json: file not found" in r.stdout
+
+
+def test_unknown_field_warns_and_strict_fails(repo, aim):
+    (repo / "workstreams" / "w.json").write_text(_mutate(tols="x"))
+    r = aim("validate", "workstreams/w.json", cwd=repo)
+    assert r.returncode == 0
+    assert "tols: unknown field (did you mean 'tool'?); it is ignored" in r.stdout
+    r = aim("validate", "--strict", "workstreams/w.json", cwd=repo)
+    assert r.returncode == 2
+    assert "tols: unknown field (did you mean 'tool'?); remove it (--strict)" in r.stdout
+
+
+def test_unknown_payload_field_named_with_path():
+    ws, errors, unknown = parse_workstream(json.loads(_mutate(**{"capability_payload.timeout": 5})))
+    assert ws is not None and not errors
+    assert unknown == [
+        ("capability_payload.timeout", "unknown field (did you mean 'timeout_ms'?); it is ignored")
+    ]
+
+
+def test_cycle_and_duplicates_across_files(tmp_path):
+    def write(name, **fields):
+        p = tmp_path / name
+        p.write_text(json.dumps({"tool": "aider", **fields}))
+        return verdict_for(p, name)
+
+    a = write("a.json", id="a", depends_on=["b"])
+    b = write("b.json", id="b", depends_on=["a"])
+    c1 = write("c1.json", id="c")
+    c2 = write("c2.json", id="c")
+    out = {v.display: v for v in check_graph([a, b, c1, c2], {})}
+    assert any("dependency cycle" in e for e in out["a.json"].errors)
+    assert any("dependency cycle" in e for e in out["b.json"].errors)
+    assert any("'c' is used by several files" in e for e in out["c1.json"].errors)
+
+
+def test_dependency_in_repository_counts_and_duplicate_elsewhere_warns(repo, aim):
+    (repo / "other.json").write_text(json.dumps({"id": "ws-aim-validation-001", "tool": "aider"}))
+    dep = repo / "dep.json"
+    dep.write_text(json.dumps({"id": "ws-x", "tool": "aider", "depends_on": ["ws-add-tests-001"]}))
+    r = aim("validate", "dep.json", "other.json", cwd=repo)
+    assert r.returncode == 0, r.stdout
+    assert "other.json: id: 'ws-aim-validation-001' is also used by" in r.stdout
+
+
+def test_load_workstream_raises_with_every_problem(tmp_path):
+    p = tmp_path / "w.json"
+    p.write_text(json.dumps({"id": 1, "tasks": "x", "tool": "aider"}))
+    with pytest.raises(WorkstreamError) as info:
+        load_workstream(p)
+    assert len(info.value.problems) == 2
+    assert info.value.exit_code == 2
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+KEYS = [*GUIDE_WS.keys(), *(f"capability_payload.{k}" for k in GUIDE_WS["capability_payload"])]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    mutations=st.lists(
+        st.tuples(st.sampled_from(KEYS), st.one_of(json_values, st.just(_DELETE))), max_size=4
+    ),
+    extra=st.dictionaries(st.text(max_size=10), json_values, max_size=2),
+)
+def test_random_mutations_never_crash(tmp_path, mutations, extra):
+    data = copy.deepcopy(GUIDE_WS)
+    for key, value in mutations:
+        target, name = data, key
+        if key.startswith("capability_payload."):
+            target = data.get("capability_payload")
+            name = key.split(".", 1)[1]
+            if not isinstance(target, dict):
+                continue
+        if value is _DELETE:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    data.update(extra)
+    p = tmp_path / "fuzz.json"
+    p.write_text(json.dumps(data))
+    v = verdict_for(p, "fuzz.json", known_capabilities=KNOWN_CAPABILITIES)
+    for line in (*v.errors, *v.warnings):
+        assert line.startswith("fuzz.json: ")
+        assert "Traceback" not in line
+    assert v.workstream is not None or v.errors
