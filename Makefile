@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PLUGINS := $(sort $(wildcard plugins/*))
 PLUGIN_PROJECTS := $(wildcard plugins/*/pyproject.toml examples/aim-plugin-*/pyproject.toml)
-STAMP := $(VENV)/.installed
+# The stamp's name changes with the set of projects, so adding a plugin reinstalls.
+STAMP := $(VENV)/.installed-$(shell echo $(PLUGIN_PROJECTS) | cksum | cut -d' ' -f1)
 
 .PHONY: install test lint format demo e2e bench clean
 
@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml $(PLUGIN_PROJECTS) Makefile
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "aim needs Python 3.10 or newer; set PYTHON=python3.x")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+	$(BIN)/python -m pip install -qq --disable-pip-version-check \
 		-e '.[test]' $(foreach p,$(dir $(PLUGIN_PROJECTS)),-e $(p))
+	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 test: install

@@ -85,15 +85,22 @@ def run_checks(project: Project) -> list[Check]:
             )
         )
     report = project.detect()
-    ready = sorted(t for t, s in report.tools.items() if s.usable)
+    ai = sorted(
+        t
+        for t, s in report.tools.items()
+        if s.usable and "code_generation" in s.detection.capabilities
+    )
+    others = sorted(t for t, s in report.tools.items() if s.usable and t not in ai)
     checks.append(
         Check(
             name="At least one AI tool",
-            ok=bool(ready),
-            detail=", ".join(ready) if ready else "no tool is installed and ready",
+            ok=bool(ai),
+            detail=", ".join(ai) if ai else "no AI coding tool is installed and ready",
             fix="install one: pip install aider-chat (then see 'aim status')",
         )
     )
+    if others:
+        checks.append(Check(name="Other tools", ok=True, detail=", ".join(others)))
     broken = [i for i in project.plugins.infos.values() if i.status == "broken"]
     checks.append(
         Check(

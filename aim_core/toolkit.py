@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from aim_core.models import Failure, ToolDetection
+from aim_core.models import Failure, ProcessResult, ToolDetection
 
 if TYPE_CHECKING:
     from aim_core.context import AimContext
@@ -46,6 +46,7 @@ def detect_program(
     scratch_paths: Sequence[str] = (),
     watch_paths: Sequence[str] = (),
     readiness: Readiness | None = None,
+    explain_failure: Callable[[ProcessResult], str | None] | None = None,
 ) -> ToolDetection:
     """Find ``program`` on PATH, ask its version and, optionally, whether it is ready.
 
@@ -55,6 +56,8 @@ def detect_program(
     :param readiness: ``readiness(context, path) -> (ready, reason, failure)``,
         called when the version answered; cheap checks only (a credentials
         file, an environment variable), no network.
+    :param explain_failure: turns the output of a failed version call into the
+        reason shown to the user (the default is the program's first line).
     :returns: a :class:`~aim_core.ToolDetection`; a program that is found but
         fails to answer its version is installed and not ready
         (``unavailable``), with its own first line of output as the reason.
@@ -85,12 +88,13 @@ def detect_program(
         )
     if r.exit_code != 0:
         said = first_line(r.stderr, r.stdout) or f"exit code {r.exit_code}"
+        reason = explain_failure(r) if explain_failure else None
         return ToolDetection(
             installed=True,
             path=path,
             ready=False,
             failure=Failure.UNAVAILABLE,
-            reason=f"'{program}' does not start: {said}",
+            reason=reason or f"'{program}' does not start: {said}",
             **common,
         )
     version = first_line(r.stdout, r.stderr) or None

@@ -32,7 +32,9 @@ args = sys.argv[1:]
 if args[:1] in (["--version"], ["-V"], ["version"]):
     time.sleep(cfg.get("version_sleep", 0))
     out = cfg.get("version_output")
-    sys.stdout.write((name + " " + cfg["version"] if out is None else out) + "\n")
+    if out != "":
+        sys.stdout.write((name + " " + cfg["version"] if out is None else out) + "\n")
+    sys.stderr.write(cfg.get("version_stderr", ""))
     sys.exit(cfg.get("version_exit", 0))
 with open(calls) as f:
     n = sum(1 for line in f if json.loads(line)["argv"][:1] not in (["--version"], ["-V"], ["version"]))
@@ -94,6 +96,7 @@ class FakeTool:
         version_output: str | None = None,
         version_sleep: float = 0.0,
         version_exit: int = 0,
+        version_stderr: str = "",
         runs: Sequence[Mapping[str, Any]] | None = None,
         **run: Any,
     ) -> FakeTool:
@@ -109,6 +112,7 @@ class FakeTool:
                     "version_output": version_output,
                     "version_sleep": version_sleep,
                     "version_exit": version_exit,
+                    "version_stderr": version_stderr,
                     "runs": behaviours,
                 }
             )

@@ -6,7 +6,6 @@ import os
 import sys
 
 import aim_pytest
-
 from aim_core.context import AimContext
 from aim_core.testing import make_fake_tool
 

@@ -1,0 +1,43 @@
+"""Claude Code detection against fake ``claude`` executables that answer like the real one."""
+
+from __future__ import annotations
+
+import aim_claude
+from aim_core.context import AimContext
+from aim_core.testing import make_fake_tool
+
+LOGGED_IN = '{"loggedIn": true, "authMethod": "api_key"}'
+LOGGED_OUT = '{"loggedIn": false}'
+
+
+def ctx(tmp_path):
+    return AimContext(root=tmp_path, environ={"PATH": str(tmp_path / "bin"), "HOME": str(tmp_path)})
+
+
+def test_logged_in(tmp_path):
+    tool = make_fake_tool(
+        tmp_path / "bin", "claude", version_output="2.1.197 (Claude Code)", stdout=LOGGED_IN
+    )
+    found = aim_claude.detect_tool(ctx(tmp_path))
+    assert found.tool_id == "claude-cli" and found.installed and found.ready is True
+    assert found.version == "2.1.197 (Claude Code)"
+    assert tool.work_calls[0]["argv"] == ["auth", "status"]
+    assert "ANTHROPIC_API_KEY" in found.env_passthrough
+    assert aim_claude.get_version("claude-cli", ctx(tmp_path)) == "2.1.197 (Claude Code)"
+
+
+def test_logged_out_is_auth_required(tmp_path):
+    make_fake_tool(tmp_path / "bin", "claude", stdout=LOGGED_OUT, exit_code=1)
+    found = aim_claude.detect_tool(ctx(tmp_path))
+    assert found.ready is False and found.failure == "auth_required"
+    assert found.reason.startswith("Claude Code requires login")
+
+
+def test_old_claude_without_auth_status_is_unknown(tmp_path):
+    make_fake_tool(tmp_path / "bin", "claude", stderr="error: unknown command 'auth'", exit_code=2)
+    assert aim_claude.detect_tool(ctx(tmp_path)).ready is None
+
+
+def test_not_installed(tmp_path):
+    found = aim_claude.detect_tool(ctx(tmp_path))
+    assert not found.installed and "npm install -g @anthropic-ai/claude-code" in found.reason
