@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         Workstream,
     )
     from aim_core.plugins import hookimpl
+    from aim_core.runner import RunResult, run_workstream
 
 __all__ = [
     "AimContext",
@@ -46,12 +47,14 @@ __all__ = [
     "NoToolAvailable",
     "Problem",
     "ProcessResult",
+    "RunResult",
     "SecurityError",
     "ToolDetection",
     "Workstream",
     "WorkstreamError",
     "__version__",
     "hookimpl",
+    "run_workstream",
 ]
 
 _WHERE = {
@@ -72,6 +75,8 @@ _WHERE = {
     "ToolDetection": "aim_core.models",
     "Workstream": "aim_core.models",
     "hookimpl": "aim_core.plugins",
+    "RunResult": "aim_core.runner",
+    "run_workstream": "aim_core.runner",
 }
 
 

@@ -361,6 +361,51 @@ def doctor() -> int:
     return 1 if blocking else 0
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Run up to N independent workstreams at once.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the plan and the candidate tools; run nothing.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON result object per workstream."
+)
+@common_options
+def run(paths: tuple[Path, ...], jobs: int, dry_run: bool, as_json: bool) -> int:
+    """Run workstreams: route each to a tool, fall back, retry, audit.
+
+    PATHS are workstream files or directories of them. Several workstreams run
+    as a graph by depends_on; -j N runs independent ones in parallel (never
+    two whose files overlap). Exit codes: 0 success, 1 the work failed,
+    2 bad input, 3 no tool available, 130 interrupted.
+    """
+    from aim_core.graph import run_many
+
+    project = open_project()
+    return run_many(project, list(paths), jobs=jobs, dry_run=dry_run, as_json=as_json)
+
+
+@cli.command()
+@common_options
+def recover() -> int:
+    """Restore what a killed run left: stop its tool, put the files in scope back."""
+    from aim_core.recovery import recover_dead_runs
+
+    project = open_project()
+    done = recover_dead_runs(project)
+    if not done:
+        click.echo("Nothing to recover: no run of this repository was left unfinished.")
+    for d in done:
+        files = ", ".join(d["restored"]) or "no file"
+        click.echo(f"Recovered run {d['run_id']}: restored {files}")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry
 
 

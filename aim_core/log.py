@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 
 logger = logging.getLogger("aim")
 logger.addHandler(logging.NullHandler())
 
+# With several workstreams running at once, each line says which one it is about.
+current_workstream: ContextVar[str | None] = ContextVar("current_workstream", default=None)
+
 
 class _GuideFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return f"[{record.levelname}] {record.getMessage()}"
+        ws = getattr(record, "workstream", None)
+        prefix = f"{ws}: " if ws else ""
+        return f"[{record.levelname}] {prefix}{record.getMessage()}"
+
+
+class _WorkstreamFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.workstream = current_workstream.get()
+        return True
 
 
 def configure(verbosity: int = 0, quiet: bool = False, stream=None) -> None:
@@ -24,6 +36,7 @@ def configure(verbosity: int = 0, quiet: bool = False, stream=None) -> None:
     only warnings and errors with ``-q``."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_GuideFormatter())
+    handler.addFilter(_WorkstreamFilter())
     for h in list(logger.handlers):
         if not isinstance(h, logging.NullHandler):
             logger.removeHandler(h)

@@ -69,11 +69,26 @@ class Project:
         if self._plugins is None:
             from aim_core.plugins import AimPlugins
 
-            self._plugins = AimPlugins.load(environ=self.environ)
+            self.use_plugins(AimPlugins.load(environ=self.environ))
         return self._plugins
 
     def use_plugins(self, plugins: Any) -> None:
-        """Work with an already loaded plugin manager (tests, embedding programs)."""
+        """Work with an already loaded plugin manager (tests, embedding programs);
+        the core's JSONL audit sink for this registry is added to it."""
+        from aim_core.audit.emit import JSONL_PLUGIN
+
+        if JSONL_PLUGIN not in plugins.infos:
+            from aim_core.audit.jsonl import JsonlAuditLog, audit_key
+            from aim_core.default_plugins.audit_jsonl import JsonlAuditSink
+            from aim_core.log import logger
+            from aim_core.registry import AUDIT_DIRNAME
+
+            log = JsonlAuditLog(
+                self.registry / AUDIT_DIRNAME,
+                key=audit_key(self.environ),
+                on_warning=logger.warning,
+            )
+            plugins.register(JsonlAuditSink(log), JSONL_PLUGIN, status="essential")
         self._plugins = plugins
         self._detection = None
 

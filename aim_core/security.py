@@ -117,3 +117,33 @@ def check_paths(
             if problem is not None:
                 problems.append(problem)
     return problems
+
+
+REDACTED = "[REDACTED]"
+
+
+def redact_record(record, project) -> Any:
+    """The record with every secret value of the environment replaced by ``[REDACTED]``.
+
+    Runs once, before any audit sink sees the record.
+    """
+    import json
+
+    import attrs
+
+    from aim_core.runlog import RunLog
+
+    values = sorted(
+        {v for v in RunLog.secrets_from_env(project.environ) if len(v) >= 6},
+        key=len,
+        reverse=True,
+    )
+    if not values:
+        return record
+    text = json.dumps({"payload": record.payload, "result": record.result})
+    if not any(v in text for v in values):
+        return record
+    for v in values:
+        text = text.replace(json.dumps(v)[1:-1], REDACTED)
+    data = json.loads(text)
+    return attrs.evolve(record, payload=data["payload"], result=data["result"])

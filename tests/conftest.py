@@ -88,3 +88,68 @@ def write_dist(site, dist, module, body, ep_name=None, version="1.0"):
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[aim]\n{ep_name or dist} = {module}\n")
     (site / f"{module}.py").write_text(textwrap.dedent(body))
+
+
+FAKEAI = """
+import re
+from aim_core import hookimpl, InvocationResult, Failure
+from aim_core.toolkit import detect_program, first_line
+
+# tool id -> (program, capabilities)
+TOOLS = {
+    "jules": ("jules", ["code_generation", "version_checking"]),
+    "aider": ("aider", ["code_generation", "refactoring", "version_checking"]),
+    "claude-cli": ("claude", ["code_generation", "refactoring", "version_checking"]),
+}
+EXIT = {1: Failure.TOOL_ERROR, 2: Failure.WORK_FAILED, 4: Failure.AUTH_REQUIRED,
+        5: Failure.RATE_LIMITED, 6: Failure.INVALID_PAYLOAD, 127: Failure.NOT_INSTALLED}
+
+
+def _ready(name, program):
+    def readiness(context, path):
+        r = context.run([path, "--version"])
+        if "needs-login" in r.stdout:
+            title = name.split("-")[0].capitalize()
+            return False, f"{title} requires login (run '{program} login')", Failure.AUTH_REQUIRED
+        return True, None, None
+    return readiness
+
+
+@hookimpl
+def detect_tool(context):
+    return [
+        detect_program(context, tool_id=t, program=p, capabilities=c,
+                       install_hint=f"pip install {p}", env_passthrough=["FAKEAI_*"],
+                       readiness=_ready(t, p))
+        for t, (p, c) in TOOLS.items()
+    ]
+
+
+@hookimpl
+def invoke_capability(tool_id, capability, payload, context):
+    if tool_id not in TOOLS:
+        return None
+    path = context.which(TOOLS[tool_id][0])
+    r = context.run([path, "--message", payload.prompt, *payload.files])
+    if r.timed_out:
+        return InvocationResult(success=False, message="timed out", failure=Failure.TIMEOUT)
+    if r.exit_code == 0:
+        return InvocationResult(success=True, message="done", exit_code=0, output=r.stdout)
+    m = re.search(r"retry-after: (\\d+(?:\\.\\d+)?)", r.stdout)
+    return InvocationResult(
+        success=False, exit_code=r.exit_code, output=r.stdout + r.stderr,
+        message=first_line(r.stderr, r.stdout) or f"exit {r.exit_code}",
+        failure=EXIT.get(r.exit_code, Failure.TOOL_ERROR),
+        retry_after_s=float(m.group(1)) if m else None,
+    )
+"""
+
+
+@pytest.fixture
+def fakeai(tmp_path):
+    """Environment for a repository whose AI tools come from a generic test plugin that
+    drives fake executables (jules, aider, claude) through the real process runner."""
+    site = tmp_path / "fakeai-site"
+    site.mkdir()
+    write_dist(site, "aim-plugin-fakeai", "aim_plugin_fakeai", FAKEAI, ep_name="fakeai")
+    return {"PYTHONPATH": str(site), "AIM_LOAD_PLUGINS": "fakeai"}

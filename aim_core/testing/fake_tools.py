@@ -54,6 +54,15 @@ for path, text in run.get("writes", {{}}).items():
         os.makedirs(d, exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
+text = run.get("write_argv_files")
+if text is not None:  # write every file named on the command line (after a --message PROMPT)
+    rest = args[2:] if args[:1] == ["--message"] else args
+    for path in rest:
+        d = os.path.dirname(path)
+        if d:
+            os.makedirs(d, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
 g = run.get("grandchild")
 if g:
     code = "import time; time.sleep(%r)" % g.get("sleep", 60)
@@ -102,8 +111,8 @@ class FakeTool:
     ) -> FakeTool:
         """Set the behaviour: ``runs`` is one behaviour per call (the last repeats);
         keyword arguments describe a single behaviour (``exit_code``, ``stdout``,
-        ``stderr``, ``sleep``, ``writes``, ``deletes``, ``flood_bytes``,
-        ``grandchild``, ``needs_login``)."""
+        ``stderr``, ``sleep``, ``writes``, ``deletes``, ``write_argv_files``,
+        ``flood_bytes``, ``grandchild``, ``needs_login``)."""
         behaviours = list(runs) if runs is not None else [run]
         self._config.write_text(
             json.dumps(

@@ -1,0 +1,1 @@
+"""The audit: records of every attempt, the JSONL hash chain, and reading it back."""

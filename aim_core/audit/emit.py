@@ -1,0 +1,44 @@
+"""Handing a record to the sinks: redacted once, sealed by the JSONL log, then every
+other ``audit_sink``, each bounded in time and isolated."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aim_core.models import AuditRecord
+
+if TYPE_CHECKING:
+    from aim_core.project import Project
+
+log = logging.getLogger("aim")
+
+JSONL_PLUGIN = "aim.audit-jsonl"
+SINK_TIMEOUT_S = 5.0
+
+
+def emit(project: Project, record: AuditRecord, *, reported: set[str] | None = None) -> AuditRecord:
+    """Redact, append to the JSONL log (the record of truth), then give it to every
+    other sink. A sink that raises or hangs is reported once (per ``reported``)."""
+    from aim_core.security import redact_record
+
+    reported = set() if reported is None else reported
+    record = redact_record(record, project)
+    plugins = project.plugins
+    sealed = record
+    if project.settings.enable_audit_logging:
+        outcome = plugins.call("audit_sink", JSONL_PLUGIN, {"record": record})
+        if outcome.ok and isinstance(outcome.value, AuditRecord):
+            sealed = outcome.value
+        else:
+            log.error(f"the audit log could not be written: {outcome.error}")
+    for name in plugins.implementers("audit_sink"):
+        if name == JSONL_PLUGIN:
+            continue
+        outcome = plugins.call("audit_sink", name, {"record": sealed}, timeout_s=SINK_TIMEOUT_S)
+        if not outcome.ok and name not in reported:
+            reported.add(name)
+            log.warning(
+                f"audit sink '{name}' failed ({outcome.error}); the run and the JSONL log go on"
+            )
+    return sealed

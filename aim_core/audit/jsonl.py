@@ -1,0 +1,198 @@
+"""The built-in audit log: ``AIM_audit/YYYY-MM-DD/audit.jsonl``, a hash chain.
+
+Appending takes an exclusive lock (``AIM_audit/.lock``) around "read the chain
+tip, write one line, fsync", so concurrent ``aim`` processes never interleave
+or fork the chain; ``seq`` and ``timestamp`` are assigned under the lock, so
+their order and the day files agree.
+
+The chain head (last ``seq`` and ``hash``) is also kept in ``AIM_audit/HEAD.json``
+so that deleting the tail of the log is detected. The head is replaced after
+every append (an atomic rename, not fsynced): after a power loss it may lag
+behind the log, never run ahead of it, and records past the head are verified
+by the chain alone. That keeps an append at one fsync.
+
+A torn last line (a crash mid-write) is found by the next append, moved to
+``AIM_audit/<day>.torn`` with a note, and reported; it never breaks later lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from aim_core.audit.canonical import record_hash, utc_timestamp
+from aim_core.locks import FileLock
+
+LOG_NAME = "audit.jsonl"
+HEAD_NAME = "HEAD.json"
+LOCK_NAME = ".lock"
+CHECKPOINTS_NAME = "CHECKPOINTS.jsonl"
+
+
+def audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """``AIM_AUDIT_KEY`` as bytes (the HMAC key), or None."""
+    env = os.environ if environ is None else environ
+    value = env.get("AIM_AUDIT_KEY")
+    return value.encode("utf-8") if value else None
+
+
+def day_dirs(audit_dir: Path) -> list[Path]:
+    """The ``YYYY-MM-DD`` directories that hold a log, oldest first."""
+    if not audit_dir.is_dir():
+        return []
+    out = []
+    for p in audit_dir.iterdir():
+        name = p.name
+        if len(name) == 10 and name[4] == "-" and name[7] == "-" and (p / LOG_NAME).is_file():
+            out.append(p)
+    return sorted(out, key=lambda p: p.name)
+
+
+def _line_start(f, end: int) -> int:
+    """The offset just after the last newline before ``end`` (0 when there is none)."""
+    block = 65536
+    pos = end
+    while pos > 0:
+        start = max(0, pos - block)
+        f.seek(start)
+        nl = f.read(pos - start).rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        pos = start
+    return 0
+
+
+def _last_line(path: Path) -> bytes:
+    """The last complete line of a file (without its newline), b"" if none."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return b""
+        start = _line_start(f, size - 1)
+        f.seek(start)
+        return f.read(size - 1 - start)
+
+
+class JsonlAuditLog:
+    """The append-only JSONL audit log of one registry."""
+
+    def __init__(
+        self,
+        audit_dir: Path,
+        *,
+        key: bytes | None = None,
+        clock: Callable[[], datetime] | None = None,
+        on_warning: Callable[[str], None] | None = None,
+    ):
+        self.dir = Path(audit_dir)
+        self.key = key
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.on_warning = on_warning or (lambda message: None)
+
+    @property
+    def head_path(self) -> Path:
+        return self.dir / HEAD_NAME
+
+    def read_head(self) -> dict[str, Any] | None:
+        """The saved chain head ``{"seq", "hash", "day"}``, or None."""
+        try:
+            data = json.loads(self.head_path.read_text(encoding="utf-8"))
+            return data if isinstance(data, dict) else None
+        except (OSError, ValueError):
+            return None
+
+    def _tip(self) -> tuple[int, str | None]:
+        """``(seq, hash)`` of the last record, after moving a torn last line aside."""
+        days = day_dirs(self.dir)
+        for day in reversed(days):
+            path = day / LOG_NAME
+            self._set_aside_torn(path)
+            line = _last_line(path)
+            if not line.strip():
+                continue
+            try:
+                last = json.loads(line)
+                return int(last["seq"]), last["hash"]
+            except (ValueError, KeyError, TypeError):
+                self.on_warning(
+                    f"{path}: the last record is not valid JSON; run 'aim audit verify'"
+                )
+                break
+        head = self.read_head()
+        if head and isinstance(head.get("seq"), int):
+            return head["seq"], head.get("hash")
+        return 0, None
+
+    def _set_aside_torn(self, path: Path) -> None:
+        size = path.stat().st_size
+        if size == 0:
+            return
+        with open(path, "rb+") as f:
+            f.seek(size - 1)
+            if f.read(1) == b"\n":
+                return
+            start = _line_start(f, size)
+            f.seek(start)
+            torn = f.read()
+            torn_path = self.dir / f"{path.parent.name}.torn"
+            with open(torn_path, "ab") as t:
+                note = {
+                    "moved_at": utc_timestamp(self.clock()),
+                    "file": f"{path.parent.name}/{LOG_NAME}",
+                    "offset": start,
+                    "bytes": len(torn),
+                }
+                t.write(json.dumps(note).encode() + b"\n" + torn + b"\n")
+                t.flush()
+                os.fsync(t.fileno())
+            f.truncate(start)
+            f.flush()
+            os.fsync(f.fileno())
+        self.on_warning(
+            f"{path}: a torn last line ({len(torn)} bytes, left by a crash) "
+            f"was moved to {torn_path}"
+        )
+
+    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Seal a record (timestamp, seq, prev_hash, hash), append it, return it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(self.dir / LOCK_NAME):
+            seq, prev = self._tip()
+            now = self.clock()
+            sealed = dict(record)
+            sealed["timestamp"] = utc_timestamp(now)
+            sealed["seq"] = seq + 1
+            sealed["prev_hash"] = prev
+            sealed.pop("hash", None)
+            sealed["hash"] = record_hash(sealed, self.key)
+            line = (json.dumps(sealed, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
+                "utf-8"
+            )
+            day = now.astimezone(timezone.utc).strftime("%Y-%m-%d")
+            path = self.dir / day / LOG_NAME
+            path.parent.mkdir(exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._write_head(sealed["seq"], sealed["hash"], day)
+        return sealed
+
+    def _write_head(self, seq: int, digest: str, day: str) -> None:
+        tmp = self.dir / f".{HEAD_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"seq": seq, "hash": digest, "day": day}), encoding="utf-8")
+        os.replace(tmp, self.head_path)
+
+    def iter_lines(self, days: list[Path] | None = None) -> Iterator[tuple[Path, int, bytes]]:
+        """Every line of the chosen day files as ``(file, line number, bytes)``."""
+        for day in days if days is not None else day_dirs(self.dir):
+            path = day / LOG_NAME
+            with open(path, "rb") as f:
+                for n, line in enumerate(f, 1):
+                    yield path, n, line

@@ -1,0 +1,158 @@
+"""The lock table in ``AIM_runs/active/``: which runs are alive and what they touch.
+
+Each run holds an OS lock on ``active/<run_id>.lock`` for its whole life and
+describes itself in ``active/<run_id>.json`` (its scope, the snapshot of the
+attempt in progress, the tool's pid). Two runs whose scopes overlap never
+work at the same time; a run whose lock is free has died, and the next aim
+command restores what it left (:mod:`aim_core.recovery`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from aim_core.locks import FileLock, is_free
+from aim_core.workspace import Scope
+
+ACTIVE = "active"
+RECENT = "recent"  # entries of runs that ended lately: their changes are theirs, not ours
+RECENT_KEEP_S = 24 * 3600
+TABLE_LOCK = ".table.lock"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class ActiveRun:
+    """This process's entry in the lock table."""
+
+    def __init__(self, table: RunTable, run_id: str, entry: dict[str, Any], lock: FileLock):
+        self.table = table
+        self.run_id = run_id
+        self.entry = entry
+        self._lock = lock
+
+    @property
+    def path(self) -> Path:
+        return self.table.active / f"{self.run_id}.json"
+
+    def update(self, **fields: Any) -> None:
+        """Change the entry (atomically), e.g. the snapshot or the tool's pid."""
+        self.entry.update(fields)
+        _write_json(self.path, self.entry)
+
+    def release(self) -> None:
+        """Leave the table: the entry moves to ``recent/``, the lock goes."""
+        recent = self.table.runs_dir / RECENT
+        recent.mkdir(exist_ok=True)
+        _write_json(recent / f"{self.run_id}.json", {**self.entry, "finished": time.time()})
+        self.path.unlink(missing_ok=True)
+        self._lock.release()
+        (self.table.active / f"{self.run_id}.lock").unlink(missing_ok=True)
+
+
+class RunTable:
+    """The table of live runs of one registry."""
+
+    def __init__(self, runs_dir: Path):
+        self.runs_dir = runs_dir
+        self.active = runs_dir / ACTIVE
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry, each with ``"alive"`` telling whether its run still holds its lock."""
+        out = []
+        if not self.active.is_dir():
+            return out
+        for p in sorted(self.active.glob("*.json")):
+            try:
+                entry = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            entry["alive"] = not is_free(self.active / f"{p.stem}.lock")
+            out.append(entry)
+        return out
+
+    def join(
+        self,
+        run_id: str,
+        root: Path,
+        scope: Iterable[str],
+        *,
+        info: dict[str, Any] | None = None,
+        on_wait: Callable[[dict[str, Any]], None] | None = None,
+        poll_s: float = 0.2,
+        stop: threading.Event | None = None,
+    ) -> ActiveRun:
+        """Enter the table, first waiting while a live run's scope overlaps ours."""
+        self.active.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.active / f"{run_id}.lock")
+        lock.acquire()
+        mine = Scope(root, scope)
+        entry = {"run_id": run_id, "pid": os.getpid(), "scope": list(scope), **(info or {})}
+        waited_for: str | None = None
+        while True:
+            with FileLock(self.runs_dir / TABLE_LOCK):
+                blocker = next(
+                    (
+                        e
+                        for e in self.entries()
+                        if e["alive"]
+                        and e["run_id"] != run_id
+                        and mine.overlaps(Scope(root, e.get("scope", [])))
+                    ),
+                    None,
+                )
+                if blocker is None:
+                    run = ActiveRun(self, run_id, entry, lock)
+                    run.update(started=time.time())
+                    return run
+            if on_wait is not None and blocker["run_id"] != waited_for:
+                on_wait(blocker)
+                waited_for = blocker["run_id"]
+            if stop is not None and stop.wait(poll_s):
+                lock.release()
+                from aim_core.runner import Interrupted
+
+                raise Interrupted()
+            if stop is None:
+                time.sleep(poll_s)
+
+    def other_scopes(self, run_id: str, since: float) -> list[str]:
+        """The scope entries of every other run alive now or at any time after ``since``
+        (the changes in them are those runs', not ours to judge)."""
+        out: list[str] = []
+        for e in self.entries():
+            if e["alive"] and e["run_id"] != run_id:
+                out.extend(e.get("scope", []))
+        recent = self.runs_dir / RECENT
+        if recent.is_dir():
+            now = time.time()
+            for p in recent.glob("*.json"):
+                try:
+                    e = json.loads(p.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    continue
+                finished = e.get("finished", 0)
+                if finished >= since and e.get("run_id") != run_id:
+                    out.extend(e.get("scope", []))
+                elif now - finished > RECENT_KEEP_S:
+                    p.unlink(missing_ok=True)
+        return out
+
+    def dead(self) -> list[dict[str, Any]]:
+        """Entries of runs that died (their lock is free)."""
+        return [e for e in self.entries() if not e["alive"]]
+
+    def forget(self, run_id: str) -> None:
+        """Remove a dead run's entry."""
+        (self.active / f"{run_id}.json").unlink(missing_ok=True)
+        (self.active / f"{run_id}.lock").unlink(missing_ok=True)

@@ -1,0 +1,71 @@
+"""The run log, ``AIM_runs/<run_id>.log``: commands, timings and the tools' output,
+capped and with secrets masked. Tool output goes here, never into the audit."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from aim_core.models import ProcessResult
+
+SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH)", re.IGNORECASE)
+SECRET_FLAG = re.compile(r"^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$", re.IGNORECASE)
+MASK = "[REDACTED]"
+
+
+class RunLog:
+    """Appends timestamped sections to one run's log file."""
+
+    def __init__(self, path: Path, secrets: Iterable[str] = ()):
+        self.path = path
+        self.secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def secrets_from_env(cls, env: Mapping[str, str]) -> list[str]:
+        """Values of variables whose names say they hold a secret."""
+        return [v for k, v in env.items() if SECRET_NAME.search(k) and v]
+
+    def mask(self, text: str) -> str:
+        """Replace every known secret value in ``text``."""
+        for s in self.secrets:
+            if s in text:
+                text = text.replace(s, MASK)
+        return text
+
+    def mask_argv(self, argv: Sequence[str]) -> list[str]:
+        """The command line with the values of secret-looking flags masked."""
+        out: list[str] = []
+        hide_next = False
+        for a in argv:
+            if hide_next:
+                out.append(MASK)
+                hide_next = False
+                continue
+            if "=" in a and SECRET_FLAG.match(a.split("=", 1)[0]):
+                out.append(a.split("=", 1)[0] + "=" + MASK)
+                continue
+            hide_next = bool(SECRET_FLAG.match(a))
+            out.append(self.mask(a))
+        return out
+
+    def write(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        with self._lock, open(self.path, "a", encoding="utf-8") as f:
+            for line in self.mask(text).splitlines() or [""]:
+                f.write(f"{stamp} {line}\n")
+
+    def process(self, argv: Sequence[str], result: ProcessResult) -> None:
+        """Record one command, its exit and its (already capped) output."""
+        import shlex
+
+        end = "timed out" if result.timed_out else f"exit {result.exit_code}"
+        self.write(f"$ {shlex.join(self.mask_argv(argv))}")
+        self.write(f"  -> {end} in {result.duration_sec:.2f}s")
+        for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if text.strip():
+                self.write(f"  --- {name} ---\n{text.rstrip()}")
