@@ -1,16 +1,36 @@
 """aim plugin for pytest: the ``testing`` capability.
 
 Tool id ``pytest``; the program is ``pytest`` on PATH (the one of the
-repository's active virtual environment).
+repository's active virtual environment). One attempt runs::
+
+    PYTHONDONTWRITEBYTECODE=1 pytest -q -p no:cacheprovider [ARGS...] -- [FILES or test ids...]
+
+(``ARGS`` is ``tools: {pytest: {args: [...]}}`` of the config; globs in the
+files are expanded) and reports pytest's final summary line
+(``"1 failed, 2 passed in 0.10s"``).
 """
 
 from __future__ import annotations
 
-from aim_core import hookimpl
-from aim_core.toolkit import detect_program, program_version
+import re
+import shlex
+from pathlib import Path
+
+from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core.toolkit import detect_program, first_line, program_version
 
 TOOL_ID = "pytest"
 CAPABILITIES = ("testing",)
+LISTED = 3  # failed tests named when pytest printed no summary line
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_OUTCOME = r"\d+ (?:failed|passed|skipped|deselected|xfailed|xpassed|warnings?|errors?|rerun)"
+# "1 failed, 2 passed in 0.10s", "no tests ran in 0.00s", "3 passed in 65.43s (0:01:05)";
+# without -q it is centred in "=" (stripped before matching).
+SUMMARY_RE = re.compile(
+    rf"^(?:no tests ran|{_OUTCOME}(?:, {_OUTCOME})*) in \d+(?:\.\d+)?s(?: \([^)]*\))?$"
+)
+COLLECTION_RE = re.compile(r"Interrupted: (\d+ errors? during collection)")
 
 
 @hookimpl
@@ -33,3 +53,215 @@ def get_version(tool_id, context):
     if tool_id != TOOL_ID:
         return None
     return program_version(context, "pytest")
+
+
+@hookimpl
+def validate_payload(tool_id, capability, payload, context):
+    """pytest takes any path or test id; it objects only to a capability it lacks."""
+    if tool_id != TOOL_ID:
+        return None
+    if capability is not None and capability not in CAPABILITIES:
+        return [Problem(field="capability", message=_not_provided(capability))]
+    return None
+
+
+@hookimpl
+def invoke_capability(tool_id, capability, payload, context):
+    """Run pytest once; success when pytest says every collected test passed."""
+    if tool_id != TOOL_ID:
+        return None
+    if capability is not None and capability not in CAPABILITIES:
+        return _failed(Failure.INVALID_PAYLOAD, _not_provided(capability))
+    args = option_args(context, payload)
+    if args is None:
+        return _failed(
+            Failure.INVALID_PAYLOAD, "config tools.pytest.args must be a list of arguments"
+        )
+    program = context.which("pytest") or "pytest"
+    argv = [program, "-q", "-p", "no:cacheprovider", *args]
+    if payload.files:
+        argv += ["--", *expand(context.root, payload.files)]
+    r = context.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1"})
+    output = joined_output(r)
+
+    def result(failure, message):
+        return InvocationResult(
+            success=failure is None,
+            message=message,
+            exit_code=r.exit_code,
+            failure=failure,
+            output=output,
+            duration_sec=r.duration_sec,
+        )
+
+    stopped = process_failure(r, "pytest")
+    if stopped is not None:
+        return result(*stopped)
+    text = _ANSI.sub("", output)
+    summary = summary_line(text)
+    code = r.exit_code
+    if code == 0:
+        return result(None, summary or "all tests passed")
+    if code == 1:
+        return result(Failure.WORK_FAILED, summary or _failed_tests(text))
+    if code == 5:
+        return result(Failure.WORK_FAILED, f"no tests collected ({summary or 'no tests ran'})")
+    if code == 6:
+        return result(Failure.WORK_FAILED, f"too many warnings ({summary or 'max warnings'})")
+    if code == 2:
+        collection = COLLECTION_RE.search(text)
+        if collection:
+            # The test code itself does not import or parse: the work is broken, and
+            # running pytest again would say the same.
+            errors = _listed(text, "ERROR ")
+            return result(
+                Failure.WORK_FAILED,
+                collection.group(1) + (f": {errors}" if errors else ""),
+            )
+        return result(Failure.TOOL_ERROR, f"pytest was interrupted: {_interruption(text)}")
+    if code == 3:
+        return result(Failure.TOOL_ERROR, f"pytest internal error: {_internal_error(text)}")
+    if code == 4:
+        return result(Failure.TOOL_ERROR, f"pytest usage error: {_usage_error(r)}")
+    said = first_line(r.stderr, r.stdout) or "no output"
+    return result(Failure.TOOL_ERROR, f"pytest failed (exit code {code}): {said}")
+
+
+def expand(root, names):
+    """``names`` with each glob that names no path itself (``tests/test_*.py``) replaced by
+    what it matches; test ids (``a.py::test_x[1]``) and unmatched names stay as they are."""
+    root = Path(root)
+    out = []
+    for name in names:
+        matches = []
+        if "::" not in name and any(c in name for c in "*?[") and not (root / name).exists():
+            try:
+                matches = sorted(p.relative_to(root).as_posix() for p in root.glob(name))
+            except (ValueError, NotImplementedError, OSError):  # "/abs/*.py"
+                matches = []
+        out.extend(matches or [name])
+    return list(dict.fromkeys(out))
+
+
+def summary_line(text):
+    """pytest's final summary line (``"1 failed, 2 passed in 0.10s"``), or None."""
+    for line in reversed(text.splitlines()):
+        candidate = line.strip().strip("=").strip()
+        if SUMMARY_RE.match(candidate):
+            return candidate
+    return None
+
+
+# --------------------------------------------------------------------------- helpers
+# option_args, joined_output and process_failure are the same in aim_ruff.
+
+
+def option_args(context, payload):
+    """The tool's ``args`` option as a list of strings (a string is split like a shell
+    would), or None when it is neither."""
+    options = context.options or payload.options or {}
+    args = options.get("args") or []
+    if isinstance(args, str):
+        try:
+            return shlex.split(args)
+        except ValueError:
+            return None
+    if isinstance(args, (list, tuple)) and all(
+        isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args
+    ):
+        return [str(a) for a in args]
+    return None
+
+
+def joined_output(r):
+    """stdout then stderr, for the run log."""
+    out, err = r.stdout or "", r.stderr or ""
+    if out and err and not out.endswith("\n"):
+        out += "\n"
+    return out + err
+
+
+def process_failure(r, program):
+    """``(failure, message)`` when the process did not get to do its work, else None."""
+    if r.interrupted:
+        return Failure.INTERRUPTED, f"{program} was interrupted"
+    if r.timed_out:
+        return (
+            Failure.TIMEOUT,
+            f"{program} did not finish in time (stopped after {r.duration_sec:.1f}s)",
+        )
+    if r.exit_code == 127:
+        said = first_line(r.stderr, r.stdout)
+        return Failure.NOT_INSTALLED, f"'{program}' is not installed" + (
+            f": {said}" if said else ""
+        )
+    if r.exit_code == 126:
+        said = first_line(r.stderr, r.stdout)
+        return Failure.UNAVAILABLE, f"'{program}' cannot be started" + (f": {said}" if said else "")
+    if r.exit_code is None:
+        return Failure.TOOL_ERROR, f"{program} ended without an exit code"
+    if r.exit_code < 0:
+        return Failure.TOOL_ERROR, f"{program} was killed by signal {-r.exit_code}"
+    return None
+
+
+def _failed(failure, message):
+    return InvocationResult(success=False, message=message, failure=failure)
+
+
+def _not_provided(capability):
+    return f"pytest provides only {', '.join(CAPABILITIES)}, not {capability}"
+
+
+def _listed(text, prefix):
+    """The ids pytest's short summary lists with ``prefix`` ("FAILED ", "ERROR ")."""
+    ids = [
+        line[len(prefix) :].split(" - ", 1)[0].strip()
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    ]
+    shown = ", ".join(ids[:LISTED])
+    return shown + (f" (+{len(ids) - LISTED} more)" if len(ids) > LISTED else "")
+
+
+def _failed_tests(text):
+    """The message for failed tests when pytest printed no summary (``-qq``)."""
+    failed = _listed(text, "FAILED ")
+    return f"tests failed: {failed}" if failed else "tests failed (pytest exit code 1)"
+
+
+def _interruption(text):
+    """pytest's ``!!!!! reason !!!!!`` line."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("!!") and stripped.strip("! "):
+            return stripped.strip("! ")
+    return first_line(text) or "no output"
+
+
+def _internal_error(text):
+    """The exception of pytest's ``INTERNALERROR>`` traceback (its last line)."""
+    lines = [
+        line.removeprefix("INTERNALERROR>").strip()
+        for line in text.splitlines()
+        if line.startswith("INTERNALERROR>")
+    ]
+    lines = [line for line in lines if line]
+    return lines[-1] if lines else first_line(text) or "no output"
+
+
+def _usage_error(r):
+    """pytest's own reason: ``pytest: error: ...``, else its ``ERROR: ...`` line, else its
+    first line with the ``E   ...`` line that explains it (a conftest that fails to import)."""
+    text = _ANSI.sub("", r.stderr + "\n" + r.stdout)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("pytest: error:"):
+            return line.removeprefix("pytest: error:").strip()
+    for line in lines:
+        if line.startswith("ERROR:") and not line.startswith("ERROR: usage:"):
+            return line.removeprefix("ERROR:").strip()
+    if not lines:
+        return "no output"
+    detail = next((line[1:].strip() for line in lines if line.startswith("E ")), None)
+    return f"{lines[0]} ({detail})" if detail else lines[0]
