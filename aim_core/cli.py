@@ -406,6 +406,171 @@ def recover() -> int:
     return 0
 
 
+@cli.group()
+def audit() -> None:
+    """Read, verify, prune and report on the audit log (AIM_audit/*/audit.jsonl)."""
+
+
+def _audit_dir(project):
+    from aim_core.registry import AUDIT_DIRNAME
+
+    return project.registry / AUDIT_DIRNAME
+
+
+def _filter(**kw):
+    from aim_core.audit.query import Filter, parse_when
+
+    since, until = kw.pop("since"), kw.pop("until")
+    return Filter(
+        since=parse_when(since) if since else None,
+        until=parse_when(until, end=True) if until else None,
+        **kw,
+    )
+
+
+@audit.command("query")
+@click.option("--capability", help="Only this capability.")
+@click.option("--tool", help="Only this tool id.")
+@click.option(
+    "--since", metavar="DATE", help="From this date (local day, as `date -I`) or datetime."
+)
+@click.option("--until", metavar="DATE", help="Up to this date (the whole day) or datetime.")
+@click.option("--failed", is_flag=True, help="Only records whose result.success is false.")
+@click.option("--workstream", help="Only this workstream id.")
+@click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table: one record per line ending in success=true|false; json: JSON Lines (for jq).",
+)
+@common_options
+def audit_query(capability, tool, since, until, failed, workstream, run_id, fmt) -> int:
+    """Print audit records, oldest first; only the day files in range are read."""
+    from aim_core.audit.query import write_query
+
+    project = open_project()
+    flt = _filter(
+        capability=capability,
+        tool=tool,
+        since=since,
+        until=until,
+        failed=failed,
+        workstream=workstream,
+        run=run_id,
+    )
+    out = click.get_binary_stream("stdout")
+    try:
+        write_query(_audit_dir(project), flt, fmt, out)
+        out.flush()
+    except BrokenPipeError:  # `aim audit query | head`
+        pass
+    return 0
+
+
+@audit.command("verify")
+@click.option(
+    "--head", "head", metavar="SEQ:HASH", help="Also check against a head saved elsewhere."
+)
+@common_options
+def audit_verify(head: str | None) -> int:
+    """Walk the hash chain and the head; exit 0 when intact, 4 when not."""
+    from aim_core.audit.jsonl import audit_key
+    from aim_core.audit.verify import verify
+
+    project = open_project()
+    given = None
+    if head:
+        seq, _, digest = head.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise AimError(f"--head: expected SEQ:HASH (e.g. 1042:3fa9...), got {head!r}")
+        given = (int(seq), digest)
+    v = verify(_audit_dir(project), key=audit_key(project.environ), head=given)
+    for f in v.findings:
+        click.echo(("warning: " if not f.fatal else "error: ") + str(f))
+    span = f"seq {v.first_seq}..{v.last_seq}" if v.records else "no records"
+    if v.torn_set_aside:
+        click.echo(f"note: {v.torn_set_aside} torn line(s) left by crashes were set aside earlier")
+    if v.ok:
+        click.echo(f"{_mark(True)} audit chain intact: {v.records} records, {span}")
+        return 0
+    bad = sum(f.fatal for f in v.findings)
+    click.echo(f"{_mark(False)} audit verification failed: {bad} problem(s) in {v.records} records")
+    return 4
+
+
+@audit.command("prune")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Default: audit_log_retention_days.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed.")
+@common_options
+def audit_prune(older_than_days: int | None, dry_run: bool) -> int:
+    """Remove day directories older than the retention, keeping the chain verifiable."""
+    from aim_core.audit.prune import prune
+
+    project = open_project()
+    days = (
+        older_than_days
+        if older_than_days is not None
+        else project.settings.audit_log_retention_days
+    )
+    removed = prune(_audit_dir(project), days, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    click.echo(
+        f"{verb} {len(removed)} day(s) older than {days} days"
+        + (f": {', '.join(removed)}" if removed else "")
+    )
+    return 0
+
+
+@audit.command("report")
+@click.option("--since", metavar="DATE", help="Only runs from this date on.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@common_options
+def audit_report(since: str | None, as_json: bool) -> int:
+    """The guide's metrics (success, time, fallback, auth errors) and the go/no-go verdict."""
+    from aim_core.audit.report import build_report, render_report
+
+    project = open_project()
+    data = build_report(_audit_dir(project), _filter(since=since, until=None))
+    if as_json:
+        emit_json(data)
+    else:
+        click.echo(render_report(data), nl=False)
+    return 0
+
+
+@audit.command("show")
+@click.argument("run_id")
+@common_options
+def audit_show(run_id: str) -> int:
+    """Print one run's records and its run log (commands, capped and masked output)."""
+    from aim_core.audit.query import iter_matches, table_line
+    from aim_core.registry import RUNS_DIRNAME
+
+    project = open_project()
+    found = [
+        rec
+        for _, rec in iter_matches(_audit_dir(project), _filter(run=run_id, since=None, until=None))
+    ]
+    logfile = project.registry / RUNS_DIRNAME / f"{run_id}.log"
+    if not found and not logfile.exists():
+        raise AimError(f"no run '{run_id}' in the audit; list runs with 'aim audit query'")
+    click.echo(f"Run {run_id}: {len(found)} record(s)")
+    for rec in found:
+        click.echo("  " + table_line(rec))
+    if logfile.exists():
+        click.echo(f"\nRun log ({logfile}):")
+        click.echo(logfile.read_text(encoding="utf-8", errors="replace"), nl=False)
+    return 0
+
+
 # --------------------------------------------------------------------------- entry
 
 

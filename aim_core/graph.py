@@ -189,7 +189,11 @@ def _run_one(project: Project, v: FileVerdict, cooldowns: Cooldowns, prefix: boo
     token = current_workstream.set(v.workstream.id if prefix else None)
     try:
         result = run_workstream(
-            v.workstream, project=project, cooldowns=cooldowns, run_id=new_run_id()
+            v.workstream,
+            project=project,
+            cooldowns=cooldowns,
+            run_id=new_run_id(),
+            source=v.display,
         )
     finally:
         current_workstream.reset(token)

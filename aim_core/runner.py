@@ -179,16 +179,17 @@ def run_workstream(
     cooldowns: Cooldowns | None = None,
     environ: Mapping[str, str] | None = None,
     run_id: str | None = None,
+    source: str | None = None,
 ) -> RunResult:
     """Run one workstream as ``aim run`` does, without printing (log lines go to the
     ``aim`` logger). Bad input raises :class:`~aim_core.AimError` (exit code 2);
     everything else is in the :class:`RunResult`, including ``exit_code``.
+    ``source`` names where a given :class:`Workstream` came from (for messages).
     """
     if project is None:
         project = Project.open(root, environ=environ)
     if settings is not None:
         project.settings = settings
-    source = None
     if isinstance(path_or_workstream, Workstream):
         ws = path_or_workstream
     else:
@@ -253,6 +254,10 @@ def _execute(
             run.active.release()
         _tidy(runs_dir / run_id)
     runlog.write(f"run {run_id}: exit {result.exit_code}: {result.message}")
+    if project.settings.enable_audit_logging:
+        from aim_core.audit.prune import prune_if_due
+
+        prune_if_due(project.registry / AUDIT_DIRNAME, project.settings.audit_log_retention_days)
     return attrs.evolve(result, source=source, log_path=str(runlog.path))
 
 

@@ -19,7 +19,8 @@ SINK_TIMEOUT_S = 5.0
 
 def emit(project: Project, record: AuditRecord, *, reported: set[str] | None = None) -> AuditRecord:
     """Redact, append to the JSONL log (the record of truth), then give it to every
-    other sink. A sink that raises or hangs is reported once (per ``reported``)."""
+    other sink. A sink that raises or hangs is reported once per ``reported`` set (one
+    per run); one that hung is skipped for the rest of the run."""
     from aim_core.security import redact_record
 
     reported = set() if reported is None else reported
@@ -33,12 +34,14 @@ def emit(project: Project, record: AuditRecord, *, reported: set[str] | None = N
         else:
             log.error(f"the audit log could not be written: {outcome.error}")
     for name in plugins.implementers("audit_sink"):
-        if name == JSONL_PLUGIN:
-            continue
+        if name == JSONL_PLUGIN or f"{name}:hung" in reported:
+            continue  # a sink that hung once is not waited for again in this run
         outcome = plugins.call("audit_sink", name, {"record": sealed}, timeout_s=SINK_TIMEOUT_S)
         if not outcome.ok and name not in reported:
             reported.add(name)
             log.warning(
                 f"audit sink '{name}' failed ({outcome.error}); the run and the JSONL log go on"
             )
+        if outcome.timed_out:
+            reported.add(f"{name}:hung")
     return sealed

@@ -1,0 +1,201 @@
+"""``aim audit query``: stream records from the day files, filter, print.
+
+Only the day directories in the ``--since``/``--until`` range are opened. A
+line is parsed only when a cheap byte test says it may match, and ``--format
+json`` writes matching lines as they are on disk, so memory stays flat and a
+million records stream in seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from attrs import frozen
+
+from aim_core.audit.jsonl import LOG_NAME, day_dirs
+from aim_core.errors import UsageError
+
+CSV_FIELDS = (
+    "timestamp",
+    "actor",
+    "run_id",
+    "workstream_id",
+    "tool_id",
+    "capability",
+    "attempt",
+    "success",
+    "failure",
+    "exit_code",
+    "duration_sec",
+    "files_created",
+    "files_modified",
+    "message",
+)
+
+
+def parse_when(text: str, *, end: bool = False) -> datetime:
+    """A date (that calendar day in local time, as ``date -I`` prints it) or a datetime
+    (local unless it says ``Z`` or an offset), as an aware UTC datetime. With ``end``,
+    a bare date means the end of that day."""
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            local = datetime.combine(d + timedelta(days=1) if end else d, time.min)
+            moment = local.astimezone()  # the machine's local zone
+            return moment.astimezone(timezone.utc) - (
+                timedelta(microseconds=1) if end else timedelta()
+            )
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"'{text}' is not a date or datetime; write 2025-11-20 or 2025-11-20T21:45:00Z"
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    return dt.astimezone(timezone.utc)
+
+
+@frozen(kw_only=True)
+class Filter:
+    """What ``aim audit query`` keeps."""
+
+    capability: str | None = None
+    tool: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    failed: bool = False
+    workstream: str | None = None
+    run: str | None = None
+
+    def needles(self) -> list[bytes]:
+        """Byte strings every matching line must contain (a cheap first test)."""
+        out = []
+        for key, value in (
+            ("capability", self.capability),
+            ("tool_id", self.tool),
+            ("workstream_id", self.workstream),
+            ("run_id", self.run),
+        ):
+            if value is not None:
+                out.append(f'"{key}":{json.dumps(value, ensure_ascii=False)}'.encode())
+        if self.failed:
+            out.append(b'"success":false')
+        return out
+
+    def keeps(self, rec: dict[str, Any]) -> bool:
+        """The exact test, on a parsed record."""
+        if self.capability is not None and rec.get("capability") != self.capability:
+            return False
+        if self.tool is not None and rec.get("tool_id") != self.tool:
+            return False
+        if self.workstream is not None and rec.get("workstream_id") != self.workstream:
+            return False
+        if self.run is not None and rec.get("run_id") != self.run:
+            return False
+        if self.failed and (rec.get("result") or {}).get("success") is not False:
+            return False
+        if self.since is not None or self.until is not None:
+            ts = rec.get("timestamp", "")
+            if self.since is not None and ts < _stamp(self.since):
+                return False
+            if self.until is not None and ts > _stamp(self.until):
+                return False
+        return True
+
+    def days(self, audit_dir: Path) -> list[Path]:
+        """Only the day directories that can hold matching records."""
+        days = day_dirs(audit_dir)
+        lo = self.since.date().isoformat() if self.since else None
+        hi = self.until.date().isoformat() if self.until else None
+        return [d for d in days if (lo is None or d.name >= lo) and (hi is None or d.name <= hi)]
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def iter_matches(audit_dir: Path, flt: Filter) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """``(raw line, record)`` for every record that matches, oldest first."""
+    needles = flt.needles()
+    for day in flt.days(audit_dir):
+        with open(day / LOG_NAME, "rb") as f:
+            for line in f:
+                if needles and not all(n in line for n in needles):
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a torn line: `aim audit verify` reports it
+                if isinstance(rec, dict) and flt.keeps(rec):
+                    yield line, rec
+
+
+def table_line(rec: dict[str, Any]) -> str:
+    """One record per line, ending in ``success=true`` or ``success=false``."""
+    result = rec.get("result") or {}
+    content = result.get("content") or {}
+    duration = content.get("duration_sec")
+    parts = [
+        rec.get("timestamp", ""),
+        rec.get("actor") or "-",
+        rec.get("tool_id") or "-",
+        rec.get("capability") or "-",
+        rec.get("workstream_id") or "-",
+        f"attempt={rec.get('attempt')}",
+        f"{duration:.2f}s" if isinstance(duration, (int, float)) else "-",
+        (result.get("message") or "").replace("\n", " "),
+    ]
+    if rec.get("failure"):
+        parts.append(f"failure={rec['failure']}")
+    parts.append("success=" + ("true" if result.get("success") else "false"))
+    return "  ".join(parts)
+
+
+def csv_row(rec: dict[str, Any]) -> list[Any]:
+    """The record as a row under :data:`CSV_FIELDS`."""
+    result = rec.get("result") or {}
+    content = result.get("content") or {}
+    return [
+        rec.get("timestamp"),
+        rec.get("actor"),
+        rec.get("run_id"),
+        rec.get("workstream_id"),
+        rec.get("tool_id") or "",
+        rec.get("capability") or "",
+        rec.get("attempt"),
+        "true" if result.get("success") else "false",
+        rec.get("failure") or "",
+        "" if content.get("exit_code") is None else content.get("exit_code"),
+        content.get("duration_sec"),
+        ";".join(content.get("files_created") or []),
+        ";".join(content.get("files_modified") or []),
+        result.get("message") or "",
+    ]
+
+
+def write_query(audit_dir: Path, flt: Filter, fmt: str, out: IO[bytes]) -> int:
+    """Print every match in ``fmt`` (table, json or csv) to ``out``; return the count."""
+    n = 0
+    if fmt == "csv":
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        out.write(text.getvalue().encode())
+    for line, rec in iter_matches(audit_dir, flt):
+        n += 1
+        if fmt == "json":
+            out.write(line if line.endswith(b"\n") else line + b"\n")
+        elif fmt == "csv":
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerow(csv_row(rec))
+            out.write(text.getvalue().encode())
+        else:
+            out.write(table_line(rec).encode() + b"\n")
+    return n

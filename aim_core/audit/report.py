@@ -1,0 +1,240 @@
+"""``aim audit report``: the guide's metrics and its Go / Stay / Rollback verdict.
+
+Counts are per workstream run (a ``run_id``), not per attempt: a run that
+fell back from jules to aider and succeeded is one successful run with a
+fallback.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from aim_core.audit.query import Filter, iter_matches
+
+# The guide's Phase 3 targets: metric -> (target text, action if missed)
+TARGETS = {
+    "success_rate": (">80%", "Review failure reasons"),
+    "avg_duration_sec": ("<60s", "Check for hangs/timeouts"),
+    "fallback_rate": ("<30%", "Improve primary tool setup"),
+    "auth_error_rate": ("<10%", "Document login process"),
+}
+NOT_MEASURED = [
+    "user feedback (survey scores): the guide's >3.5/5",
+    "critical bugs and security incidents",
+    "documentation complete",
+]
+
+
+def _p95(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    k = max(0, min(len(ordered) - 1, round(0.95 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
+    """Every metric of the report as JSON-ready data."""
+    runs: dict[str, dict[str, Any]] = {}
+    attempts_by_tool: dict[str, Counter] = defaultdict(Counter)
+    failures: Counter = Counter()
+    for _, rec in iter_matches(audit_dir, flt or Filter()):
+        rid = rec.get("run_id") or f"seq-{rec.get('seq')}"
+        run = runs.setdefault(
+            rid,
+            {
+                "workstream_id": rec.get("workstream_id"),
+                "capability": rec.get("capability"),
+                "success": False,
+                "duration": 0.0,
+                "first_tool": None,
+                "final_tool": None,
+                "auth": False,
+            },
+        )
+        result = rec.get("result") or {}
+        content = result.get("content") or {}
+        for s in content.get("skipped") or []:
+            run["first_tool"] = run["first_tool"] or s.get("tool_id")
+            if s.get("failure") == "auth_required":
+                run["auth"] = True
+        tool = rec.get("tool_id")
+        if tool:
+            run["first_tool"] = run["first_tool"] or tool
+            attempts_by_tool[tool]["attempts"] += 1
+            if result.get("success"):
+                attempts_by_tool[tool]["successes"] += 1
+        if rec.get("failure"):
+            failures[rec["failure"]] += 1
+            if rec["failure"] == "auth_required":
+                run["auth"] = True
+        run["duration"] += float(content.get("duration_sec") or 0.0)
+        if result.get("success"):
+            run["success"] = True
+            run["final_tool"] = tool
+    n = len(runs)
+    ok = [r for r in runs.values() if r["success"]]
+    fell_back = [r for r in ok if r["final_tool"] and r["final_tool"] != r["first_tool"]]
+    durations = [r["duration"] for r in runs.values()]
+    success_rate = len(ok) / n if n else 0.0
+    avg = sum(durations) / n if n else 0.0
+    fallback_rate = len(fell_back) / n if n else 0.0
+    auth_rate = sum(1 for r in runs.values() if r["auth"]) / n if n else 0.0
+    workstreams = len({r["workstream_id"] for r in runs.values() if r["workstream_id"]})
+
+    by_capability: dict[str, dict[str, Any]] = {}
+    for r in runs.values():
+        c = by_capability.setdefault(
+            r["capability"] or "-", {"runs": 0, "successes": 0, "durations": []}
+        )
+        c["runs"] += 1
+        c["successes"] += r["success"]
+        c["durations"].append(r["duration"])
+    for c in by_capability.values():
+        d = c.pop("durations")
+        c["success_rate"] = c["successes"] / c["runs"]
+        c["avg_duration_sec"] = sum(d) / len(d)
+    by_tool = {
+        t: {
+            "attempts": c["attempts"],
+            "successes": c["successes"],
+            "success_rate": c["successes"] / c["attempts"] if c["attempts"] else 0.0,
+        }
+        for t, c in sorted(attempts_by_tool.items())
+    }
+    reliable = max(
+        by_tool, key=lambda t: (by_tool[t]["success_rate"], by_tool[t]["attempts"]), default=None
+    )
+
+    metrics = {
+        "success_rate": success_rate,
+        "avg_duration_sec": avg,
+        "fallback_rate": fallback_rate,
+        "auth_error_rate": auth_rate,
+    }
+    actions = []
+    if n:
+        if success_rate <= 0.80:
+            actions.append(("success_rate", TARGETS["success_rate"][1]))
+        if avg >= 60:
+            actions.append(("avg_duration_sec", TARGETS["avg_duration_sec"][1]))
+        if fallback_rate >= 0.30:
+            actions.append(("fallback_rate", TARGETS["fallback_rate"][1]))
+        if auth_rate >= 0.10:
+            actions.append(("auth_error_rate", TARGETS["auth_error_rate"][1]))
+    verdict, reasons = _verdict(n, success_rate, avg, workstreams)
+    return {
+        "runs": n,
+        "workstreams": workstreams,
+        "success_rate": round(success_rate, 4),
+        "avg_duration_sec": round(avg, 3),
+        "p95_duration_sec": round(_p95(durations), 3),
+        "fallback_rate": round(fallback_rate, 4),
+        "auth_error_rate": round(auth_rate, 4),
+        "by_capability": by_capability,
+        "by_tool": by_tool,
+        "most_reliable_tool": reliable,
+        "most_used_capability": max(
+            by_capability, key=lambda c: by_capability[c]["runs"], default=None
+        ),
+        "failure_classes": dict(failures.most_common()),
+        "actions": [
+            {"metric": m, "target": TARGETS[m][0], "value": round(metrics[m], 4), "action": a}
+            for m, a in actions
+        ],
+        "levels": _levels(n, success_rate, avg, fallback_rate, workstreams),
+        "verdict": verdict,
+        "reasons": reasons,
+        "not_measured": list(NOT_MEASURED),
+        "counted_per": "workstream run (run_id), not per attempt",
+    }
+
+
+def _verdict(n: int, success: float, avg: float, workstreams: int) -> tuple[str, list[str]]:
+    pct = f"{success:.0%}"
+    if n == 0:
+        return "stay", ["no runs in the audit yet: need more data"]
+    if success < 0.60:
+        return "rollback", [f"success rate {pct} is below 60%"]
+    reasons = []
+    if success <= 0.80:
+        reasons.append(f"success rate {pct} is 60-80% (needs improvement)")
+    if workstreams < 10:
+        reasons.append(f"only {workstreams} workstream(s) tested (< 10: need more data)")
+    if avg >= 60:
+        reasons.append(f"average time {avg:.1f}s is not under 60s")
+    if reasons:
+        return "stay", reasons
+    return "go", [
+        f"success rate {pct} > 80%",
+        f"average time {avg:.1f}s < 60s",
+        f"{workstreams} workstreams tested (>= 10)",
+    ]
+
+
+def _levels(
+    n: int, success: float, avg: float, fallback: float, workstreams: int
+) -> dict[str, Any]:
+    """The guide's Success Criteria, as far as the audit can tell."""
+    return {
+        "mvp": {
+            "10+ workstreams tested": workstreams >= 10,
+            ">80% success rate": success > 0.80,
+        },
+        "full_production": {
+            "20+ workstreams tested": workstreams >= 20,
+            ">90% success rate": success > 0.90,
+            "average time <45s": n > 0 and avg < 45,
+            "fallback rate <20%": n > 0 and fallback < 0.20,
+        },
+    }
+
+
+def render_report(data: dict[str, Any]) -> str:
+    """The report as text."""
+    pct = lambda x: f"{x:.0%}"  # noqa: E731
+    lines = [
+        f"Runs: {data['runs']} (counted per workstream run, not per attempt); "
+        f"workstreams: {data['workstreams']}",
+        "",
+        f"{'Metric':<22} {'Value':>8}  {'Target':<8} Action if missed",
+        "=" * 70,
+    ]
+    missed = {a["metric"]: a["action"] for a in data["actions"]}
+    rows = [
+        ("Success rate", pct(data["success_rate"]), "success_rate"),
+        ("Avg execution time", f"{data['avg_duration_sec']:.1f}s", "avg_duration_sec"),
+        ("Fallback rate", pct(data["fallback_rate"]), "fallback_rate"),
+        ("Auth errors", pct(data["auth_error_rate"]), "auth_error_rate"),
+    ]
+    for name, value, key in rows:
+        action = missed.get(key, "ok")
+        lines.append(f"{name:<22} {value:>8}  {TARGETS[key][0]:<8} {action}")
+    lines.append(f"{'p95 execution time':<22} {data['p95_duration_sec']:>7.1f}s")
+    lines += ["", "By capability:"]
+    for cap, c in data["by_capability"].items():
+        lines.append(
+            f"  {cap:<20} runs {c['runs']:>5}  success {pct(c['success_rate']):>5}  "
+            f"avg {c['avg_duration_sec']:.1f}s"
+        )
+    lines += ["", "By tool (attempts):"]
+    for tool, t in data["by_tool"].items():
+        lines.append(
+            f"  {tool:<20} attempts {t['attempts']:>5}  success {pct(t['success_rate']):>5}"
+        )
+    if data["most_reliable_tool"]:
+        lines.append(f"Most reliable tool: {data['most_reliable_tool']}")
+    if data["failure_classes"]:
+        lines.append(
+            "Failure classes: " + ", ".join(f"{k} {v}" for k, v in data["failure_classes"].items())
+        )
+    lines += ["", "Success criteria:"]
+    for level, checks in data["levels"].items():
+        for name, met in checks.items():
+            lines.append(f"  [{'x' if met else ' '}] {level.replace('_', ' ')}: {name}")
+    lines += ["", f"Verdict: {data['verdict'].upper()}"]
+    lines += [f"  - {r}" for r in data["reasons"]]
+    lines += ["Not measured by the audit:"] + [f"  - {m}" for m in data["not_measured"]]
+    return "\n".join(lines) + "\n"
