@@ -1,14 +1,37 @@
 """aim plugin for aider: ``code_generation``, ``refactoring`` and ``version_checking``.
 
 Tool id ``aider``; the program is ``aider`` on PATH (``pip install aider-chat``).
+Each attempt is one non-interactive ``aider --message`` call on the files in
+scope; see README.md ("What it runs") for the exact command and how its output
+maps to aim's failure classes.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
 
-from aim_core import Failure, hookimpl
-from aim_core.toolkit import detect_program, program_version
+from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core.toolkit import (
+    MAX_ARGV_PROMPT,
+    changed_files,
+    detect_program,
+    file_states,
+    first_line,
+    joined_output,
+    launch_failure,
+    one_line,
+    option_args,
+    program_version,
+    retry_after,
+    target_files,
+    timeout_message,
+    tool_options,
+    writable_files,
+)
 
 TOOL_ID = "aider"
 CAPABILITIES = ("code_generation", "refactoring", "version_checking")
@@ -90,3 +113,259 @@ def get_version(tool_id, context):
     if tool_id != TOOL_ID:
         return None
     return program_version(context, "aider")
+
+
+# --------------------------------------------------------------------------- invocation
+
+# Flags of every call: one message, no questions, no commits, no git side effects,
+# no network besides the model, no files written into the repository.
+BASE_FLAGS = (
+    "--yes-always",
+    "--no-auto-commits",
+    "--no-gitignore",
+    "--no-check-update",
+    "--no-analytics",
+    "--no-show-model-warnings",
+    "--no-show-release-notes",
+    "--no-pretty",
+    "--no-fancy-input",
+    "--map-tokens",
+    "0",
+    "--no-restore-chat-history",
+    # aim snapshots, checks and restores the files itself. In a git repository aider
+    # would `git add` every file it creates (aim's restore leaves the index alone) and
+    # outside one --yes-always would make it create a repository.
+    "--no-git",
+    # --yes-always already answers "no" to running shell commands; don't even ask.
+    "--no-suggest-shell-commands",
+)
+
+# Variables set for every call. COLUMNS: aider's console wraps lines at 80 columns,
+# which would split "Applied edit to <long path>". BROWSER: --yes-always says yes to
+# "Open URL for more info?"; a no-op browser keeps that (and the OpenRouter login
+# page) from opening on the user's desktop.
+ENV = {
+    "TERM": "dumb",
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "COLUMNS": "10000",
+}
+if os.name == "posix":
+    ENV["BROWSER"] = "true"
+
+APPLIED = re.compile(r"^Applied edit to (.+?)\s*$", re.MULTILINE)
+LITELLM_ERROR = re.compile(r"litellm\.(\w+):\s*(.*)")
+NO_KEY = "No LLM model was specified and no API keys were provided"
+EDIT_FORMAT = "The LLM did not conform to the edit format"
+# litellm errors that say aider's model settings are wrong: the same call can't
+# succeed on a retry, another tool may.
+CONFIG_ERRORS = ("NotFoundError", "BadRequestError", "UnsupportedParamsError")
+# aider's own one-sentence explanations (aider/exceptions.py), used as messages
+# because the exception text itself may quote the key that was refused.
+DESCRIPTIONS = {
+    "AuthenticationError": "The API provider is not able to authenticate you. Check your API key.",
+    "RateLimitError": (
+        "The API provider has rate limited you. Try again later or check your quotas."
+    ),
+    "BadGatewayError": "The API provider's servers are down or overloaded.",
+    "InternalServerError": "The API provider's servers are down or overloaded.",
+    "ServiceUnavailableError": "The API provider's servers are down or overloaded.",
+    "Timeout": (
+        "The API provider timed out without returning a response. They may be down or overloaded."
+    ),
+}
+
+
+def build_argv(program, payload, options, history_dir, message_file=None):
+    """The aider command line for one attempt."""
+    prompt = ["--message-file", message_file] if message_file else [f"--message={payload.prompt}"]
+    argv = [
+        program,
+        *prompt,
+        *BASE_FLAGS,
+        "--chat-history-file",
+        os.path.join(history_dir, "chat.history.md"),
+        "--input-history-file",
+        os.path.join(history_dir, "input.history"),
+        "--llm-history-file",
+        os.path.join(history_dir, "llm.history"),
+    ]
+    if options.get("model"):
+        argv += ["--model", str(options["model"])]
+    if options.get("base_url"):
+        argv += ["--openai-api-base", str(options["base_url"])]
+    argv += option_args(options)
+    # "--" so that a file named like an option stays a file.
+    return [*argv, "--", *target_files(payload)]
+
+
+def _last_litellm_error(text):
+    found = None
+    for m in LITELLM_ERROR.finditer(text):
+        found = m
+    if found is None:
+        return None, ""
+    name, said = found.group(1), found.group(2).strip()
+    # litellm repeats the class name: "AuthenticationError: AuthenticationError: ..."
+    said = said.removeprefix(f"{name}:").strip()
+    return name, said
+
+
+def _error_message(name, said):
+    description = DESCRIPTIONS.get(name)
+    if description:
+        return f"{name}: {description}"
+    return one_line(f"{name}: {said}" if said else name)
+
+
+def aider_root(root, files):
+    """The directory aider names files relative to. Without git it is the common
+    directory of the files it was given (for one file: that file's directory)."""
+    paths = [os.path.abspath(os.path.join(root, f)) for f in files]
+    if len(paths) == 1:
+        return os.path.dirname(paths[0])
+    return os.path.commonpath(paths) if paths else os.path.abspath(root)
+
+
+def _same_file(applied, target, bases):
+    """Whether aider's ``Applied edit to <applied>`` names ``target`` (an absolute path)."""
+    return any(
+        os.path.normpath(os.path.join(base, applied)) == os.path.normpath(target) for base in bases
+    )
+
+
+def classify(result, root, watched, created, modified, bases=()):
+    """``(failure, message, retry_after_s)`` for one finished aider call; failure None = success."""
+    text = f"{result.stdout}\n{result.stderr}"
+    launch = launch_failure(result, "aider")
+    if launch is not None:
+        return (*launch, None)
+    error, said = _last_litellm_error(text)
+    wait = retry_after(text)
+    if NO_KEY in text:
+        return Failure.AUTH_REQUIRED, f"{NO_KEY}.", None
+    if error == "AuthenticationError":
+        return Failure.AUTH_REQUIRED, _error_message(error, said), None
+    if result.timed_out:
+        if error == "RateLimitError":  # aider was still backing off when time ran out
+            return Failure.RATE_LIMITED, _error_message(error, said), wait
+        return Failure.TIMEOUT, timeout_message("aider", result), None
+
+    changed = set(created) | set(modified)
+    applied = [m.group(1) for m in APPLIED.finditer(result.stdout)]
+    bases = (str(root), *bases)
+    applied_targets = [
+        rel for rel in changed if any(_same_file(a, Path(root, rel), bases) for a in applied)
+    ]
+    if applied_targets and result.exit_code == 0:
+        return None, f"aider applied edits to {', '.join(sorted(applied_targets))}", None
+
+    if error == "RateLimitError":
+        return Failure.RATE_LIMITED, _error_message(error, said), wait
+    if error in CONFIG_ERRORS or "LLM Provider NOT provided" in text:
+        return Failure.UNAVAILABLE, _error_message(error or "BadRequestError", said), None
+    if error:
+        return Failure.TOOL_ERROR, _error_message(error, said), None
+    if result.exit_code != 0:
+        said = first_line(result.stderr, result.stdout) or f"exit code {result.exit_code}"
+        if "usage: aider" in text and "error:" in text:
+            # argparse: the configured args are wrong; retrying can't help.
+            said = next((ln for ln in text.splitlines() if "error:" in ln), said)
+            return Failure.UNAVAILABLE, one_line(said), None
+        said = f"aider exited with code {result.exit_code}: {said}"
+        return Failure.TOOL_ERROR, one_line(said), None
+    if EDIT_FORMAT in text:
+        return Failure.TOOL_ERROR, f"{EDIT_FORMAT}.", None
+    outside = [a for a in applied if not any(_same_file(a, Path(root, w), bases) for w in watched)]
+    if outside:
+        said = f"aider edited no file in scope (it edited {', '.join(outside[:5])})"
+        return Failure.TOOL_ERROR, one_line(said), None
+    if not watched:
+        return Failure.TOOL_ERROR, "aider was given no file to work on", None
+    return Failure.TOOL_ERROR, "aider made no change to the files in scope", None
+
+
+@hookimpl
+def invoke_capability(tool_id, capability, payload, context):
+    """One ``aider --message`` call on the files in scope (see README.md)."""
+    if tool_id != TOOL_ID:
+        return None
+    program = context.which("aider")
+    if program is None:
+        return InvocationResult(
+            success=False,
+            message="'aider' not found on PATH (install: pip install aider-chat)",
+            failure=Failure.NOT_INSTALLED,
+        )
+    root = Path(context.root)
+    options = tool_options(payload, context)
+    history_dir = tempfile.mkdtemp(prefix="aim-aider-")
+    try:
+        message_file = None
+        if len(payload.prompt.encode()) > MAX_ARGV_PROMPT:
+            message_file = os.path.join(history_dir, "message.txt")
+            Path(message_file).write_text(payload.prompt, encoding="utf-8")
+        argv = build_argv(program, payload, options, history_dir, message_file)
+        # Every file aider may change (the core allows files_scope too), not only targets.
+        watched = writable_files(payload)
+        before = file_states(root, watched)
+        result = context.run(argv, cwd=root, env=dict(ENV))
+        after = file_states(root, watched)
+    finally:
+        shutil.rmtree(history_dir, ignore_errors=True)
+    created, modified = changed_files(before, after)
+    bases = (aider_root(root, target_files(payload)),)
+    failure, message, wait = classify(result, root, watched, created, modified, bases)
+    return InvocationResult(
+        success=failure is None,
+        message=message,
+        exit_code=result.exit_code,
+        files_created=created,
+        files_modified=modified,
+        duration_sec=result.duration_sec,
+        failure=failure,
+        output=joined_output(result.stdout, result.stderr),
+        retry_after_s=wait,
+    )
+
+
+def _field(payload, index):
+    if payload.files_scope and tuple(payload.files) == tuple(payload.files_scope):
+        return f"files_scope[{index}]"
+    return f"capability_payload.files[{index}]"
+
+
+@hookimpl
+def validate_payload(tool_id, capability, payload, context):
+    """aider needs a prompt and at least one file, and takes files, not directories."""
+    if tool_id != TOOL_ID:
+        return None
+    problems = []
+    if capability is not None and capability not in CAPABILITIES:
+        served = ", ".join(CAPABILITIES)
+        problems.append(
+            Problem(field="capability", message=f"aider does {served}, not {capability}")
+        )
+    if not (payload.prompt or "").strip():
+        problems.append(
+            Problem(
+                field="capability_payload.prompt",
+                message="aider needs an instruction: set capability_payload.prompt or tasks",
+            )
+        )
+    if not target_files(payload):
+        problems.append(
+            Problem(
+                field="capability_payload.files",
+                message="aider needs at least one file to work on: list it in "
+                "capability_payload.files, files_scope or files_create",
+            )
+        )
+    for i, rel in enumerate(payload.files):
+        if Path(context.root, rel).is_dir():
+            problems.append(
+                Problem(
+                    field=_field(payload, i),
+                    message=f"'{rel}' is a directory; aider takes files: list the files to change",
+                )
+            )
+    return problems

@@ -1,16 +1,38 @@
 """aim plugin for Claude Code: ``code_generation``, ``refactoring`` and ``version_checking``.
 
 Tool id ``claude-cli`` (as the guide's rules name it); the program is
-``claude`` on PATH (``npm install -g @anthropic-ai/claude-code``).
+``claude`` on PATH (``npm install -g @anthropic-ai/claude-code``). Each attempt
+is one ``claude -p`` call in ``dontAsk`` permission mode that may edit exactly
+the files in scope; see README.md ("What it runs") for the command line and how
+its JSON result maps to aim's failure classes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import time
+from pathlib import Path
 
-from aim_core import Failure, hookimpl
-from aim_core.toolkit import detect_program, program_version
+from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core.toolkit import (
+    MAX_ARGV_PROMPT,
+    changed_files,
+    detect_program,
+    file_states,
+    first_line,
+    joined_output,
+    launch_failure,
+    one_line,
+    option_args,
+    program_version,
+    retry_after,
+    target_files,
+    timeout_message,
+    tool_options,
+    writable_files,
+)
 
 TOOL_ID = "claude-cli"
 PROGRAM = "claude"
@@ -36,6 +58,7 @@ ENV_PASSTHROUGH = (
     "ANTHROPIC_VERTEX_PROJECT_ID",
     "GOOGLE_APPLICATION_CREDENTIALS",
 )
+INSTALL_HINT = "npm install -g @anthropic-ai/claude-code"
 LOGIN_HINT = "Claude Code requires login (run 'claude' and /login, or set ANTHROPIC_API_KEY)"
 
 
@@ -70,7 +93,7 @@ def detect_tool(context):
         tool_id=TOOL_ID,
         program=PROGRAM,
         capabilities=CAPABILITIES,
-        install_hint="npm install -g @anthropic-ai/claude-code",
+        install_hint=INSTALL_HINT,
         env_passthrough=ENV_PASSTHROUGH,
         watch_paths=(os.path.join(config, ".credentials.json"),),
         readiness=readiness,
@@ -83,3 +106,285 @@ def get_version(tool_id, context):
     if tool_id != TOOL_ID:
         return None
     return program_version(context, PROGRAM)
+
+
+# --------------------------------------------------------------------------- invocation
+
+READ_TOOLS = ("Read", "Grep", "Glob")
+ENV = {
+    # aim retries (and falls back); claude's own default is 10 retries over ~3 minutes.
+    "CLAUDE_CODE_MAX_RETRIES": "0",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+}
+# Characters special in permission rules (they follow gitignore patterns): escaped
+# with a backslash so that "pages/[id].tsx" names that file and not "pages/i.tsx".
+_GLOB = re.compile(r"([\\*?\[\]])")
+AUTH_PHRASES = ("not logged in", "invalid api key", "please run /login", "oauth token has expired")
+# Claude subscriptions answer "Claude AI usage limit reached|<epoch seconds>" when a
+# usage window is exhausted; the number is when it resets.
+USAGE_LIMIT = re.compile(r"usage limit reached\|(\d{9,})", re.IGNORECASE)
+
+
+def _rule_path(path: str) -> str:
+    escaped = _GLOB.sub(r"\\\1", path)
+    if escaped.endswith(" "):  # gitignore drops trailing spaces unless escaped
+        escaped = escaped[:-1] + "\\ "
+    return escaped
+
+
+def edit_rules(root, paths) -> list[str]:
+    """One ``Edit(//ABS/PATH)`` rule per path (``//`` = absolute from the filesystem
+    root), plus the same path with symlinks resolved when it differs: claude checks
+    a write against both the path it was given and the real one. A directory in
+    scope stands for everything under it (``/**``)."""
+    rules: dict[str, None] = {}
+    for rel in paths:
+        given = os.path.abspath(os.path.join(root, rel))
+        for path in dict.fromkeys((given, os.path.realpath(given))):
+            pattern = _rule_path(path)
+            if os.path.isdir(path):
+                pattern = pattern.rstrip("/") + "/**"
+            rules.setdefault(f"Edit(/{pattern})", None)
+    return list(rules)
+
+
+def read_denials(root, forbidden) -> list[str]:
+    """``Read(...)`` deny rules for the forbidden paths of the security rules, anywhere
+    under the repository: claude's Read, Grep and Glob never see ``.env`` or ``.git/``
+    (deny rules win over the allowed Read)."""
+    base = _rule_path(os.path.abspath(root)).rstrip("/")
+    rules: dict[str, None] = {}
+    for pattern in forbidden:
+        pattern = pattern.strip().lstrip("/")
+        if not pattern:
+            continue
+        if pattern.endswith("/"):
+            pattern += "**"
+        where = f"{base}/**/{pattern}" if "/" not in pattern.rstrip("*/") else f"{base}/{pattern}"
+        rules.setdefault(f"Read(/{where})", None)
+        if "/" not in pattern.rstrip("*/"):
+            rules.setdefault(f"Read(/{base}/{pattern})", None)
+    return list(rules)
+
+
+def full_prompt(payload) -> str:
+    """The instruction plus the files claude may edit (it can't guess them)."""
+    lines = [payload.prompt.rstrip()]
+    existing = [f for f in payload.files if f not in payload.files_create]
+    if existing:
+        lines += ["", "Files you may edit (edits to any other file are denied):"]
+        lines += [f"- {f}" for f in existing]
+    if payload.files_create:
+        lines += ["", "Files to create:"]
+        lines += [f"- {f}" for f in payload.files_create]
+    return "\n".join(lines)
+
+
+def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden=()):
+    """The claude command line for one attempt (the prompt last, after ``--``)."""
+    argv = [
+        program,
+        "-p",
+        "--output-format",
+        "json",
+        "--permission-mode",
+        "dontAsk",
+        "--allowedTools",
+        *READ_TOOLS,
+        *edit_rules(root, target_files(payload)),
+        *(["--disallowedTools", *read_denials(root, forbidden)] if forbidden else []),
+        "--no-session-persistence",
+        # Only the user's own settings: a repository's .claude/settings*.json must
+        # not widen what aim allows (in a trusted workspace claude would apply it).
+        "--setting-sources",
+        "user",
+    ]
+    if options.get("model"):
+        argv += ["--model", str(options["model"])]
+    argv += option_args(options)
+    if prompt_on_stdin:
+        return argv
+    # "--" ends --allowedTools' list and lets a prompt start with "-".
+    return [*argv, "--", full_prompt(payload)]
+
+
+def parse_result(stdout: str) -> dict | None:
+    """claude's result object: the whole of stdout, else its last JSON line that is one
+    (``--output-format stream-json`` in the configured args ends with it)."""
+    text = stdout.strip()
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict):
+        return obj
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and (obj.get("type") == "result" or "is_error" in obj):
+            return obj
+    return None
+
+
+def denials(result: dict) -> list[str]:
+    """One line per action claude was denied (tool and its file or command)."""
+    lines = []
+    for d in result.get("permission_denials") or []:
+        if not isinstance(d, dict):
+            continue
+        tool_input = d.get("tool_input") or {}
+        what = tool_input.get("file_path") or tool_input.get("command") or tool_input.get("path")
+        if what is None:
+            what = json.dumps(tool_input, sort_keys=True)[:200]
+        lines.append(f"{d.get('tool_name', '?')} {what}")
+    return lines
+
+
+def _usage_reset(text: str) -> float | None:
+    m = USAGE_LIMIT.search(text)
+    if not m:
+        return None
+    return max(0.0, int(m.group(1)) - time.time())
+
+
+def classify(r, result, changed):
+    """``(failure, message, retry_after_s)``; failure None means success."""
+    launch = launch_failure(r, "claude")
+    if launch is not None:
+        return (*launch, None)
+    if r.timed_out:
+        return Failure.TIMEOUT, timeout_message("claude", r), None
+    if result is None:
+        said = first_line(r.stdout, r.stderr) or f"claude exited with code {r.exit_code}"
+        if any(p in said.lower() for p in AUTH_PHRASES):
+            return Failure.AUTH_REQUIRED, one_line(said), None
+        return Failure.TOOL_ERROR, one_line(said), None
+    said = result.get("result")
+    if not isinstance(said, str) or not said.strip():
+        errors = result.get("errors") or []
+        said = "; ".join(str(e) for e in errors) or str(result.get("subtype") or "error")
+    is_error = result.get("is_error") is True or str(result.get("subtype", "")).startswith("error")
+    if is_error:
+        status = result.get("api_error_status")
+        low = said.lower()
+        if status in (401, 403) or any(p in low for p in AUTH_PHRASES):
+            return Failure.AUTH_REQUIRED, one_line(said), None
+        usage_reset = _usage_reset(said)
+        if status == 429 or usage_reset is not None or "rate limit" in low:
+            wait = usage_reset if usage_reset is not None else retry_after(said)
+            return Failure.RATE_LIMITED, one_line(said), wait
+        return Failure.TOOL_ERROR, one_line(said), None
+    if changed:
+        return None, one_line(said) or "claude finished", None
+    message = "claude made no change to the files in scope"
+    denied = denials(result)
+    if denied:
+        shown = ", ".join(denied[:3]) + (f" (+{len(denied) - 3} more)" if len(denied) > 3 else "")
+        message += f"; denied: {shown}"
+    return Failure.TOOL_ERROR, one_line(message), None
+
+
+def run_log(r, result) -> str:
+    """claude's output plus its permission denials, one per line, for the run log."""
+    text = joined_output(r.stdout, r.stderr)
+    if result is not None:
+        denied = denials(result)
+        if denied:
+            text = text.rstrip("\n") + "\n--- permission denials ---\n"
+            text += "".join(f"{line}\n" for line in denied)
+    return text
+
+
+@hookimpl
+def invoke_capability(tool_id, capability, payload, context):
+    """One ``claude -p`` call that may edit the files in scope and nothing else."""
+    if tool_id != TOOL_ID:
+        return None
+    program = context.which(PROGRAM)
+    if program is None:
+        return InvocationResult(
+            success=False,
+            message=f"'claude' not found on PATH (install: {INSTALL_HINT})",
+            failure=Failure.NOT_INSTALLED,
+        )
+    root = Path(context.root)
+    options = tool_options(payload, context)
+    env = dict(ENV)
+    if options.get("base_url"):
+        env["ANTHROPIC_BASE_URL"] = str(options["base_url"])
+    prompt = full_prompt(payload)
+    on_stdin = len(prompt.encode()) > MAX_ARGV_PROMPT
+    forbidden = (context.security or {}).get("forbidden_paths", ())
+    argv = build_argv(
+        program, payload, options, root, prompt_on_stdin=on_stdin, forbidden=forbidden
+    )
+    watched = writable_files(payload)
+    before = file_states(root, watched)
+    r = context.run(argv, cwd=root, env=env, stdin=prompt if on_stdin else None)
+    created, modified = changed_files(before, file_states(root, watched))
+    result = parse_result(r.stdout)
+    failure, message, wait = classify(r, result, created + modified)
+    return InvocationResult(
+        success=failure is None,
+        message=message,
+        exit_code=r.exit_code,
+        files_created=created,
+        files_modified=modified,
+        duration_sec=r.duration_sec,
+        failure=failure,
+        output=run_log(r, result),
+        retry_after_s=wait,
+    )
+
+
+def _field(payload, index):
+    if payload.files_scope and tuple(payload.files) == tuple(payload.files_scope):
+        return f"files_scope[{index}]"
+    return f"capability_payload.files[{index}]"
+
+
+@hookimpl
+def validate_payload(tool_id, capability, payload, context):
+    """claude needs a prompt and files it may edit, named so a permission rule can hold them."""
+    if tool_id != TOOL_ID:
+        return None
+    problems = []
+    if capability is not None and capability not in CAPABILITIES:
+        served = ", ".join(CAPABILITIES)
+        problems.append(
+            Problem(field="capability", message=f"claude-cli does {served}, not {capability}")
+        )
+    if not (payload.prompt or "").strip():
+        problems.append(
+            Problem(
+                field="capability_payload.prompt",
+                message="claude needs an instruction: set capability_payload.prompt or tasks",
+            )
+        )
+    if not target_files(payload):
+        problems.append(
+            Problem(
+                field="capability_payload.files",
+                message="claude may edit only the files it is given: list them in "
+                "capability_payload.files, files_scope or files_create",
+            )
+        )
+    named = [(_field(payload, i), f) for i, f in enumerate(payload.files)]
+    named += [(f"files_create[{i}]", f) for i, f in enumerate(payload.files_create)]
+    for where, rel in named:
+        if "\n" in rel or "\r" in rel or ("," in rel and ("(" in rel or ")" in rel)):
+            problems.append(
+                Problem(
+                    field=where,
+                    message=f"claude's --allowedTools cannot name {rel!r} (a comma together "
+                    "with parentheses, or a line break); rename the file or use another tool",
+                )
+            )
+    return problems

@@ -41,3 +41,21 @@ def test_old_claude_without_auth_status_is_unknown(tmp_path):
 def test_not_installed(tmp_path):
     found = aim_claude.detect_tool(ctx(tmp_path))
     assert not found.installed and "npm install -g @anthropic-ai/claude-code" in found.reason
+
+
+def test_forbidden_paths_are_denied_to_reads():
+    argv = aim_claude.build_argv(
+        "claude",
+        type("P", (), {"prompt": "p", "files": ("a.py",), "files_create": ()})(),
+        {},
+        "/repo",
+        forbidden=[".git/", ".env"],
+    )
+    denied = argv[argv.index("--disallowedTools") + 1 : argv.index("--no-session-persistence")]
+    assert denied == [
+        "Read(//repo/**/.git/**)",
+        "Read(//repo/.git/**)",
+        "Read(//repo/**/.env)",
+        "Read(//repo/.env)",
+    ]
+    assert "Edit(//repo/a.py)" in argv

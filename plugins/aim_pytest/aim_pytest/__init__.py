@@ -13,11 +13,18 @@ files are expanded) and reports pytest's final summary line
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 
 from aim_core import Failure, InvocationResult, Problem, hookimpl
-from aim_core.toolkit import detect_program, first_line, program_version
+from aim_core.toolkit import (
+    detect_program,
+    first_line,
+    joined_output,
+    option_args,
+    process_failure,
+    program_version,
+    tool_options,
+)
 
 TOOL_ID = "pytest"
 CAPABILITIES = ("testing",)
@@ -72,8 +79,9 @@ def invoke_capability(tool_id, capability, payload, context):
         return None
     if capability is not None and capability not in CAPABILITIES:
         return _failed(Failure.INVALID_PAYLOAD, _not_provided(capability))
-    args = option_args(context, payload)
-    if args is None:
+    try:
+        args = option_args(tool_options(payload, context))
+    except ValueError:
         return _failed(
             Failure.INVALID_PAYLOAD, "config tools.pytest.args must be a list of arguments"
         )
@@ -82,7 +90,7 @@ def invoke_capability(tool_id, capability, payload, context):
     if payload.files:
         argv += ["--", *expand(context.root, payload.files)]
     r = context.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1"})
-    output = joined_output(r)
+    output = joined_output(r.stdout, r.stderr)
 
     def result(failure, message):
         return InvocationResult(
@@ -153,56 +161,6 @@ def summary_line(text):
 
 
 # --------------------------------------------------------------------------- helpers
-# option_args, joined_output and process_failure are the same in aim_ruff.
-
-
-def option_args(context, payload):
-    """The tool's ``args`` option as a list of strings (a string is split like a shell
-    would), or None when it is neither."""
-    options = context.options or payload.options or {}
-    args = options.get("args") or []
-    if isinstance(args, str):
-        try:
-            return shlex.split(args)
-        except ValueError:
-            return None
-    if isinstance(args, (list, tuple)) and all(
-        isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args
-    ):
-        return [str(a) for a in args]
-    return None
-
-
-def joined_output(r):
-    """stdout then stderr, for the run log."""
-    out, err = r.stdout or "", r.stderr or ""
-    if out and err and not out.endswith("\n"):
-        out += "\n"
-    return out + err
-
-
-def process_failure(r, program):
-    """``(failure, message)`` when the process did not get to do its work, else None."""
-    if r.interrupted:
-        return Failure.INTERRUPTED, f"{program} was interrupted"
-    if r.timed_out:
-        return (
-            Failure.TIMEOUT,
-            f"{program} did not finish in time (stopped after {r.duration_sec:.1f}s)",
-        )
-    if r.exit_code == 127:
-        said = first_line(r.stderr, r.stdout)
-        return Failure.NOT_INSTALLED, f"'{program}' is not installed" + (
-            f": {said}" if said else ""
-        )
-    if r.exit_code == 126:
-        said = first_line(r.stderr, r.stdout)
-        return Failure.UNAVAILABLE, f"'{program}' cannot be started" + (f": {said}" if said else "")
-    if r.exit_code is None:
-        return Failure.TOOL_ERROR, f"{program} ended without an exit code"
-    if r.exit_code < 0:
-        return Failure.TOOL_ERROR, f"{program} was killed by signal {-r.exit_code}"
-    return None
 
 
 def _failed(failure, message):

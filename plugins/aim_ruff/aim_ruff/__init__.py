@@ -11,20 +11,27 @@ violations that remain from its JSON lines.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shlex
 from pathlib import Path
 
 from aim_core import Failure, InvocationResult, Problem, hookimpl
-from aim_core.toolkit import detect_program, first_line, program_version
+from aim_core.toolkit import (
+    changed_files,
+    detect_program,
+    file_states,
+    first_line,
+    joined_output,
+    option_args,
+    process_failure,
+    program_version,
+    tool_options,
+)
 
 TOOL_ID = "ruff"
 CAPABILITIES = ("linting",)
 PYTHON_SUFFIXES = (".py", ".pyi")
 LISTED = 5  # violations named in the message; the rest are counted
-MAX_FINGERPRINTS = 2000  # files hashed before the run to tell which ones ruff fixed
 
 
 @hookimpl
@@ -73,8 +80,9 @@ def invoke_capability(tool_id, capability, payload, context):
         return None
     if capability is not None and capability not in CAPABILITIES:
         return _failed(Failure.INVALID_PAYLOAD, _not_provided(capability))
-    args = option_args(context, payload)
-    if args is None:
+    try:
+        args = option_args(tool_options(payload, context))
+    except ValueError:
         return _failed(
             Failure.INVALID_PAYLOAD, "config tools.ruff.args must be a list of arguments"
         )
@@ -87,12 +95,12 @@ def invoke_capability(tool_id, capability, payload, context):
             Failure.INVALID_PAYLOAD,
             f"ruff cannot lint {_names(missing)}: no such file or directory",
         )
-    before = _fingerprints(root, [*targets, *payload.files_scope]) if payload.files else {}
+    before = file_states(root, [*targets, *payload.files_scope]) if payload.files else {}
     program = context.which("ruff") or "ruff"
     argv = [program, "check", fix, "--no-cache", "--output-format", "json-lines", *args]
     r = context.run([*argv, "--", *targets])
-    output = joined_output(r)
-    fixed = _changed(root, before)
+    output = joined_output(r.stdout, r.stderr)
+    fixed = tuple(changed_files(before, file_states(root, before))[1])
 
     def result(failure, message):
         return InvocationResult(
@@ -145,56 +153,6 @@ def invoke_capability(tool_id, capability, payload, context):
 
 
 # --------------------------------------------------------------------------- helpers
-# option_args, joined_output and process_failure are the same in aim_pytest.
-
-
-def option_args(context, payload):
-    """The tool's ``args`` option as a list of strings (a string is split like a shell
-    would), or None when it is neither."""
-    options = context.options or payload.options or {}
-    args = options.get("args") or []
-    if isinstance(args, str):
-        try:
-            return shlex.split(args)
-        except ValueError:
-            return None
-    if isinstance(args, (list, tuple)) and all(
-        isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args
-    ):
-        return [str(a) for a in args]
-    return None
-
-
-def joined_output(r):
-    """stdout then stderr, for the run log."""
-    out, err = r.stdout or "", r.stderr or ""
-    if out and err and not out.endswith("\n"):
-        out += "\n"
-    return out + err
-
-
-def process_failure(r, program):
-    """``(failure, message)`` when the process did not get to do its work, else None."""
-    if r.interrupted:
-        return Failure.INTERRUPTED, f"{program} was interrupted"
-    if r.timed_out:
-        return (
-            Failure.TIMEOUT,
-            f"{program} did not finish in time (stopped after {r.duration_sec:.1f}s)",
-        )
-    if r.exit_code == 127:
-        said = first_line(r.stderr, r.stdout)
-        return Failure.NOT_INSTALLED, f"'{program}' is not installed" + (
-            f": {said}" if said else ""
-        )
-    if r.exit_code == 126:
-        said = first_line(r.stderr, r.stdout)
-        return Failure.UNAVAILABLE, f"'{program}' cannot be started" + (f": {said}" if said else "")
-    if r.exit_code is None:
-        return Failure.TOOL_ERROR, f"{program} ended without an exit code"
-    if r.exit_code < 0:
-        return Failure.TOOL_ERROR, f"{program} was killed by signal {-r.exit_code}"
-    return None
 
 
 def parse_violations(stdout):
@@ -313,26 +271,3 @@ def _cause(r):
         if stripped.startswith("Cause:"):
             return stripped.removeprefix("Cause:").strip()
     return first_line(r.stderr, r.stdout) or "no output"
-
-
-def _fingerprints(root, names):
-    """A hash of each regular file among ``names`` (the files ruff may fix)."""
-    prints = {}
-    for name in dict.fromkeys(names):
-        if len(prints) >= MAX_FINGERPRINTS:
-            break
-        path = root / name
-        if path.is_file():
-            prints[name] = _digest(path)
-    return prints
-
-
-def _changed(root, before):
-    return tuple(name for name, digest in before.items() if _digest(root / name) != digest)
-
-
-def _digest(path):
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        return None
