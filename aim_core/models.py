@@ -28,6 +28,18 @@ def spec(expect: str, description: str, **schema: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- workstreams
 
 
+def prompt_from(tasks: tuple[str, ...], acceptance_tests: tuple[str, ...]) -> str:
+    """The prompt built from a workstream's tasks and acceptance tests."""
+    lines: list[str] = []
+    if tasks:
+        lines.append("Tasks:")
+        lines.extend(f"- {t}" for t in tasks)
+    if acceptance_tests:
+        lines.append("Acceptance tests:")
+        lines.extend(f"- {t}" for t in acceptance_tests)
+    return "\n".join(lines)
+
+
 @frozen(kw_only=True)
 class CapabilityPayload:
     """What the guide's ``capability_payload`` holds: the request sent to the tool."""
@@ -148,16 +160,7 @@ class Workstream:
 
     def build_prompt(self) -> str:
         """The instruction for the tool: the payload's prompt, else tasks and acceptance tests."""
-        if self.payload.prompt:
-            return self.payload.prompt
-        lines: list[str] = []
-        if self.tasks:
-            lines.append("Tasks:")
-            lines.extend(f"- {t}" for t in self.tasks)
-        if self.acceptance_tests:
-            lines.append("Acceptance tests:")
-            lines.extend(f"- {t}" for t in self.acceptance_tests)
-        return "\n".join(lines)
+        return self.payload.prompt or prompt_from(self.tasks, self.acceptance_tests)
 
     def target_files(self) -> tuple[str, ...]:
         """The files handed to the tool: the payload's files, else ``files_scope``."""

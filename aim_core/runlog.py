@@ -31,11 +31,13 @@ class RunLog:
         return [v for k, v in env.items() if SECRET_NAME.search(k) and v]
 
     def mask(self, text: str) -> str:
-        """Replace every known secret value in ``text``."""
+        """Replace every known secret value and every credential found in ``text``."""
+        from aim_core import credentials
+
         for s in self.secrets:
             if s in text:
                 text = text.replace(s, MASK)
-        return text
+        return credentials.redact(text)
 
     def mask_argv(self, argv: Sequence[str]) -> list[str]:
         """The command line with the values of secret-looking flags masked."""

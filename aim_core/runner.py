@@ -313,6 +313,9 @@ def _route(run: _Run, start: float) -> RunResult:
     problems = _core_problems(run, request)
     if problems:
         return _refuse(run, request, problems, start)
+    from aim_core.security import redact_prompt
+
+    security = project.rules.security
 
     run.active = run.table.join(
         run.run_id,
@@ -355,7 +358,7 @@ def _route(run: _Run, start: float) -> RunResult:
             )
             continue
         tool_capability = capability or (cand.state.detection.capabilities or ("",))[0] or None
-        payload = _invocation(run, cand.tool_id)
+        payload = redact_prompt(_invocation(run, cand.tool_id), security)
         objections = _tool_problems(run, cand, tool_capability, payload)
         if objections:
             _skip(run, cand.tool_id, Failure.INVALID_PAYLOAD, objections)
@@ -457,7 +460,9 @@ def _tool_problems(
 
 
 def _refuse(run: _Run, request: Invocation, problems: list[str], start: float) -> RunResult:
-    refused = sorted({_rooted(p) for p in problems if "forbidden path" in p or "leaves" in p})
+    import re
+
+    refused = sorted({m for p in problems for m in re.findall(r"forbidden path '(/[^']+)'", p)})
     message = "Refused by the security rules: " + "; ".join(problems)
     _audit(
         run,
@@ -473,15 +478,6 @@ def _refuse(run: _Run, request: Invocation, problems: list[str], start: float) -
         "refused by the security rules, nothing was run: " + "; ".join(problems),
         file=None,
     )
-
-
-def _rooted(problem: str) -> str:
-    import re
-
-    m = re.search(r"'(/[^']+)' is a forbidden path", problem) or re.search(
-        r"symlink to the forbidden path '(/[^']+)'", problem
-    )
-    return m.group(1) if m else problem.split(":", 1)[0]
 
 
 def _nothing_available(run: _Run, request: Invocation, start: float) -> RunResult:

@@ -1,9 +1,13 @@
-"""Security rules checked before any tool runs: paths stay inside the repository
-and out of forbidden places.
+"""Security rules checked before any tool runs, and redaction before anything is written.
 
-The rules come from the coordination rules' ``security`` section. Paths are
-compared case-insensitively, because the file systems of macOS and Windows
-are, and ``.GIT/config`` must not slip through there.
+The rules come from the coordination rules' ``security`` section (``aim init``
+writes defaults): forbidden paths, allowed file patterns, ``max_payload_bytes``
+and the ``credential_policy``. Every path of a workstream is resolved against
+the repository root: absolute paths, ``..``, symlinks leading outside or into a
+forbidden place, and globs reaching forbidden files are refused. Paths are
+compared case-insensitively, because the file systems of macOS and Windows are,
+and ``.GIT/config`` must not slip through there. Credentials in prompts, tasks,
+acceptance tests and the files sent are blocked or redacted as the policy says.
 """
 
 from __future__ import annotations
@@ -110,40 +114,205 @@ def check_paths(
 ) -> list[Problem]:
     """Check every path of the named fields (``files_scope``: [...]) against the rules."""
     forbidden = security.get("forbidden_paths", ())
+    allowed = security.get("allowed_file_patterns")
     problems = []
     for name, paths in fields.items():
         for i, p in enumerate(paths):
-            problem = check_path(p, f"{name}[{i}]", root, forbidden)
+            field = f"{name}[{i}]"
+            problem = check_path(p, field, root, forbidden)
+            if problem is None and isinstance(p, str) and any(c in p for c in "*?["):
+                problem = _check_glob(p, field, root, forbidden)
+            if problem is None and allowed and isinstance(p, str):
+                problem = _check_allowed(p, field, root, allowed)
             if problem is not None:
                 problems.append(problem)
     return problems
 
 
+def _check_glob(pattern: str, field: str, root: Path, forbidden: Sequence[str]) -> Problem | None:
+    """A glob is refused when it matches a forbidden file that exists, or when its file
+    name part could match a forbidden name (``src/*`` could reach ``src/.env``)."""
+    for hit in sorted(root.glob(pattern))[:10000]:
+        rel = hit.relative_to(root).as_posix()
+        rule = forbidden_match(rel + ("/" if hit.is_dir() else ""), forbidden)
+        if rule is not None:
+            return Problem(
+                field=field,
+                message=f"the glob '{pattern}' reaches the forbidden path '/{rel}' "
+                f"(rule '{rule}'); narrow it",
+            )
+    name = pattern.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    for rule in forbidden:
+        probe = rule.strip().strip("/").replace("*", "x")
+        if probe and "/" not in probe and fnmatch.fnmatchcase(probe.casefold(), name.casefold()):
+            return Problem(
+                field=field,
+                message=f"the glob '{pattern}' could match forbidden files (rule '{rule}'); "
+                "name the files, or narrow it (e.g. '*.py')",
+            )
+    return None
+
+
+def _check_allowed(value: str, field: str, root: Path, allowed: Sequence[str]) -> Problem | None:
+    text = value.replace("\\", "/").rstrip("/")
+    if any(c in text for c in "*?[") or (root / text).is_dir() or value.endswith("/"):
+        return None  # directories and globs: their files are checked when expanded
+    name = text.rsplit("/", 1)[-1]
+    if any(fnmatch.fnmatchcase(name.casefold(), p.casefold()) for p in allowed):
+        return None
+    return Problem(
+        field=field,
+        message=f"'{value}' is not an allowed kind of file (security.allowed_file_patterns); "
+        "add its pattern to the rules or leave it out",
+    )
+
+
+# --------------------------------------------------------------------------- the request
+
+
+def prompt_fields(payload: Any) -> list[tuple[str, str]]:
+    """``(field path, text)`` of every free text the user wrote into the request."""
+    from aim_core.models import prompt_from
+
+    fields = []
+    if payload.prompt and payload.prompt != prompt_from(payload.tasks, payload.acceptance_tests):
+        fields.append(("capability_payload.prompt", payload.prompt))
+    fields += [(f"tasks[{i}]", t) for i, t in enumerate(payload.tasks)]
+    fields += [(f"acceptance_tests[{i}]", t) for i, t in enumerate(payload.acceptance_tests)]
+    return fields
+
+
+def policy(security: Mapping[str, Any], source: str) -> str:
+    """``block`` or ``redact`` for ``prompt``, ``files`` or ``output``."""
+    default = {"prompt": "block", "files": "block", "output": "redact"}[source]
+    value = (security.get("credential_policy") or {}).get(source, default)
+    return value if value in ("block", "redact") else default
+
+
+def files_field(payload: Any) -> str:
+    """How the workstream named the files sent: its payload's files or its scope."""
+    return "files_scope" if payload.files == payload.files_scope else "capability_payload.files"
+
+
+def check_request(payload: Any, root: Path, security: Mapping[str, Any]) -> list[Problem]:
+    """The core's rules for a whole request: paths, size, credentials."""
+    from aim_core import credentials
+
+    fields = {"files_scope": payload.files_scope, "files_create": payload.files_create}
+    if payload.files != payload.files_scope:
+        fields["capability_payload.files"] = payload.files
+    problems = check_paths(fields, root, security)
+    if problems:
+        return problems
+    limit = security.get("max_payload_bytes")
+    sizes = {}
+    for f in payload.files:
+        p = root / f
+        if p.is_file():
+            sizes[f] = p.stat().st_size
+    total = len(payload.prompt.encode("utf-8")) + sum(sizes.values())
+    if limit and total > limit:
+        problems.append(
+            Problem(
+                field="capability_payload",
+                message=f"the request is {total} bytes (prompt {len(payload.prompt.encode())}, "
+                f"files {sum(sizes.values())}), over max_payload_bytes {limit}; "
+                "send fewer or smaller files",
+            )
+        )
+    if policy(security, "prompt") == "block":
+        for name, text in prompt_fields(payload):
+            leaks = [x for x in credentials.scan(text) if x.blocks]
+            if leaks:
+                problems.append(
+                    Problem(
+                        field=name,
+                        message=f"holds a credential: {credentials.describe(leaks)}; remove it, "
+                        'or set security.credential_policy.prompt to "redact"',
+                    )
+                )
+    if policy(security, "files") == "block":
+        where = files_field(payload)
+        for i, f in enumerate(payload.files):
+            if f not in sizes:
+                continue
+            try:
+                text = (root / f).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            leaks = [x for x in credentials.scan(text, filename=f) if x.blocks]
+            if leaks:
+                problems.append(
+                    Problem(
+                        field=f"{where}[{i}]",
+                        message=f"'{f}' holds a credential: {credentials.describe(leaks)}; "
+                        "take it out of the file before a tool reads it",
+                    )
+                )
+    return problems
+
+
+def redact_prompt(payload: Any, security: Mapping[str, Any]) -> Any:
+    """The request with credentials in its texts replaced, when the prompt policy is
+    ``redact`` (under ``block`` they were refused before)."""
+    import attrs
+
+    from aim_core import credentials
+
+    if policy(security, "prompt") != "redact":
+        return payload
+    return attrs.evolve(
+        payload,
+        prompt=credentials.redact(payload.prompt),
+        tasks=tuple(credentials.redact(t) for t in payload.tasks),
+        acceptance_tests=tuple(credentials.redact(t) for t in payload.acceptance_tests),
+    )
+
+
+# --------------------------------------------------------------------------- redaction
+
+
 REDACTED = "[REDACTED]"
 
 
-def redact_record(record, project) -> Any:
-    """The record with every secret value of the environment replaced by ``[REDACTED]``.
+def env_secret_values(environ: Mapping[str, str]) -> list[str]:
+    """Values of the environment's variables whose names say they hold a credential."""
+    from aim_core.runlog import RunLog
 
-    Runs once, before any audit sink sees the record.
-    """
+    return sorted(
+        {v for v in RunLog.secrets_from_env(environ) if len(v) >= 6}, key=len, reverse=True
+    )
+
+
+def redact_text(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Replace credentials and the environment's secret values in any text."""
+    from aim_core import credentials
+
+    for value in env_secret_values(environ or {}):
+        text = text.replace(value, REDACTED)
+    return credentials.redact(text)
+
+
+def redact_record(record: Any, project: Any) -> Any:
+    """The record with every credential replaced by ``[REDACTED]``: in the prompt, the
+    message, and anything else a user or tool wrote into it. Runs once, before any
+    audit sink sees the record."""
     import json
 
     import attrs
 
-    from aim_core.runlog import RunLog
-
-    values = sorted(
-        {v for v in RunLog.secrets_from_env(project.environ) if len(v) >= 6},
-        key=len,
-        reverse=True,
-    )
-    if not values:
+    body = json.dumps({"payload": record.payload, "result": record.result}, ensure_ascii=False)
+    clean = redact_text(body, project.environ)
+    if clean == body:
         return record
-    text = json.dumps({"payload": record.payload, "result": record.result})
-    if not any(v in text for v in values):
-        return record
-    for v in values:
-        text = text.replace(json.dumps(v)[1:-1], REDACTED)
-    data = json.loads(text)
+    try:
+        data = json.loads(clean)
+    except ValueError:  # a redaction cut through JSON syntax: redact field by field instead
+        payload = dict(record.payload)
+        if isinstance(payload.get("prompt"), str):
+            payload["prompt"] = redact_text(payload["prompt"], project.environ)
+        result = dict(record.result)
+        if isinstance(result.get("message"), str):
+            result["message"] = redact_text(result["message"], project.environ)
+        return attrs.evolve(record, payload=payload, result=result)
     return attrs.evolve(record, payload=data["payload"], result=data["result"])

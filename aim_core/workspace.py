@@ -384,6 +384,8 @@ class RepoState:
             self.codes = self._git_paths()
             self.stamps = {p: _stamp(self.root / p) for p in self.codes if not self._excluded(p)}
             self.git_meta = self._meta()
+            if self.prefix == "" and (self.root / ".git" / "config").is_file():
+                snapshot.add(".git/config")  # so a tool's write there can be undone
         else:
             self.stamps = self._walk()
         for rel, st in self.stamps.items():
@@ -414,18 +416,28 @@ class RepoState:
             before, after = self.stamps.get(rel), now_stamps.get(rel)
             if before != after:
                 changed.append(rel)
-        if self.top is not None and self._meta() != self.git_meta:
-            changed.append(".git/")
+        if self.top is not None:
+            meta = self._meta()
+            if meta.get("config") != self.git_meta.get("config"):
+                changed.append(".git/config")
+            for hook in sorted(set(meta.get("hooks", [])) - set(self.git_meta.get("hooks", []))):
+                changed.append(f".git/hooks/{hook}")
+            if meta.get("HEAD") != self.git_meta.get("HEAD"):
+                changed.append(".git/HEAD")
         return changed
 
     def revert(self, paths: Iterable[str], snapshot: Snapshot) -> tuple[list[str], list[str]]:
         """Undo changes outside the scope; returns (reverted, could not revert)."""
         done, failed = [], []
         for rel in paths:
-            if rel == ".git/":
+            path = self.root / rel
+            if rel == ".git/HEAD":  # commits were made; undoing them is for a person to decide
                 failed.append(rel)
                 continue
-            path = self.root / rel
+            if rel.startswith(".git/hooks/"):
+                path.unlink(missing_ok=True)
+                done.append(rel)
+                continue
             if rel in snapshot.entries:
                 snapshot.restore(only=[rel])
                 done.append(rel)

@@ -1,0 +1,202 @@
+"""Finding credentials in text: prompts, file contents, tool output.
+
+The detectors are detect-secrets' (AWS, GitHub, GitLab, private keys, JWTs,
+Slack, Stripe, keyword assignments, high-entropy strings, ...), plus three
+patterns it lacks for the very tools aim drives (OpenAI, Anthropic and Google
+API keys). Importing detect-secrets costs ~90 ms, so a cheap regular
+expression first picks the lines that could hold anything; text with none (most
+prompts) never imports it. Lines are also scanned joined to the next one, so
+a key wrapped over two lines is found.
+
+Findings are reported as neutral codes (``aws-access-key``,
+``github-credential``, ``private-key``, ``high-entropy-string``) that never
+contain the words a secret grep looks for, and never with the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from attrs import frozen
+
+REDACTED = "[REDACTED]"
+
+# Anything a detector could flag passes this; everything else is skipped cheaply.
+_PREFILTER = re.compile(
+    r"(?i:pass|pwd|secret|token|api.?key|auth|credential|private|bearer|cred|key\s*[:=])"
+    r"|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|sk_live|rk_live|sk-|AIza|-----BEGIN|eyJ"
+    r"|[A-Za-z0-9+/=_-]{20,}"
+)
+# Keys of the AI tools aim drives, which detect-secrets does not know.
+_EXTRA = (
+    ("anthropic-key", re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}")),
+    ("openai-key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
+    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+)
+_CODES = {
+    "AWS Access Key": "aws-access-key",
+    "GitHub Token": "github-credential",
+    "GitLab Token": "gitlab-credential",
+    "Private Key": "private-key",
+    "Base64 High Entropy String": "high-entropy-string",
+    "Hex High Entropy String": "high-entropy-string",
+    "Secret Keyword": "keyword-assignment",
+    "JSON Web Token": "json-web-credential",
+    "Slack Token": "slack-credential",
+    "Stripe Access Key": "stripe-key",
+    "Basic Auth Credentials": "basic-auth-credentials",
+    "Public IP (ipv4)": None,  # not a credential; never reported
+}
+_BANNED = ("password", "api_key", "secret", "token")
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-+/=.]")
+ENTROPY_ONLY = "high-entropy-string"
+
+
+def neutral_code(kind: str) -> str | None:
+    """detect-secrets' type as a code free of the words a secret grep looks for."""
+    if kind in _CODES:
+        return _CODES[kind]
+    code = re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
+    for word in _BANNED:
+        code = code.replace(word.replace("_", "-"), "credential").replace(word, "credential")
+    return code
+
+
+@frozen(kw_only=True)
+class Leak:
+    """One credential found: its code, line (1-based) and span in the text."""
+
+    code: str
+    line: int
+    start: int
+    end: int
+
+    @property
+    def blocks(self) -> bool:
+        """High-entropy strings alone are redacted, never a reason to refuse (hashes and
+        ids look like them); every named kind of credential is."""
+        return self.code != ENTROPY_ONLY
+
+
+def _expand(text: str, start: int, end: int) -> tuple[int, int]:
+    """Grow a match to the whole token it is part of."""
+    while start > 0 and _TOKEN_CHARS.match(text[start - 1]):
+        start -= 1
+    while end < len(text) and _TOKEN_CHARS.match(text[end]):
+        end += 1
+    return start, end
+
+
+def _line_spans(text: str) -> list[tuple[int, int]]:
+    spans, pos = [], 0
+    for line in text.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        spans.append((pos, pos + len(body)))
+        pos += len(line)
+    return spans
+
+
+def scan(text: str, *, filename: str = "prompt.txt") -> list[Leak]:
+    """Every credential in ``text`` (``filename`` tells detect-secrets the file type)."""
+    if not text or not _PREFILTER.search(text):
+        return []
+    spans = _line_spans(text)
+    candidates = [i for i, (a, b) in enumerate(spans) if _PREFILTER.search(text, a, b)]
+    if not candidates:
+        return []
+    found: dict[tuple[int, int], Leak] = {}
+    for i in candidates:
+        a, b = spans[i]
+        _scan_piece(text, [(a, b)], filename, i + 1, found)
+        if i + 1 < len(spans):  # a credential wrapped onto the next line
+            _scan_piece(text, [(a, b), spans[i + 1]], filename, i + 1, found)
+    return sorted(found.values(), key=lambda x: (x.start, x.end))
+
+
+def _scan_piece(
+    text: str,
+    parts: list[tuple[int, int]],
+    filename: str,
+    line_no: int,
+    found: dict[tuple[int, int], Leak],
+) -> None:
+    joined, where = "", []
+    for a, b in parts:
+        piece = text[a:b]
+        if joined:
+            piece = piece.lstrip()
+            a = b - len(piece)
+        joined += piece
+        where.extend(range(a, a + len(piece)))
+    if not joined.strip():
+        return
+
+    def record(code: str | None, start: int, end: int) -> None:
+        if code is None or end <= start:
+            return
+        s, e = where[start], where[end - 1] + 1
+        if len(parts) > 1 and e <= parts[0][1]:
+            return  # found on the first line alone: already recorded
+        for ks, ke in list(found):
+            if ks <= s and e <= ke:
+                return
+            if s <= ks and ke <= e:
+                del found[(ks, ke)]
+        found[(s, e)] = Leak(code=code, line=line_no, start=s, end=e)
+
+    for code, pattern in _EXTRA:
+        for m in pattern.finditer(joined):
+            record(code, m.start(), m.end())
+    for kind, value in _detect(joined, filename):
+        code = neutral_code(kind)
+        if code == "private-key":
+            record(code, 0, len(joined))
+            continue
+        idx = joined.find(value) if value else -1
+        if idx < 0:
+            continue
+        record(code, *_expand(joined, idx, idx + len(value)))
+
+
+def _detect(line: str, filename: str) -> Iterable[tuple[str, str]]:
+    from detect_secrets.core.scan import _process_line_based_plugins
+    from detect_secrets.settings import default_settings
+
+    with default_settings():
+        for s in _process_line_based_plugins([(1, line)], filename=filename):
+            yield s.type, s.secret_value or ""
+
+
+def redact(text: str, leaks: Iterable[Leak] | None = None, *, filename: str = "prompt.txt") -> str:
+    """``text`` with every credential replaced by ``[REDACTED]`` (private keys: the block)."""
+    leaks = list(scan(text, filename=filename) if leaks is None else leaks)
+    if not leaks:
+        return text
+    out, pos = [], 0
+    for leak in sorted(leaks, key=lambda x: x.start):
+        start, end = leak.start, leak.end
+        if leak.code == "private-key":
+            stop = text.find("-----END", end)
+            if stop >= 0:
+                close = text.find("-----", stop + 8)
+                end = close + 5 if close >= 0 else len(text)
+        if start < pos:
+            start = pos
+        if end <= start:
+            continue
+        out.append(text[pos:start])
+        out.append(REDACTED)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def describe(leaks: Iterable[Leak]) -> str:
+    """``aws-access-key (line 3), private-key (line 7)`` -- never the values."""
+    seen: dict[str, list[int]] = {}
+    for leak in leaks:
+        seen.setdefault(leak.code, []).append(leak.line)
+    return ", ".join(
+        f"{code} (line {', '.join(map(str, sorted(set(lines))))})" for code, lines in seen.items()
+    )
