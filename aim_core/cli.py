@@ -263,6 +263,7 @@ def validate(paths: tuple[Path, ...], strict: bool) -> int:
         for f in files
     ]
     verdicts = check_graph(verdicts, repository_ids(project.root))
+    verdicts = [_with_security(project, v) for v in verdicts]
     bad = 0
     for v in verdicts:
         click.echo(
@@ -275,6 +276,23 @@ def validate(paths: tuple[Path, ...], strict: bool) -> int:
         bad += not v.ok
     click.echo(f"{len(verdicts) - bad} valid, {bad} invalid")
     return EXIT_USAGE if bad else 0
+
+
+def _with_security(project, verdict):
+    """Add the core's security rules (paths, size, credentials) to a valid file's verdict."""
+    if verdict.workstream is None or verdict.errors:
+        return verdict
+    import attrs
+
+    from aim_core.runner import invocation_for
+    from aim_core.security import check_request
+
+    request = invocation_for(verdict.workstream, project.settings)
+    problems = check_request(request, project.root, project.rules.security)
+    if not problems:
+        return verdict
+    errors = tuple(f"{verdict.display}: {p.field}: {p.message}" for p in problems)
+    return attrs.evolve(verdict, errors=verdict.errors + errors)
 
 
 @cli.command()

@@ -26,7 +26,7 @@ REDACTED = "[REDACTED]"
 _PREFILTER = re.compile(
     r"(?i:pass|pwd|secret|token|api.?key|auth|credential|private|bearer|cred|key\s*[:=])"
     r"|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|sk_live|rk_live|sk-|AIza|-----BEGIN|eyJ"
-    r"|[A-Za-z0-9+/=_-]{20,}"
+    r"|[A-Za-z0-9+/=_-]{20,}|://[^/\s:@]+:[^/\s@]+@"
 )
 # Keys of the AI tools aim drives, which detect-secrets does not know.
 _EXTRA = (
@@ -50,7 +50,11 @@ _CODES = {
 }
 _BANNED = ("password", "api_key", "secret", "token")
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-+/=.]")
+# The name a value is assigned to (`password = "`, `token: `): redacted with the value,
+# so what remains says nothing about what was there.
+_ASSIGNED_TO = re.compile(r"""[\w.\-\[\]"']+\s*(?::=|=>|[:=])\s*["']?$""")
 ENTROPY_ONLY = "high-entropy-string"
+_GENERIC = (ENTROPY_ONLY, "keyword-assignment")  # a named kind found on the same span wins
 
 
 def neutral_code(kind: str) -> str | None:
@@ -59,7 +63,7 @@ def neutral_code(kind: str) -> str | None:
         return _CODES[kind]
     code = re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
     for word in _BANNED:
-        code = code.replace(word.replace("_", "-"), "credential").replace(word, "credential")
+        code = code.replace(word, "credential")
     return code
 
 
@@ -139,9 +143,11 @@ def _scan_piece(
         if len(parts) > 1 and e <= parts[0][1]:
             return  # found on the first line alone: already recorded
         for ks, ke in list(found):
-            if ks <= s and e <= ke:
+            if (ks, ke) == (s, e) and found[(ks, ke)].code in _GENERIC and code not in _GENERIC:
+                del found[(ks, ke)]
+            elif ks <= s and e <= ke:
                 return
-            if s <= ks and ke <= e:
+            elif s <= ks and ke <= e:
                 del found[(ks, ke)]
         found[(s, e)] = Leak(code=code, line=line_no, start=s, end=e)
 
@@ -181,6 +187,14 @@ def redact(text: str, leaks: Iterable[Leak] | None = None, *, filename: str = "p
             if stop >= 0:
                 close = text.find("-----", stop + 8)
                 end = close + 5 if close >= 0 else len(text)
+        else:
+            line_start = text.rfind("\n", 0, start) + 1
+            m = _ASSIGNED_TO.search(text, line_start, start)
+            if m is not None:
+                start = m.start()
+                quote = m.group()[-1]
+                if quote in "\"'" and text[end : end + 1] == quote:
+                    end += 1
         if start < pos:
             start = pos
         if end <= start:

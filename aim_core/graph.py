@@ -204,6 +204,7 @@ def _result(fut: Future, v: FileVerdict) -> RunResult:
     try:
         r = fut.result()
     except AimError as e:
+        log.error(str(e))
         return RunResult(
             run_id="",
             workstream_id=v.workstream.id,

@@ -282,9 +282,8 @@ def _interrupted(run: _Run, start: float) -> RunResult:
     )
 
 
-def _invocation(run: _Run, tool_id: str | None) -> Invocation:
-    ws = run.ws
-    settings = run.project.settings
+def invocation_for(ws: Workstream, settings: Any, tool_id: str | None = None) -> Invocation:
+    """The request a tool receives for a workstream (options: the tool's config section)."""
     timeout = ws.payload.timeout_ms or settings.default_timeout_ms
     retries = ws.payload.max_retries
     return Invocation(
@@ -299,6 +298,10 @@ def _invocation(run: _Run, tool_id: str | None) -> Invocation:
         workstream_id=ws.id,
         options=dict(settings.tool_options(tool_id)) if tool_id else {},
     )
+
+
+def _invocation(run: _Run, tool_id: str | None) -> Invocation:
+    return invocation_for(run.ws, run.project.settings, tool_id)
 
 
 def _route(run: _Run, start: float) -> RunResult:
@@ -666,6 +669,9 @@ def _one_attempt(
     if success:
         message = f"{capability_title(capability)} completed (attempt {n})"
     else:
+        from aim_core.security import redact_text
+
+        message = redact_text(message, project.environ)  # it is printed, logged and audited
         failure = failure or Failure.TOOL_ERROR
         snapshot.restore(scope=scope)
     attempt = _record_attempt(

@@ -82,7 +82,7 @@ def check_path(value: Any, field: str, root: Path, forbidden: Sequence[str]) -> 
     if rule is not None:
         return Problem(
             field=field,
-            message=f"'/{text.lstrip('./')}' is a forbidden path (rule '{rule}'); "
+            message=f"'/{'/'.join(_components(text))}' is a forbidden path (rule '{rule}'); "
             "take it out of the workstream",
         )
     full = root / text
@@ -91,7 +91,7 @@ def check_path(value: Any, field: str, root: Path, forbidden: Sequence[str]) -> 
         root_resolved = root.resolve()
     except (OSError, RuntimeError):  # symlink loop
         return Problem(field=field, message=f"'{value}' cannot be resolved (symlink loop?)")
-    if resolved != full.absolute() and os.path.lexists(full):
+    if resolved != root_resolved / Path(*_components(text)):  # a symlink on the way
         try:
             rel = resolved.relative_to(root_resolved).as_posix()
         except ValueError:

@@ -55,7 +55,9 @@ class Scope:
         self.dirs: list[str] = []
         self.globs: list[str] = []
         for e in entries:
-            e = e.replace("\\", "/").lstrip("./") if e.startswith("./") else e.replace("\\", "/")
+            e = e.replace("\\", "/")
+            while e.startswith("./"):
+                e = e[2:]
             if any(c in e for c in GLOB_CHARS):
                 self.globs.append(e)
             elif e.endswith("/") or (root / e).is_dir():
