@@ -23,6 +23,7 @@ import click
 from aim_core.errors import EXIT_INTERRUPTED, EXIT_WORK_FAILED, AimError
 from aim_core.log import current_workstream
 from aim_core.models import Workstream
+from aim_core.progress import ProgressView
 from aim_core.project import Project
 from aim_core.runner import (
     STOP,
@@ -121,12 +122,23 @@ def run_many(
 
     enable_subreaper()
 
+    view = None
+    if len(by_id) > 1 and ProgressView.wanted(as_json):
+        view = ProgressView(list(by_id))
+
     def start(ident: str, pool: ThreadPoolExecutor) -> None:
         v = pending.pop(ident)
-        running[pool.submit(_run_one, project, v, cooldowns, parallel)] = ident
+        if view is not None:
+            view.event(ident, "start", {})
+        running[pool.submit(_run_one, project, v, cooldowns, parallel, view)] = ident
 
     interrupted = False
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="aim-run") as pool:
+    with contextlib.ExitStack() as stack:
+        if view is not None:
+            stack.enter_context(view)
+        pool = stack.enter_context(
+            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="aim-run")
+        )
         while pending or running:
             for ident in list(pending):
                 ws: Workstream = pending[ident].workstream
@@ -185,8 +197,11 @@ def _blocked_by(
     return None
 
 
-def _run_one(project: Project, v: FileVerdict, cooldowns: Cooldowns, prefix: bool) -> RunResult:
+def _run_one(
+    project: Project, v: FileVerdict, cooldowns: Cooldowns, prefix: bool, view: Any
+) -> RunResult:
     token = current_workstream.set(v.workstream.id if prefix else None)
+    ws_id = v.workstream.id
     try:
         result = run_workstream(
             v.workstream,
@@ -194,6 +209,7 @@ def _run_one(project: Project, v: FileVerdict, cooldowns: Cooldowns, prefix: boo
             cooldowns=cooldowns,
             run_id=new_run_id(),
             source=v.display,
+            on_event=(lambda kind, data: view.event(ws_id, kind, data)) if view else None,
         )
     finally:
         current_workstream.reset(token)

@@ -15,7 +15,7 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,7 @@ class _Run:
     attempts: list[Attempt] = field(factory=list)
     tool_pid: int | None = None
     sink_errors: set[str] = field(factory=set)
+    on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None
 
 
 def run_workstream(
@@ -180,11 +181,13 @@ def run_workstream(
     environ: Mapping[str, str] | None = None,
     run_id: str | None = None,
     source: str | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> RunResult:
     """Run one workstream as ``aim run`` does, without printing (log lines go to the
     ``aim`` logger). Bad input raises :class:`~aim_core.AimError` (exit code 2);
     everything else is in the :class:`RunResult`, including ``exit_code``.
-    ``source`` names where a given :class:`Workstream` came from (for messages).
+    ``source`` names where a given :class:`Workstream` came from (for messages);
+    ``on_event(kind, data)`` hears of each ``attempt`` and of the run being ``done``.
     """
     if project is None:
         project = Project.open(root, environ=environ)
@@ -207,11 +210,16 @@ def run_workstream(
         raise AimError(
             f"no registry at {project.registry}; run 'aim init' in the repository root first"
         )
-    return _execute(project, ws, source, cooldowns or Cooldowns(), run_id or new_run_id())
+    return _execute(project, ws, source, cooldowns or Cooldowns(), run_id or new_run_id(), on_event)
 
 
 def _execute(
-    project: Project, ws: Workstream, source: str | None, cooldowns: Cooldowns, run_id: str
+    project: Project,
+    ws: Workstream,
+    source: str | None,
+    cooldowns: Cooldowns,
+    run_id: str,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> RunResult:
     routed = bool(ws.capability) and project.settings.enable_aim
     if not routed and not ws.tool:
@@ -235,6 +243,7 @@ def _execute(
         runlog=runlog,
         table=RunTable(runs_dir),
         cooldowns=cooldowns,
+        on_event=on_event or (lambda kind, data: None),
     )
     start = time.monotonic()
     runlog.write(f"run {run_id}: workstream {ws.id} ({source or 'in memory'})")
@@ -254,6 +263,7 @@ def _execute(
             run.active.release()
         _tidy(runs_dir / run_id)
     runlog.write(f"run {run_id}: exit {result.exit_code}: {result.message}")
+    run.on_event("done", {"success": result.success, "exit_code": result.exit_code})
     if project.settings.enable_audit_logging:
         from aim_core.audit.prune import prune_if_due
 
@@ -622,6 +632,7 @@ def _one_attempt(
         on_process=on_process,
     )
     run.runlog.write(f"attempt {n} with {cand.tool_id} (timeout {timeout_s:g}s)")
+    run.on_event("attempt", {"tool_id": cand.tool_id, "attempt": n})
     try:
         outcome = project.plugins.call(
             "invoke_capability",

@@ -13,7 +13,6 @@ acceptance tests and the files sent are blocked or redacted as the policy says.
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
