@@ -1,4 +1,5 @@
-"""``aim`` and ``python -m aim_core``: answer ``--version`` at once, else run the CLI."""
+"""``aim`` and ``python -m aim_core``: answer ``--version`` at once, and a warm
+``aim status`` from its snapshot; else run the CLI."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"aim {__version__}\n")
         return 0
+    if args in (["status"], ["status", "--json"]):
+        from aim_core.fastpath import try_status
+
+        rc = try_status(args[1:])
+        if rc is not None:
+            return rc
     from aim_core.cli import run_cli
 
     return run_cli(args)

@@ -93,6 +93,10 @@ def open_project():
     )
     for warning in project.settings.warnings:
         logger.warning(warning)
+    if (project.registry / "AIM_runs" / "active").is_dir():
+        from aim_core.recovery import recover_dead_runs
+
+        recover_dead_runs(project)  # a run killed earlier left files to restore
     return project
 
 
@@ -187,10 +191,12 @@ def status(refresh: bool, as_json: bool) -> int:
 
     project = open_project()
     data = status_mod.collect(project, refresh=refresh)
-    if as_json:
-        emit_json(data)
-    else:
-        click.echo(status_mod.render(data), nl=False)
+    outputs = {
+        "json": json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+        "text": status_mod.render(data),
+    }
+    click.echo(outputs["json" if as_json else "text"], nl=False)
+    status_mod.save_snapshot(project, outputs)
     return 0
 
 

@@ -62,6 +62,11 @@ class DetectionReport:
     conflicts: list[tuple[str, str, str]] = field(factory=list)  # (tool_id, plugin, owner)
     failed: dict[str, str] = field(factory=dict)  # plugin -> error
     spawned: bool = False  # whether any plugin was asked (not all served from cache)
+    # what the answers rest on (for aim status's snapshot): files whose change
+    # invalidates them, PATH directories watched for new programs, and until when
+    stamps: list[str] = field(factory=list)
+    path_dirs: list[str] = field(factory=list)
+    valid_until: float = 0.0
 
     def owner(self, tool_id: str) -> str | None:
         """The plugin that owns ``tool_id``, or None when no plugin provides it."""
@@ -75,12 +80,9 @@ class DetectionReport:
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where aim keeps machine-local state (``AIM_CACHE_DIR`` or the platform's cache dir)."""
-    env = os.environ if environ is None else environ
-    if env.get("AIM_CACHE_DIR"):
-        return Path(env["AIM_CACHE_DIR"])
-    import platformdirs
+    from aim_core.fastpath import cache_dir as platform_cache_dir
 
-    return Path(platformdirs.user_cache_dir("aim", appauthor=False))
+    return platform_cache_dir(environ)
 
 
 def _stamp(path: str) -> list[int] | None:
@@ -134,6 +136,21 @@ class DetectionCache:
                 self.entries = data["plugins"]
         except (OSError, ValueError):
             pass
+
+    def validity(
+        self, plugin: str, *, ttl_s: float, readiness_ttl_s: float
+    ) -> tuple[list[str], list[str], float]:
+        """What a plugin's cached answers rest on: ``(files, PATH dirs, valid until)``."""
+        entry = self.entries.get(plugin) or {}
+        answers = entry.get("answers", [])
+        ttl = ttl_s
+        if any(a.get("installed") and a.get("ready") is False for a in answers):
+            ttl = min(ttl, readiness_ttl_s)
+        return (
+            list(entry.get("stamps", {})),
+            list(entry.get("path_dirs", {})),
+            entry.get("checked_at", 0) + ttl,
+        )
 
     def get(
         self,
@@ -288,6 +305,15 @@ def detect_tools(
         if cache is not None:
             cache.save()
 
+    report.valid_until = time.time() + ttl_s
+    if cache is not None:
+        for name in answers:
+            files, dirs, until = cache.validity(name, ttl_s=ttl_s, readiness_ttl_s=readiness_ttl_s)
+            report.stamps += files
+            report.path_dirs += dirs
+            report.valid_until = min(report.valid_until, until)
+    else:
+        report.valid_until = 0.0
     for name in plugins.plugin_names():
         for d in answers.get(name, []):
             existing = report.tools.get(d.tool_id)

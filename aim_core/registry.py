@@ -100,14 +100,9 @@ DEFAULT_RULES: dict[str, Any] = {
 
 def find_root(start: Path) -> Path:
     """The repository root for ``start`` (see the module docstring)."""
-    start = start.resolve()
-    git_root = None
-    for d in (start, *start.parents):
-        if (d / REGISTRY_RELPATH).is_dir():
-            return d
-        if git_root is None and (d / ".git").exists():
-            git_root = d
-    return git_root or start
+    from aim_core.fastpath import find_root as find
+
+    return find(start)
 
 
 def locate_registry(root: Path, registry_path: str = "auto") -> Path:

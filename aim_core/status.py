@@ -125,3 +125,22 @@ def render(data: dict[str, Any]) -> str:
                 f"uninstall one of them"
             )
     return "\n".join(lines) + "\n"
+
+
+def save_snapshot(project: Project, outputs: dict[str, str]) -> None:
+    """Let the next ``aim status`` print ``outputs`` without loading anything, for as
+    long as nothing they depend on changes (:mod:`aim_core.fastpath`)."""
+    from aim_core import fastpath
+
+    if project._detection is None:
+        return
+    report = project.detect()
+    detection = {
+        "stamps": report.stamps,
+        "path_dirs": report.path_dirs,
+        "valid_until": report.valid_until,
+    }
+    stamps = fastpath.stamps_for(
+        project.root, project.registry, project.settings.source, project.environ, detection
+    )
+    fastpath.save(project.root, project.environ, stamps, outputs, list(project.settings.warnings))

@@ -206,3 +206,48 @@ def test_unreadable_rules_is_exit_2_without_traceback(repo, aim):
     assert "Traceback" not in r.stderr
     r = aim("--debug", "route", "linting", cwd=repo)
     assert r.returncode == 1 and "Traceback" in r.stderr
+
+
+WARM = (
+    "import sys; from aim_core.__main__ import main; rc = main(sys.argv[1:]); "
+    "heavy = [m for m in ('click', 'pluggy', 'cattrs', 'attrs', 'yaml', 'importlib.metadata') "
+    "if m in sys.modules]; sys.stderr.write('HEAVY=%s\\n' % heavy); sys.exit(rc)"
+)
+
+
+def _status(repo, *args):
+    r = subprocess.run(
+        [sys.executable, "-c", WARM, "status", *args], cwd=repo, capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    return r.stdout, r.stderr.rsplit("HEAVY=", 1)[1].strip()
+
+
+def test_warm_status_is_served_from_its_snapshot(repo):
+    cold_text, heavy = _status(repo)
+    assert heavy != "[]"  # the first one does the work
+    warm_text, heavy = _status(repo)
+    assert heavy == "[]" and warm_text == cold_text
+    cold_json, _ = _status(repo, "--json")
+    warm_json, heavy = _status(repo, "--json")
+    assert heavy == "[]" and warm_json == cold_json and json.loads(warm_json)["root"] == str(repo)
+
+
+def test_snapshot_invalidated_by_config_rules_and_environment(repo, monkeypatch):
+    _status(repo)
+    cfg = repo / "config" / "aim_config.yaml"
+    cfg.write_text(cfg.read_text() + "enable_audit_logging: false\n")
+    text, heavy = _status(repo)
+    assert heavy != "[]" and "Audit Logging: OFF" in text
+    rules = (
+        repo / "aim" / ".AIM_ai-tools-registry" / "AIM_cross-tool" / "AIM_coordination-rules.json"
+    )
+    data = json.loads(rules.read_text())
+    data["capabilities"]["testing"]["fallback"] = ["ruff"]
+    rules.write_text(json.dumps(data))
+    text, heavy = _status(repo)
+    assert heavy != "[]" and "testing:\n  Primary:  pytest\n  Fallback: ruff" in text
+    _status(repo)
+    monkeypatch.setenv("AIM_ACTOR", "someone")
+    _, heavy = _status(repo)
+    assert heavy != "[]"

@@ -1,0 +1,175 @@
+"""``aim status`` from a snapshot, when nothing it depends on has changed.
+
+A full ``aim status`` imports click, attrs, cattrs, PyYAML and every plugin
+before it can print a line. Its output depends only on files and settings
+whose change can be seen with a few ``stat`` calls: the config and rules
+files, the ``AIM_*`` environment and PATH, the installed packages (the
+``sys.path`` directories' mtimes), each detected binary and credentials file,
+and the detection cache's time to live. So the full command saves what it
+printed with those stamps, and the next one prints it again when every stamp
+still matches -- importing nothing but the standard library and starting no
+process. Anything unexpected falls back to the full command.
+
+This module must import nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+REGISTRY_RELPATH = "aim/.AIM_ai-tools-registry"
+CONFIG_RELPATH = "config/aim_config.yaml"
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """aim's machine-local cache directory (``AIM_CACHE_DIR``, else the platform's,
+    as platformdirs names it)."""
+    env = os.environ if environ is None else environ
+    if env.get("AIM_CACHE_DIR"):
+        return Path(env["AIM_CACHE_DIR"])
+    home = Path(env.get("HOME") or os.path.expanduser("~"))
+    if sys.platform == "darwin":
+        return home / "Library" / "Caches" / "aim"
+    if os.name == "nt":  # pragma: no cover - Windows
+        base = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
+        return Path(base) / "aim" / "Cache"
+    return Path(env.get("XDG_CACHE_HOME") or home / ".cache") / "aim"
+
+
+def find_root(start: Path) -> Path:
+    """The repository root: the directory holding the registry, else the git root,
+    else ``start`` (the same rule as :func:`aim_core.registry.find_root`)."""
+    start = start.resolve()
+    git_root = None
+    for d in (start, *start.parents):
+        if (d / REGISTRY_RELPATH).is_dir():
+            return d
+        if git_root is None and (d / ".git").exists():
+            git_root = d
+    return git_root or start
+
+
+def _stat(path: str | os.PathLike[str]) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _dir_mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+
+
+def _sys_path_stamps() -> dict[str, int | None]:
+    """Where packages (plugins) are installed, with mtimes that change when one is
+    added or removed. ``sys.path[0]`` (the script's directory, or the current one
+    under ``python -m``) is left out, so ``aim`` and ``python -m aim_core`` agree."""
+    return {p: _dir_mtime(p) for p in sys.path[1:] if p and os.path.isdir(p)}
+
+
+def environment_key(environ: Mapping[str, str]) -> str:
+    """A hash of what in the environment can change the status: AIM_* and PATH."""
+    items = sorted((k, v) for k, v in environ.items() if k.startswith("AIM_") or k == "PATH")
+    items.append(("python", sys.executable))
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+
+
+def _snapshot_path(root: Path, environ: Mapping[str, str]) -> Path:
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:20]
+    return cache_dir(environ) / "status" / f"{digest}.json"
+
+
+def stamps_for(
+    root: Path,
+    registry: Path,
+    config: str | None,
+    environ: Mapping[str, str],
+    detection: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Everything a snapshot's validity rests on, taken now."""
+    return {
+        "version": VERSION,
+        "env": environment_key(environ),
+        "config": [str(config), _stat(config) if config else None],
+        "default_config": _stat(root / CONFIG_RELPATH),
+        "registry": str(registry),
+        "rules": _stat(registry / "AIM_cross-tool" / "AIM_coordination-rules.json"),
+        "sys_path": _sys_path_stamps(),
+        "files": {p: _stat(p) for p in detection.get("stamps", [])},
+        "path_dirs": {d: _dir_mtime(d) for d in detection.get("path_dirs", [])},
+        "valid_until": detection.get("valid_until", 0),
+    }
+
+
+def save(
+    root: Path,
+    environ: Mapping[str, str],
+    stamps: dict[str, Any],
+    outputs: dict[str, str],
+    warnings: list[str],
+) -> None:
+    """Remember a full status's output (text and JSON) with the stamps it rests on."""
+    path = _snapshot_path(root, environ)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(
+            json.dumps({"stamps": stamps, "outputs": outputs, "warnings": warnings}),
+            encoding="utf-8",
+        )
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a cache that can't be written only costs speed
+
+
+def _still_valid(root: Path, stamps: dict[str, Any], environ: Mapping[str, str]) -> bool:
+    if stamps.get("version") != VERSION or time.time() > stamps.get("valid_until", 0):
+        return False
+    if stamps["env"] != environment_key(environ):
+        return False
+    config, config_stamp = stamps["config"]
+    if config != "None" and _stat(config) != config_stamp:
+        return False
+    if _stat(root / CONFIG_RELPATH) != stamps["default_config"]:
+        return False
+    registry = Path(stamps["registry"])
+    if _stat(registry / "AIM_cross-tool" / "AIM_coordination-rules.json") != stamps["rules"]:
+        return False
+    active = registry / "AIM_runs" / "active"
+    if active.is_dir() and any(p.suffix == ".json" for p in active.iterdir()):
+        return False  # a run is live or died: the full command looks after it
+    if _sys_path_stamps() != stamps["sys_path"]:
+        return False
+    if any(_stat(p) != s for p, s in stamps["files"].items()):
+        return False
+    return all(_dir_mtime(d) == m for d, m in stamps["path_dirs"].items())
+
+
+def try_status(args: list[str], environ: Mapping[str, str] | None = None) -> int | None:
+    """Print ``aim status [--json]`` from the snapshot and return 0, or None when the
+    full command must run."""
+    env = os.environ if environ is None else environ
+    try:
+        root = find_root(Path.cwd())
+        data = json.loads(_snapshot_path(root, env).read_text(encoding="utf-8"))
+        if not _still_valid(root, data["stamps"], env):
+            return None
+        out = data["outputs"]["json" if args == ["--json"] else "text"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    for w in data.get("warnings", []):
+        sys.stderr.write(f"[WARNING] {w}\n")
+    sys.stdout.write(out)
+    return 0
