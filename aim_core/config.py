@@ -108,13 +108,19 @@ def _from_env(key: str, text: str) -> Any:
     return text
 
 
-def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """Parse and check one config file; return its values and warnings."""
-    where = str(path)
+def _parse_yaml(text: str, where: str) -> Any:
+    """YAML to data; the result is cached by content (as JSON) because importing PyYAML
+    and parsing costs more than the rest of a warm command."""
+    import hashlib
+    import json
+
+    from aim_core.fastpath import cache_dir
+
+    cached = cache_dir() / "config-v1" / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read the file: {e.strerror}", file=where) from None
+        return json.loads(cached.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -125,6 +131,24 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(f"{at}not valid YAML: {problem}", file=where) from None
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_name(f".{cached.name}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        tmp.replace(cached)
+    except (OSError, TypeError, ValueError):
+        pass  # data JSON can't hold (dates) or a cache that can't be written: no cache
+    return data
+
+
+def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """Parse and check one config file; return its values and warnings."""
+    where = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read the file: {e.strerror}", file=where) from None
+    data = _parse_yaml(text, where)
     if data is None:
         return {}, []
     if not isinstance(data, dict):

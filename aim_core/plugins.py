@@ -95,6 +95,75 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
+@frozen
+class EntryPoint:
+    """One ``aim`` entry point, as found on ``sys.path``."""
+
+    name: str
+    value: str  # "module" or "module:attribute"
+    distribution: str | None
+    version: str | None
+
+    def load(self) -> object:
+        """Import the plugin it names."""
+        import importlib
+
+        module, _, attr = self.value.partition(":")
+        obj = importlib.import_module(module.strip())
+        for part in attr.strip().split(".") if attr.strip() else ():
+            obj = getattr(obj, part)
+        return obj
+
+
+def entry_points_of_group() -> list[EntryPoint]:
+    """The ``aim`` entry points, sorted by name.
+
+    Scanning every installed distribution (``importlib.metadata``) costs tens of
+    milliseconds on each command, so the list is cached, keyed by the mtimes of
+    the ``sys.path`` directories (installing or removing a package changes them).
+    """
+    import json
+
+    from aim_core.fastpath import _sys_path_stamps, cache_dir
+
+    key = json.dumps(_sys_path_stamps(), sort_keys=True)
+    path = cache_dir() / "entry-points-v1.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") == key:
+            return [EntryPoint(*e) for e in data["entry_points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    from importlib.metadata import entry_points
+
+    found = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = getattr(ep, "dist", None)
+        found.append(
+            EntryPoint(
+                ep.name,
+                ep.value,
+                dist.metadata["Name"] if dist is not None else None,
+                dist.version if dist is not None else None,
+            )
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(
+            json.dumps({"key": key, "entry_points": [attrs_astuple(e) for e in found]}),
+            encoding="utf-8",
+        )
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return found
+
+
+def attrs_astuple(ep: EntryPoint) -> list:
+    return [ep.name, ep.value, ep.distribution, ep.version]
+
+
 class AimPlugins:
     """The loaded plugins of one aim command and the one way to call them."""
 
@@ -127,17 +196,13 @@ class AimPlugins:
 
     def load_entry_points(self, only: str | None = None) -> None:
         """Load every ``aim`` entry point, each in isolation."""
-        from importlib.metadata import entry_points
-
         wanted = None if only is None else {_norm(n) for n in only.split(",") if n.strip()}
         seen: set[str] = set()
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        for ep in entry_points_of_group():
             if ep.name in seen:  # the same distribution found twice on sys.path
                 continue
             seen.add(ep.name)
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else None
-            version = dist.version if dist is not None else None
+            dist_name, version = ep.distribution, ep.version
             info = PluginInfo(name=ep.name, distribution=dist_name, version=version)
             if wanted is not None and not ({_norm(ep.name), _norm(dist_name or "")} & wanted):
                 info.status = "blocked"
@@ -174,40 +239,35 @@ class AimPlugins:
         name = name or self.pm.get_canonical_name(plugin)
         info = info or PluginInfo(name=name)
         info.status = status
-        problem = self._check_hooks(plugin, name)
-        if problem is None:
-            try:
-                self.pm.register(plugin, name)
-            except pluggy.PluginValidationError as e:
-                problem = one_line(e).replace("PluginValidationError: ", "")
-            except ValueError as e:
-                problem = one_line(e)
+        problem = None
+        try:
+            self.pm.register(plugin, name)
+        except pluggy.PluginValidationError as e:
+            problem = one_line(e).replace("PluginValidationError: ", "")
+        except ValueError as e:
+            problem = one_line(e)
+        else:
+            problem = self._check_hooks(plugin)
+            if problem is not None:
+                self.pm.unregister(plugin)
         if problem is not None:
             info.status = "broken"
             info.error = problem
         else:
-            info.hooks = sorted(
-                hc.name for hc in (self.pm.get_hookcallers(plugin) or []) if hc.name in HOOK_NAMES
-            )
+            info.hooks = sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or [])
         self.infos[name] = info
         return info
 
-    def _check_hooks(self, plugin: object, name: str) -> str | None:
-        found = []
-        for attr in dir(plugin):
-            try:
-                opts = self.pm.parse_hookimpl_opts(plugin, attr)
-            except Exception:
-                opts = None
-            if opts is None:
-                continue
-            if attr not in HOOK_NAMES:
+    def _check_hooks(self, plugin: object) -> str | None:
+        """After pluggy registered it: every hook it implements must be one of ours."""
+        callers = self.pm.get_hookcallers(plugin) or []
+        for caller in callers:
+            if caller.name not in HOOK_NAMES:
                 return (
-                    f"hook implementation '{attr}' matches no aim hook"
-                    f"{did_you_mean(attr, HOOK_NAMES)}"
+                    f"hook implementation '{caller.name}' matches no aim hook"
+                    f"{did_you_mean(caller.name, HOOK_NAMES)}"
                 )
-            found.append(attr)
-        if not found:
+        if not callers:
             return "defines no @aim_core.hookimpl functions"
         return None
 

@@ -30,7 +30,7 @@ def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
         import psutil
 
         proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > 0.01:
+        if started is not None and abs(proc.create_time() - started) > 2.0:
             return False  # the pid was reused by an unrelated process
     except Exception:
         return False

@@ -56,10 +56,15 @@ class RunLog:
         return out
 
     def write(self, text: str) -> None:
+        """Append aim's own lines (ids, states, timings): written as they are."""
         stamp = time.strftime("%H:%M:%S")
         with self._lock, open(self.path, "a", encoding="utf-8") as f:
-            for line in self.mask(text).splitlines() or [""]:
+            for line in text.splitlines() or [""]:
                 f.write(f"{stamp} {line}\n")
+
+    def output(self, heading: str, text: str) -> None:
+        """Append what a tool printed, with credentials masked."""
+        self.write(f"{heading}\n{self.mask(text.rstrip())}")
 
     def process(self, argv: Sequence[str], result: ProcessResult) -> None:
         """Record one command, its exit and its (already capped) output."""
@@ -70,4 +75,4 @@ class RunLog:
         self.write(f"  -> {end} in {result.duration_sec:.2f}s")
         for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
             if text.strip():
-                self.write(f"  --- {name} ---\n{text.rstrip()}")
+                self.output(f"  --- {name} ---", text)

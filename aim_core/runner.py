@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -82,7 +82,7 @@ def capability_title(capability: str | None) -> str:
 def new_run_id(now: datetime | None = None) -> str:
     """A sortable, unique run id: ``20251120T214500Z-3f9a1c``."""
     now = now or datetime.now(timezone.utc)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.randbelow(16**6):06x}"
+    return f"{now:%Y%m%dT%H%M%SZ}-{os.urandom(3).hex()}"
 
 
 class Cooldowns:
@@ -605,13 +605,8 @@ def _one_attempt(
 
     def on_start(pid: int) -> None:
         run.tool_pid = pid
-        try:
-            import psutil
-
-            created = psutil.Process(pid).create_time()
-        except Exception:
-            created = None
-        run.active.update(tool_pid=pid, tool_started=created)
+        # when it started, so that recovery never kills a process that reused the pid
+        run.active.update(tool_pid=pid, tool_started=time.time())
         log.debug(f"{cand.tool_id} started (pid {pid})")
 
     def on_process(argv, result) -> None:
@@ -651,7 +646,7 @@ def _one_attempt(
     if outcome.timed_out:
         _stop_tool(run)
     if result.output:
-        run.runlog.write(f"--- {cand.tool_id} output ---\n{result.output.rstrip()}")
+        run.runlog.output(f"--- {cand.tool_id} output ---", result.output)
 
     changes = snapshot.changes(scope)
     outside = state.changed(scope, ignore=run.table.other_scopes(run.run_id, began_wall))

@@ -281,11 +281,15 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess | None:
 
 
 def git_toplevel(root: Path) -> Path | None:
-    """The git work tree ``root`` is in, or None outside git."""
-    r = _git(root, "rev-parse", "--show-toplevel")
-    if r is None or r.returncode != 0:
+    """The git work tree ``root`` is in, or None outside git (or without git)."""
+    import shutil
+
+    if shutil.which("git") is None:
         return None
-    return Path(r.stdout.decode().strip())
+    for d in (root.resolve(), *root.resolve().parents):
+        if (d / ".git").exists():
+            return d
+    return None
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -347,14 +351,32 @@ class RepoState:
             out[rel] = code
         return out
 
+    def _head(self, gitdir: Path) -> str | None:
+        """The commit HEAD points to, read from the files (no process) when they are plain."""
+        try:
+            head = (gitdir / "HEAD").read_text().strip()
+            if not head.startswith("ref: "):
+                return head
+            ref = head[5:]
+            if (gitdir / ref).is_file():
+                return (gitdir / ref).read_text().strip()
+            packed = gitdir / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return line.split(" ", 1)[0]
+            return None  # an unborn branch
+        except OSError:
+            r = _git(self.root, "rev-parse", "-q", "--verify", "HEAD")  # worktrees and the like
+            return r.stdout.strip().decode() if r is not None and r.returncode == 0 else None
+
     def _meta(self) -> dict[str, object]:
         if self.top is None:
             return {}
-        head = _git(self.root, "rev-parse", "-q", "--verify", "HEAD")
         gitdir = self.top / ".git"
         hooks = gitdir / "hooks"
         return {
-            "HEAD": head.stdout.strip().decode() if head and head.returncode == 0 else None,
+            "HEAD": self._head(gitdir),
             "config": _stamp(gitdir / "config"),
             "hooks": sorted(p.name for p in hooks.iterdir()) if hooks.is_dir() else [],
         }

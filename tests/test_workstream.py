@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aim_core.errors import WorkstreamError
+from aim_core.models import Workstream
 from aim_core.registry import KNOWN_CAPABILITIES
 from aim_core.workstream import (
     check_graph,
@@ -264,3 +265,32 @@ def test_random_mutations_never_crash(tmp_path, mutations, extra):
         assert line.startswith("fuzz.json: ")
         assert "Traceback" not in line
     assert v.workstream is not None or v.errors
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mutations=st.lists(
+        st.tuples(st.sampled_from(KEYS), st.one_of(json_values, st.just(_DELETE))), max_size=4
+    )
+)
+def test_quick_structure_agrees_with_cattrs(mutations):
+    from aim_core.workstream import _converter, _quick_structure
+
+    data = copy.deepcopy(GUIDE_WS)
+    for key, value in mutations:
+        target, name = data, key
+        if key.startswith("capability_payload."):
+            target, name = data.get("capability_payload"), key.split(".", 1)[1]
+            if not isinstance(target, dict):
+                continue
+        if value is _DELETE:
+            target.pop(name, None)
+        else:
+            target[name] = value
+    quick = _quick_structure(data)
+    try:
+        slow = _converter().structure(data, Workstream)
+    except Exception:
+        slow = None
+    if quick is not None:
+        assert quick == slow

@@ -9,7 +9,6 @@ verifies on another.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -29,6 +28,8 @@ def record_hash(record: Mapping[str, Any], key: bytes | None = None) -> str:
     """The chain hash of a record (its ``hash`` field is left out)."""
     body = canonical({k: v for k, v in record.items() if k != "hash"})
     if key:
+        import hmac
+
         return hmac.new(key, body, hashlib.sha256).hexdigest()
     return hashlib.sha256(body).hexdigest()
 
