@@ -82,8 +82,9 @@ def _meta(name: str) -> Any:
     return click.get_current_context().find_root().meta.get(f"aim.{name}")
 
 
-def open_project():
-    """The :class:`~aim_core.project.Project` of the current directory, with the global options."""
+def open_project(*, recover: bool = True):
+    """The :class:`~aim_core.project.Project` of the current directory, with the global
+    options; first restores what a killed run left (unless ``recover`` is false)."""
     from aim_core.log import configure, logger
     from aim_core.project import Project
 
@@ -93,7 +94,7 @@ def open_project():
     )
     for warning in project.settings.warnings:
         logger.warning(warning)
-    if (project.registry / "AIM_runs" / "active").is_dir():
+    if recover and (project.registry / "AIM_runs" / "active").is_dir():
         from aim_core.recovery import recover_dead_runs
 
         recover_dead_runs(project)  # a run killed earlier left files to restore
@@ -420,7 +421,7 @@ def recover() -> int:
     """Restore what a killed run left: stop its tool, put the files in scope back."""
     from aim_core.recovery import recover_dead_runs
 
-    project = open_project()
+    project = open_project(recover=False)
     done = recover_dead_runs(project)
     if not done:
         click.echo("Nothing to recover: no run of this repository was left unfinished.")
