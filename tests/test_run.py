@@ -439,3 +439,15 @@ def _wait_for(predicate, timeout: float = 20.0) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError("condition not reached")
+
+
+def test_a_tool_failing_repeatedly_cools_down_for_the_rest_of_the_run(repo, aim, fake, fakeai):
+    jules = fake("jules", exit_code=1, stderr="upstream error")
+    fake("aider", write_argv_files="ok\n")
+    paths = [write_ws(repo, f"ws-c{i}", files_scope=[f"src/c{i}.py"]) for i in range(5)]
+    r = aim("run", *paths, "-j", "1", cwd=repo, env=fakeai)
+    assert r.returncode == 0, r.stderr
+    # max_retries 0: one failed attempt per workstream until the third failure
+    assert len(jules.work_calls) == 3
+    assert r.stderr.count("jules failed 3 times in this run; cooling down") == 2
+    assert r.stdout.count("OK  ") == 5
