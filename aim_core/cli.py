@@ -286,19 +286,21 @@ def validate(paths: tuple[Path, ...], strict: bool) -> int:
 
 
 def _with_security(project, verdict):
-    """Add the core's security rules (paths, size, credentials) to a valid file's verdict."""
+    """Add the plugins' objections to the workstream as a whole -- the core's security
+    rules (paths, size, credentials) among them -- to a valid file's verdict."""
     if verdict.workstream is None or verdict.errors:
         return verdict
     import attrs
 
-    from aim_core.runner import invocation_for
-    from aim_core.security import check_request
+    from aim_core.runner import invocation_for, workstream_problems
 
-    request = invocation_for(verdict.workstream, project.settings)
-    problems = check_request(request, project.root, project.rules.security)
+    ws = verdict.workstream
+    request = invocation_for(ws, project.settings)
+    capability = ws.capability if project.settings.enable_aim else None
+    problems = workstream_problems(project, request, capability)
     if not problems:
         return verdict
-    errors = tuple(f"{verdict.display}: {p.field}: {p.message}" for p in problems)
+    errors = tuple(f"{verdict.display}: {p}" for p in problems)
     return attrs.evolve(verdict, errors=verdict.errors + errors)
 
 
@@ -593,50 +595,6 @@ def audit_show(run_id: str) -> int:
     if logfile.exists():
         click.echo(f"\nRun log ({logfile}):")
         click.echo(logfile.read_text(encoding="utf-8", errors="replace"), nl=False)
-    return 0
-
-
-@cli.group()
-def plugin() -> None:
-    """Write aim plugins (see docs/plugins/tutorial.md)."""
-
-
-@plugin.command("new")
-@click.argument("name")
-@click.option(
-    "--capability",
-    "capabilities",
-    multiple=True,
-    metavar="NAME",
-    help="A capability the tool serves (repeatable; default code_generation).",
-)
-@click.option("--program", metavar="PROG", help="The executable it runs (default: NAME).")
-@click.option(
-    "--path",
-    "where",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Directory to write (default: ./aim-plugin-NAME).",
-)
-@common_options
-def plugin_new(
-    name: str, capabilities: tuple[str, ...], program: str | None, where: Path | None
-) -> int:
-    """Write a working plugin package for the tool NAME: pyproject.toml with the `aim`
-    entry point, a module with the hooks, a README and tests that use aim's plugin kit
-    and pass as generated."""
-    from aim_core.plugin_scaffold import new_plugin, plugin_spec
-
-    spec = plugin_spec(name, program=program, capabilities=capabilities)
-    target = (where or Path.cwd() / spec.distribution).resolve()
-    written = new_plugin(spec, target)
-    click.echo(f"Created {spec.distribution} in {target}")
-    for path in written:
-        click.echo(f"  wrote {path.relative_to(target).as_posix()}")
-    click.echo(
-        f"Next: cd {target}, then pip install -e '.[test]', pytest, "
-        f"aim plugins (lists '{spec.name}'); the hooks are in {spec.module}/__init__.py"
-    )
     return 0
 
 

@@ -435,22 +435,34 @@ def _skip(run: _Run, tool_id: str, failure: Failure | None, reason: str | None) 
     run.pending.append(entry)
 
 
-def _core_problems(run: _Run, request: Invocation) -> list[str]:
-    plugins = run.project.plugins
-    ctx = run.project.context()
+def workstream_problems(project: Project, request: Invocation, capability: str | None) -> list[str]:
+    """Every plugin's objections to a workstream as a whole (``validate_payload`` with
+    ``tool_id=None``): the core's security rules and any plugin's own. A built-in check
+    that fails refuses the workstream; a third-party check that fails is reported and
+    skipped."""
+    plugins = project.plugins
+    ctx = project.context()
     out = []
     for outcome in plugins.call_each(
         "validate_payload",
-        {"tool_id": None, "capability": run.capability, "payload": request, "context": ctx},
+        {"tool_id": None, "capability": capability, "payload": request, "context": ctx},
         timeout_s=10.0,
-        plugins=[n for n, i in plugins.infos.items() if i.status == "essential"],
     ):
         if not outcome.ok:
-            out.append(f"the security check of {outcome.plugin} failed: {outcome.error}")
+            if plugins.infos[outcome.plugin].status == "essential":
+                out.append(f"the security check of {outcome.plugin} failed: {outcome.error}")
+            else:
+                log.warning(
+                    f"plugin '{outcome.plugin}' could not check the workstream: {outcome.error}"
+                )
             continue
         for p in outcome.value or []:
             out.append(f"{p.field}: {p.message}")
     return out
+
+
+def _core_problems(run: _Run, request: Invocation) -> list[str]:
+    return workstream_problems(run.project, request, run.capability)
 
 
 def _tool_problems(

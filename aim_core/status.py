@@ -127,6 +127,19 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plugin_files(plugins) -> list[str]:
+    """The source files of the loaded plugins (modules, or the modules of plugin objects)."""
+    import sys
+
+    files = []
+    for plugin in plugins.pm.get_plugins():
+        module = plugin if hasattr(plugin, "__file__") else sys.modules.get(type(plugin).__module__)
+        path = getattr(module, "__file__", None)
+        if path:
+            files.append(path)
+    return sorted(set(files))
+
+
 def save_snapshot(project: Project, outputs: dict[str, str]) -> None:
     """Let the next ``aim status`` print ``outputs`` without loading anything, for as
     long as nothing they depend on changes (:mod:`aim_core.fastpath`)."""
@@ -136,7 +149,8 @@ def save_snapshot(project: Project, outputs: dict[str, str]) -> None:
         return
     report = project.detect()
     detection = {
-        "stamps": report.stamps,
+        # a plugin's own code, too: an author editing an editable install sees the change
+        "stamps": report.stamps + plugin_files(project.plugins),
         "path_dirs": report.path_dirs,
         "valid_until": report.valid_until,
     }
