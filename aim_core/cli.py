@@ -598,6 +598,50 @@ def audit_show(run_id: str) -> int:
     return 0
 
 
+@cli.group()
+def plugin() -> None:
+    """Write aim plugins (see docs/plugins/tutorial.md)."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option(
+    "--capability",
+    "capabilities",
+    multiple=True,
+    metavar="NAME",
+    help="A capability the tool serves (repeatable; default code_generation).",
+)
+@click.option("--program", metavar="PROG", help="The executable it runs (default: NAME).")
+@click.option(
+    "--path",
+    "where",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory to write (default: ./aim-plugin-NAME).",
+)
+@common_options
+def plugin_new(
+    name: str, capabilities: tuple[str, ...], program: str | None, where: Path | None
+) -> int:
+    """Write a working plugin package for the tool NAME: pyproject.toml with the `aim`
+    entry point, a module with the hooks, a README and tests that use aim's plugin kit
+    and pass as generated."""
+    from aim_core.plugin_scaffold import new_plugin, plugin_spec
+
+    spec = plugin_spec(name, program=program, capabilities=capabilities)
+    target = (where or Path.cwd() / spec.distribution).resolve()
+    written = new_plugin(spec, target)
+    click.echo(f"Created {spec.distribution} in {target}")
+    for path in written:
+        click.echo(f"  wrote {path.relative_to(target).as_posix()}")
+    click.echo(
+        f"Next: cd {target}, then pip install -e '.[test]', pytest, "
+        f"aim plugins (lists '{spec.name}'); the hooks are in {spec.module}/__init__.py"
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------- entry
 
 
