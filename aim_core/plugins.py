@@ -78,6 +78,7 @@ class CallOutcome:
     value: Any = None
     error: str | None = None  # one line: what it raised, or that it timed out
     timed_out: bool = False
+    traceback: str | None = None  # the whole of it, for -v / --debug
 
     @property
     def ok(self) -> bool:
@@ -320,7 +321,10 @@ class AimPlugins:
             try:
                 box["value"] = impl.function(**args)
             except BaseException as e:
+                import traceback
+
                 box["error"] = e
+                box["traceback"] = traceback.format_exc()
 
         if timeout_s is None:
             target()
@@ -336,7 +340,12 @@ class AimPlugins:
             e = box["error"]
             if isinstance(e, KeyboardInterrupt):
                 raise e
-            return CallOutcome(plugin, None, f"{hook} raised {one_line(e)}")
+            from aim_core.log import logger
+
+            logger.debug(f"{plugin}'s {hook} raised:\n{box['traceback'].rstrip()}")
+            return CallOutcome(
+                plugin, None, f"{hook} raised {one_line(e)}", False, box["traceback"]
+            )
         return CallOutcome(plugin, box.get("value"))
 
     def call_each(
