@@ -45,18 +45,18 @@ class Settings:
         return self.tools.get(tool_id, {})
 
 
-# key -> (python type, how an error describes the expected value, minimum)
-_KEYS: dict[str, tuple[type, str, int | None]] = {
-    "schema_version": (int, "an integer schema version", 1),
-    "enable_aim": (bool, "true or false", None),
-    "enable_audit_logging": (bool, "true or false", None),
-    "audit_log_retention_days": (int, "an integer number of days", 1),
-    "default_timeout_ms": (int, "an integer number of milliseconds", 1),
-    "registry_path": (str, '"auto" or a path', None),
-    "actor": (str, "a name", None),
-    "detection_cache_ttl_s": (int, "an integer number of seconds", 0),
-    "readiness_cache_ttl_s": (int, "an integer number of seconds", 0),
-    "tools": (dict, "a mapping of tool ids to their options", None),
+# key -> (python type, how an error describes the expected value, minimum, maximum)
+_KEYS: dict[str, tuple[type, str, int | None, int | None]] = {
+    "schema_version": (int, "an integer schema version", 1, None),
+    "enable_aim": (bool, "true or false", None, None),
+    "enable_audit_logging": (bool, "true or false", None, None),
+    "audit_log_retention_days": (int, "an integer number of days", 1, 36500),
+    "default_timeout_ms": (int, "an integer number of milliseconds", 1, 7 * 24 * 3600 * 1000),
+    "registry_path": (str, '"auto" or a path', None, None),
+    "actor": (str, "a name", None, None),
+    "detection_cache_ttl_s": (int, "an integer number of seconds", 0, 10**9),
+    "readiness_cache_ttl_s": (int, "an integer number of seconds", 0, 10**9),
+    "tools": (dict, "a mapping of tool ids to their options", None, None),
 }
 KNOWN_KEYS = tuple(_KEYS)
 _TRUE = {"1", "true", "yes", "on"}
@@ -64,12 +64,14 @@ _FALSE = {"0", "false", "no", "off"}
 
 
 def _check(key: str, value: Any, where: str) -> Any:
-    kind, expect, minimum = _KEYS[key]
+    kind, expect, minimum, maximum = _KEYS[key]
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if not ok:
         raise ConfigError(f"expected {expect}, got {show(value)}", file=where, field=key)
     if minimum is not None and value < minimum:
         raise ConfigError(f"must be at least {minimum}, got {value}", file=where, field=key)
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"must be at most {maximum}, got {value}", file=where, field=key)
     if key == "tools":
         for tool_id, options in value.items():
             if not isinstance(options, dict):
@@ -92,7 +94,7 @@ def _check(key: str, value: Any, where: str) -> Any:
 
 def _from_env(key: str, text: str) -> Any:
     name = f"AIM_{key.upper()}"
-    kind, expect, _ = _KEYS[key]
+    kind, expect, _, _ = _KEYS[key]
     if kind is bool:
         low = text.strip().lower()
         if low in _TRUE:

@@ -24,10 +24,19 @@ REDACTED = "[REDACTED]"
 
 # Anything a detector could flag passes this; everything else is skipped cheaply.
 _PREFILTER = re.compile(
-    r"(?i:pass|pwd|secret|token|api.?key|auth|credential|private|bearer|cred|key\s*[:=])"
-    r"|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[abposr]-|sk_live|rk_live|sk-|AIza|-----BEGIN|eyJ"
-    r"|[A-Za-z0-9+/=_-]{20,}|://[^/\s:@]+:[^/\s@]+@"
+    # the keywords of detect-secrets' keyword detector (and of the credential ones)
+    r"(?i:(?:api|auth|service|account|db|database|priv|private|client)_?key|_?pass|pwd"
+    r"|secret|contrase|token|bearer|key\s*[:=]|pw\s*[:=]|cloudant|softlayer|ibm|iam)"
+    # the prefixes of the named detectors
+    r"|AKIA|ASIA|A3T[A-Z0-9]|ABIA|ACCA|\bAKC[a-zA-Z0-9]{10}|\bAP[\dA-F][a-zA-Z0-9]{8}"
+    r"|AccountKey=|gh[pousr]_|github_pat_|gl(?:pat|dt|ft|soat|rt|cbt)-|GR1348941"
+    r"|xox[abposr]-|hooks\.slack\.com|[rs]k_live|sk-|AIza|-----BEGIN|eyJ|pypi-|SG\.[\w-]{22}\."
+    r"|sq0csp-|\b(?:AC|SK)[a-z0-9]{32}|-us\d|\d{8,10}:[\w-]{35}|[\w-]{23,25}\.[\w-]{6}\.[\w-]{27}"
+    r"|://[^/\s:@]+:[^/\s@]+@"
 )
+# Long quoted strings and assigned values: what the entropy detectors look at.
+_ENTROPY_PREFILTER = re.compile(r"[\"'][A-Za-z0-9+/=_-]{20,}[\"']|[:=]\s*[A-Za-z0-9+/=_-]{20,}")
+_WINDOW = 1024  # long lines are scanned in windows of this many characters (overlapping)
 # Keys of the AI tools aim drives, which detect-secrets does not know.
 _EXTRA = (
     ("anthropic-key", re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}")),
@@ -101,30 +110,43 @@ def _line_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def scan(text: str, *, filename: str = "prompt.txt") -> list[Leak]:
-    """Every credential in ``text`` (``filename`` tells detect-secrets the file type)."""
-    if not text or not _PREFILTER.search(text):
+def _may_hold(text: str, a: int, b: int, entropy: bool) -> bool:
+    return bool(
+        _PREFILTER.search(text, a, b) or (entropy and _ENTROPY_PREFILTER.search(text, a, b))
+    )
+
+
+def scan(text: str, *, filename: str = "prompt.txt", entropy: bool = True) -> list[Leak]:
+    """Every credential in ``text`` (``filename`` tells detect-secrets the file type).
+
+    With ``entropy=False`` high-entropy strings are not looked for: they never make a
+    request refused, and in a megabyte of hashes (a lock file, ``git log``) they are
+    slow to find.
+    """
+    if not text or not _may_hold(text, 0, len(text), entropy):
         return []
     spans = _line_spans(text)
-    candidates = [i for i, (a, b) in enumerate(spans) if _PREFILTER.search(text, a, b)]
+    candidates = [i for i, (a, b) in enumerate(spans) if _may_hold(text, a, b, entropy)]
     if not candidates:
         return []
-    found: dict[tuple[int, int], Leak] = {}
+    pieces: list[tuple[int, list[tuple[int, int]]]] = []  # (line number, spans joined)
     for i in candidates:
         a, b = spans[i]
-        _scan_piece(text, [(a, b)], filename, i + 1, found)
-        if i + 1 < len(spans):  # a credential wrapped onto the next line
-            _scan_piece(text, [(a, b), spans[i + 1]], filename, i + 1, found)
+        for start in range(a, max(a + 1, b), _WINDOW - 128):
+            pieces.append((i + 1, [(start, min(b, start + _WINDOW))]))
+        if i + 1 < len(spans) and b - a <= _WINDOW:  # a credential wrapped onto the next line
+            pieces.append((i + 1, [(a, b), spans[i + 1]]))
+    texts = [_joined(text, parts) for _, parts in pieces]
+    detected = _detect([t for t, _ in texts], filename, entropy)
+    found: dict[tuple[int, int], Leak] = {}
+    for k, ((line_no, parts), (joined, where)) in enumerate(zip(pieces, texts, strict=True)):
+        if joined.strip():
+            _record_piece(joined, where, parts, line_no, detected.get(k, []), found)
     return sorted(found.values(), key=lambda x: (x.start, x.end))
 
 
-def _scan_piece(
-    text: str,
-    parts: list[tuple[int, int]],
-    filename: str,
-    line_no: int,
-    found: dict[tuple[int, int], Leak],
-) -> None:
+def _joined(text: str, parts: list[tuple[int, int]]) -> tuple[str, list[int]]:
+    """The pieces' text joined (the second one's indent dropped), and where each char was."""
     joined, where = "", []
     for a, b in parts:
         piece = text[a:b]
@@ -133,15 +155,23 @@ def _scan_piece(
             a = b - len(piece)
         joined += piece
         where.extend(range(a, a + len(piece)))
-    if not joined.strip():
-        return
+    return joined, where
 
+
+def _record_piece(
+    joined: str,
+    where: list[int],
+    parts: list[tuple[int, int]],
+    line_no: int,
+    detected: list[tuple[str, str]],
+    found: dict[tuple[int, int], Leak],
+) -> None:
     def record(code: str | None, start: int, end: int) -> None:
         if code is None or end <= start:
             return
         s, e = where[start], where[end - 1] + 1
         if len(parts) > 1 and e <= parts[0][1]:
-            return  # found on the first line alone: already recorded
+            return  # found on the first line alone: recorded with that line
         for ks, ke in list(found):
             if (ks, ke) == (s, e) and found[(ks, ke)].code in _GENERIC and code not in _GENERIC:
                 del found[(ks, ke)]
@@ -154,7 +184,7 @@ def _scan_piece(
     for code, pattern in _EXTRA:
         for m in pattern.finditer(joined):
             record(code, m.start(), m.end())
-    for kind, value in _detect(joined, filename):
+    for kind, value in detected:
         code = neutral_code(kind)
         if code == "private-key":
             record(code, 0, len(joined))
@@ -165,18 +195,38 @@ def _scan_piece(
         record(code, *_expand(joined, idx, idx + len(value)))
 
 
-def _detect(line: str, filename: str) -> Iterable[tuple[str, str]]:
+def _detect(lines: list[str], filename: str, entropy: bool) -> dict[int, list[tuple[str, str]]]:
+    """detect-secrets over many lines at once: ``{index: [(type, value), ...]}``."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     from detect_secrets.core.scan import _process_line_based_plugins
-    from detect_secrets.settings import default_settings
+    from detect_secrets.settings import default_settings, transient_settings
 
-    with default_settings():
-        for s in _process_line_based_plugins([(1, line)], filename=filename):
-            yield s.type, s.secret_value or ""
+    settings = default_settings()
+    if not entropy:
+        names = [
+            c.__name__
+            for c in get_mapping_from_secret_type_to_class().values()
+            if "HighEntropy" not in c.__name__
+        ]
+        settings = transient_settings({"plugins_used": [{"name": n} for n in names]})
+    out: dict[int, list[tuple[str, str]]] = {}
+    with settings:
+        # numbered from 1 and without gaps: detect-secrets looks at neighbouring lines
+        numbered = [(k + 1, line) for k, line in enumerate(lines)]
+        for s in _process_line_based_plugins(numbered, filename=filename):
+            out.setdefault(s.line_number - 1, []).append((s.type, s.secret_value or ""))
+    return out
 
 
-def redact(text: str, leaks: Iterable[Leak] | None = None, *, filename: str = "prompt.txt") -> str:
+def redact(
+    text: str,
+    leaks: Iterable[Leak] | None = None,
+    *,
+    filename: str = "prompt.txt",
+    entropy: bool = True,
+) -> str:
     """``text`` with every credential replaced by ``[REDACTED]`` (private keys: the block)."""
-    leaks = list(scan(text, filename=filename) if leaks is None else leaks)
+    leaks = list(scan(text, filename=filename, entropy=entropy) if leaks is None else leaks)
     if not leaks:
         return text
     out, pos = [], 0

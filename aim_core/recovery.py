@@ -75,7 +75,7 @@ def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
 def _audit_interrupted(
     project: Project, entry: dict[str, Any], restored: list[str], killed: bool
 ) -> None:
-    from aim_core.audit.emit import emit
+    from aim_core.audit.emit import emit, sync_head
     from aim_core.audit.records import build_record
 
     message = (
@@ -96,3 +96,4 @@ def _audit_interrupted(
         extra_content={"restored": sorted(restored), "stopped_tool": killed},
     )
     emit(project, record)
+    sync_head(project)

@@ -30,14 +30,19 @@ class RunLog:
         """Values of variables whose names say they hold a secret."""
         return [v for k, v in env.items() if SECRET_NAME.search(k) and v]
 
-    def mask(self, text: str) -> str:
-        """Replace every known secret value and every credential found in ``text``."""
-        from aim_core import credentials
-
+    def mask_values(self, text: str) -> str:
+        """Replace the environment's secret values in ``text``."""
         for s in self.secrets:
             if s in text:
                 text = text.replace(s, MASK)
-        return credentials.redact(text)
+        return text
+
+    def mask(self, text: str) -> str:
+        """Replace the environment's secret values and every named kind of credential
+        in a tool's output (high-entropy strings are left: output is full of hashes)."""
+        from aim_core import credentials
+
+        return credentials.redact(self.mask_values(text), entropy=False)
 
     def mask_argv(self, argv: Sequence[str]) -> list[str]:
         """The command line with the values of secret-looking flags masked."""
@@ -52,7 +57,7 @@ class RunLog:
                 out.append(a.split("=", 1)[0] + "=" + MASK)
                 continue
             hide_next = bool(SECRET_FLAG.match(a))
-            out.append(self.mask(a))
+            out.append(self.mask_values(a))  # the prompt in it was checked before the run
         return out
 
     def write(self, text: str) -> None:

@@ -262,6 +262,9 @@ def _execute(
         if run.active is not None:
             run.active.release()
         _tidy(runs_dir / run_id)
+        from aim_core.audit.emit import sync_head
+
+        sync_head(project)
     runlog.write(f"run {run_id}: exit {result.exit_code}: {result.message}")
     run.on_event("done", {"success": result.success, "exit_code": result.exit_code})
     if project.settings.enable_audit_logging:
@@ -621,7 +624,11 @@ def _one_attempt(
         run.active.update(tool_pid=pid, tool_started=time.time())
         log.debug(f"{cand.tool_id} started (pid {pid})")
 
+    processes = 0
+
     def on_process(argv, result) -> None:
+        nonlocal processes
+        processes += 1
         run.runlog.process(argv, result)
         log.debug(
             f"{' '.join(run.runlog.mask_argv(argv))} -> "
@@ -657,7 +664,7 @@ def _one_attempt(
     result = _result_of(outcome, cand)
     if outcome.timed_out:
         _stop_tool(run)
-    if result.output:
+    if result.output and not processes:  # e.g. a REST call: no command output was logged
         run.runlog.output(f"--- {cand.tool_id} output ---", result.output)
 
     changes = snapshot.changes(scope)

@@ -111,6 +111,7 @@ def _small_log(d: Path, n: int = 3) -> Path:
         log.append(
             {"tool_id": "aider", "payload": {"prompt": f"p{i}"}, "result": {"success": True}}
         )
+    log.sync_head()
     return next(d.glob("*/audit.jsonl"))
 
 

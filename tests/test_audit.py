@@ -84,6 +84,7 @@ def make_log(tmp_path: Path, n: int = 3, **kw) -> JsonlAuditLog:
             failure=None if i % 2 == 0 else "tool_error",
         )
         log.append(rec.to_dict())
+    log.sync_head()
     return log
 
 
@@ -357,6 +358,7 @@ def test_rewritten_chain_caught_by_key_or_saved_head(tmp_path):
         rec = json.loads(line)
         rec["actor"] = "mallory"
         forged.append(rec)
+    forged.sync_head()
     shutil.copy(next(forged.dir.glob("*/audit.jsonl")), f)
     shutil.copy(forged.dir / "HEAD.json", log.dir / "HEAD.json")
     assert verify(log.dir).ok  # without the key the forgery is consistent: documented limit

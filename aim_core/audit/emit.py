@@ -45,3 +45,15 @@ def emit(project: Project, record: AuditRecord, *, reported: set[str] | None = N
         if outcome.timed_out:
             reported.add(f"{name}:hung")
     return sealed
+
+
+def sync_head(project: Project) -> None:
+    """Write the audit chain's head file from the log's tip (once per run)."""
+    if not project.settings.enable_audit_logging:
+        return
+    sink = project.plugins.pm.get_plugin(JSONL_PLUGIN)
+    if sink is not None:
+        try:
+            sink.log.sync_head()
+        except OSError as e:
+            log.error(f"the audit head could not be written: {e}")

@@ -6,10 +6,12 @@ or fork the chain; ``seq`` and ``timestamp`` are assigned under the lock, so
 their order and the day files agree.
 
 The chain head (last ``seq`` and ``hash``) is also kept in ``AIM_audit/HEAD.json``
-so that deleting the tail of the log is detected. The head is replaced after
-every append (an atomic rename, not fsynced): after a power loss it may lag
-behind the log, never run ahead of it, and records past the head are verified
-by the chain alone. That keeps an append at one fsync.
+so that deleting the tail of the log is detected. It is written once per run
+(:meth:`JsonlAuditLog.sync_head`, read from the log's tip under the lock), not
+per append: an append stays one write and one fsync, within the budget of 2x
+a bare write+fsync. The head may lag behind the log (after a crash, or during
+a run), never run ahead of it; records past the head are verified by the chain
+alone.
 
 A torn last line (a crash mid-write) is found by the next append, moved to
 ``AIM_audit/<day>.torn`` with a note, and reported; it never breaks later lines.
@@ -105,18 +107,28 @@ class JsonlAuditLog:
         except (OSError, ValueError):
             return None
 
-    def _tip(self) -> tuple[int, str | None]:
-        """``(seq, hash)`` of the last record, after moving a torn last line aside."""
-        days = day_dirs(self.dir)
-        for day in reversed(days):
-            path = day / LOG_NAME
+    def _tip(self) -> tuple[int, str | None, str | None]:
+        """``(seq, hash, day)`` of the last record, after moving a torn last line aside."""
+        try:
+            names = sorted(os.listdir(self.dir), reverse=True)
+        except OSError:
+            names = []
+        for name in names:
+            if len(name) != 10 or name[4] != "-" or name[7] != "-":
+                continue
+            path = self.dir / name / LOG_NAME
+            try:
+                if path.stat().st_size == 0:
+                    continue
+            except OSError:
+                continue
             self._set_aside_torn(path)
             line = _last_line(path)
             if not line.strip():
                 continue
             try:
                 last = json.loads(line)
-                return int(last["seq"]), last["hash"]
+                return int(last["seq"]), last["hash"], name
             except (ValueError, KeyError, TypeError):
                 self.on_warning(
                     f"{path}: the last record is not valid JSON; run 'aim audit verify'"
@@ -124,8 +136,8 @@ class JsonlAuditLog:
                 break
         head = self.read_head()
         if head and isinstance(head.get("seq"), int):
-            return head["seq"], head.get("hash")
-        return 0, None
+            return head["seq"], head.get("hash"), head.get("day")
+        return 0, None, None
 
     def _set_aside_torn(self, path: Path) -> None:
         size = path.stat().st_size
@@ -159,9 +171,8 @@ class JsonlAuditLog:
 
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Seal a record (timestamp, seq, prev_hash, hash), append it, return it."""
-        self.dir.mkdir(parents=True, exist_ok=True)
         with FileLock(self.dir / LOCK_NAME):
-            seq, prev = self._tip()
+            seq, prev, _ = self._tip()
             now = self.clock()
             sealed = dict(record)
             sealed["timestamp"] = utc_timestamp(now)
@@ -172,22 +183,32 @@ class JsonlAuditLog:
             line = (json.dumps(sealed, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
                 "utf-8"
             )
-            day = now.astimezone(timezone.utc).strftime("%Y-%m-%d")
-            path = self.dir / day / LOG_NAME
-            path.parent.mkdir(exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            path = self.dir / now.astimezone(timezone.utc).strftime("%Y-%m-%d") / LOG_NAME
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # the first record of the day
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
                 os.write(fd, line)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            self._write_head(sealed["seq"], sealed["hash"], day)
         return sealed
 
-    def _write_head(self, seq: int, digest: str, day: str) -> None:
-        tmp = self.dir / f".{HEAD_NAME}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"seq": seq, "hash": digest, "day": day}), encoding="utf-8")
-        os.replace(tmp, self.head_path)
+    def sync_head(self) -> dict[str, Any] | None:
+        """Write ``HEAD.json`` from the log's tip (the core does it at the end of each run)."""
+        if not self.dir.is_dir():
+            return None
+        with FileLock(self.dir / LOCK_NAME):
+            seq, digest, day = self._tip()
+            if not seq:
+                return None
+            head = {"seq": seq, "hash": digest, "day": day}
+            tmp = self.dir / f".{HEAD_NAME}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(head), encoding="utf-8")
+            os.replace(tmp, self.head_path)
+        return head
 
     def iter_lines(self, days: list[Path] | None = None) -> Iterator[tuple[Path, int, bytes]]:
         """Every line of the chosen day files as ``(file, line number, bytes)``."""
