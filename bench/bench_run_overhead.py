@@ -1,0 +1,109 @@
+"""`aim run` overhead over invoking the same fake tool directly (budget: 150 ms at the
+median), for a tool that prints a line and for one that prints 10 MB.
+
+A repository made by `aim init` (git), the five first-party plugins installed plus
+one that serves a `bench_generation` capability with a fake tool. The workstream
+routes to it; the baseline runs the same executable with the same arguments and
+working directory (read back from the tool's own call log), directly, its output
+read through a pipe to the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+
+from _common import AIM, Result, World, cli_main, interleaved, launch, log, median, time_argv
+from _common import workstream as make_workstream
+
+BUDGET_MS = 150.0
+FLOOD_BYTES = 10 << 20
+
+
+def run(args: argparse.Namespace) -> list[Result]:
+    n = 7 if args.quick else 21
+    n_flood = 1 if args.quick else 3
+    with World("run") as world:
+        world.add_bench_plugin("benchtool", "benchtool", "benchtool", "bench_generation")
+        world.init_repo()
+        tool = world.fake_tool(
+            "benchtool", stdout="edited src/bench.txt\n", write_argv_files="print('hi')\n"
+        )
+        ws = world.write_workstream(
+            "ws-bench",
+            make_workstream("ws-bench-run", "bench_generation", ["src/bench.txt"]),
+        )
+        env, repo = world.env, world.repo
+        world.aim("run", str(ws))  # fills the detection cache, as any earlier command does
+        call = tool.work_calls[-1]
+        direct = [str(tool.path), *call["argv"]]
+        log(f"aim run vs the tool run directly, {n} runs each")
+        times = interleaved(
+            {
+                "aim": lambda: time_argv([AIM, "run", str(ws)], env=env, cwd=repo),
+                "direct": lambda: time_argv(direct, env=env, cwd=call["cwd"]),
+            },
+            n,
+            warmup=2,
+        )
+        probe = launch(["run", str(ws)], env=env, cwd=repo)
+        spawned = probe["spawn_events"]
+        last = world.aim("audit", "query", "--format", "json").stdout.splitlines()[-1]
+        records = json.loads(last)
+        loaded = [
+            p["name"]
+            for p in json.loads(world.aim("plugins", "--json").stdout)
+            if p["status"] == "loaded"
+        ]
+
+        tool.configure(flood_bytes=FLOOD_BYTES, write_argv_files="print('hi')\n")
+        log(f"the same with a tool that prints 10 MB, {n_flood} runs each")
+        flood = interleaved(
+            {
+                "aim": lambda: time_argv([AIM, "run", str(ws)], env=env, cwd=repo),
+                "direct": lambda: time_argv(
+                    direct, env=env, cwd=call["cwd"], stdout=subprocess.PIPE
+                ),
+            },
+            n_flood,
+            warmup=0,
+        )
+    aim, base = median(times["aim"]), median(times["direct"])
+    overhead_ms = (aim - base) * 1000
+    aim_f, base_f = median(flood["aim"]), median(flood["direct"])
+    overhead_f = (aim_f - base_f) * 1000
+    return [
+        Result(
+            key="run",
+            what="aim run overhead (tool run directly = base)",
+            aim=aim * 1000,
+            base=base * 1000,
+            unit="ms",
+            budget=f"aim - base <= {BUDGET_MS:g} ms",
+            ok=overhead_ms <= BUDGET_MS,
+            notes=[
+                f"overhead {overhead_ms:.0f} ms at the median of {n} interleaved runs; "
+                f"{len(loaded)} plugins loaded ({', '.join(loaded)}); the last run's record: "
+                f"success={records['result']['success']}",
+                f"processes aim started: {len(spawned)} ({'; '.join(spawned)})",
+            ],
+        ),
+        Result(
+            key="run_output",
+            what="aim run overhead, tool prints 10 MB",
+            aim=aim_f * 1000,
+            base=base_f * 1000,
+            unit="ms",
+            budget=f"aim - base <= {BUDGET_MS:g} ms",
+            ok=overhead_f <= BUDGET_MS,
+            notes=[
+                f"overhead {overhead_f:.0f} ms at the median of {n_flood} interleaved runs "
+                "(aim keeps the first and last 512 KiB of each stream)"
+            ],
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    cli_main(run, __doc__)
