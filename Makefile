@@ -6,7 +6,7 @@ PLUGIN_PROJECTS := $(wildcard plugins/*/pyproject.toml examples/aim-plugin-*/pyp
 # The stamp's name changes with the set of projects, so adding a plugin reinstalls.
 STAMP := $(VENV)/.installed-$(shell echo $(PLUGIN_PROJECTS) | cksum | cut -d' ' -f1)
 
-.PHONY: install test lint format demo e2e bench clean
+.PHONY: install compile test lint format demo e2e bench clean
 
 install: $(STAMP)
 
@@ -15,11 +15,17 @@ $(STAMP): pyproject.toml $(PLUGIN_PROJECTS) Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -qq --disable-pip-version-check \
+		--config-settings editable_mode=compat \
 		-e '.[test]' $(foreach p,$(dir $(PLUGIN_PROJECTS)),-e $(p))
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-test: install
+# Byte-compile our sources: this environment sets PYTHONDONTWRITEBYTECODE, so without
+# it every command would compile aim from source again (pip does this for installs).
+compile: install
+	@$(BIN)/python -m compileall -q aim_core plugins examples scripts >/dev/null
+
+test: compile
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install
@@ -30,8 +36,27 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-demo: install
+# The performance budgets of ARCHITECTURE.md, as ratios measured in one run (a few
+# minutes; not part of `make test`). BENCH_ARGS=--quick for fewer repetitions.
+bench: compile
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+demo: compile
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/demo.py
+
+# End-to-end tests: the real aider, claude code and jules (pinned below) against loopback
+# LLM and Jules API stubs. The programs are installed once under $AIM_E2E_CACHE (default
+# ~/.cache/aim-e2e, outside the clone) and reused; then tests/e2e runs with them first on PATH.
+E2E_AIDER_VERSION := 0.86.2
+E2E_CLAUDE_VERSION := 2.1.332
+E2E_JULES_VERSION := 0.1.42
+E2E_VERSIONS := AIDER_VERSION=$(E2E_AIDER_VERSION) CLAUDE_VERSION=$(E2E_CLAUDE_VERSION) \
+	JULES_VERSION=$(E2E_JULES_VERSION)
+
+e2e: compile
+	@tools=$$($(E2E_VERSIONS) PYTHON=$(PYTHON) tests/e2e/install_tools.sh) && \
+	PATH="$$tools:$(CURDIR)/$(BIN):$$PATH" AIM_E2E=1 $(E2E_VERSIONS) \
+		$(BIN)/python -m pytest -q --durations=0 tests/e2e $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

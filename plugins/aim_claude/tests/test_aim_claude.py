@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import aim_claude
 from aim_core.context import AimContext
 from aim_core.testing import make_fake_tool
@@ -59,3 +61,31 @@ def test_forbidden_paths_are_denied_to_reads():
         "Read(//repo/.env)",
     ]
     assert "Edit(//repo/a.py)" in argv
+
+
+AUTH_STATUS_BY_ENV = """#!{python}
+import json, os, sys
+if sys.argv[1:] == ["--version"]:
+    print("2.1.332 (Claude Code)")
+    sys.exit(0)
+key = os.environ.get("ANTHROPIC_API_KEY")  # what the real `claude auth status` looks at
+print(json.dumps({{"loggedIn": bool(key), "authMethod": "api_key" if key else "none"}}))
+sys.exit(0 if key else 1)
+"""
+
+
+def test_auth_status_sees_the_callers_api_key(tmp_path):
+    # Detection's context passes a tool none of its own variables; without them the
+    # real claude answered "not logged in" to a user whose ANTHROPIC_API_KEY was set.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    claude = bin_dir / "claude"
+    claude.write_text(AUTH_STATUS_BY_ENV.format(python=sys.executable))
+    claude.chmod(0o755)
+    environ = {"PATH": str(bin_dir), "HOME": str(tmp_path), "ANTHROPIC_API_KEY": "sk-ant-x"}
+    found = aim_claude.detect_tool(AimContext(root=tmp_path, environ=environ))
+    assert found.ready is True, found.reason
+    del environ["ANTHROPIC_API_KEY"]
+    found = aim_claude.detect_tool(AimContext(root=tmp_path, environ=environ))
+    assert found.ready is False and found.failure == "auth_required"
+    assert aim_claude.credential_env(AimContext(root=tmp_path, environ={"OTHER": "1"})) == {}

@@ -1,10 +1,12 @@
 """aim plugin for Google Jules: ``code_generation`` and ``version_checking``.
 
-Tool id ``jules``; the program is ``jules`` on PATH (``npm install -g
-@google/jules``, then ``jules login``). An attempt starts a remote Jules session
-on the repository's GitHub origin, waits for it, pulls its patch and applies it
-with ``git apply``; see README.md ("What it runs") for the commands, the
-assumptions about jules' output and how it maps to aim's failure classes.
+Tool id ``jules``. An attempt starts a remote Jules session on the repository's
+GitHub origin, waits for it, takes its patch and applies it with ``git apply``.
+Two ways to reach Jules: its REST API when ``JULES_API_KEY`` is set
+(:mod:`aim_jules.rest`; no program needed), else the ``jules`` program on PATH
+(``npm install -g @google/jules``, then ``jules login``). See README.md ("What it
+runs") for the requests and commands, the assumptions about jules' output and how
+both map to aim's failure classes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import re
 import threading
 import time
 from pathlib import Path
+
+import attrs
 
 from aim_core import Failure, InvocationResult, Problem, hookimpl
 from aim_core.toolkit import (
@@ -45,10 +49,18 @@ def credentials_file(context) -> str:
 
 
 def readiness(context, path):
-    """Logged in when an API key is set or the login's credentials file exists."""
-    if context.getenv("JULES_API_KEY") or os.path.exists(credentials_file(context)):
+    """Logged in when the login's credentials file exists."""
+    if os.path.exists(credentials_file(context)):
         return True, None, None
     return False, LOGIN_HINT, Failure.AUTH_REQUIRED
+
+
+def _config_options(context) -> dict:
+    """The ``tools: {jules: ...}`` options (detection's context carries none itself)."""
+    if context.options:
+        return dict(context.options)
+    settings = context.settings
+    return dict(settings.tool_options(TOOL_ID)) if settings is not None else {}
 
 
 def explain_failure(result) -> str | None:
@@ -64,8 +76,10 @@ def explain_failure(result) -> str | None:
 
 @hookimpl
 def detect_tool(context):
-    """jules is found on PATH; ready when logged in (or ``JULES_API_KEY`` is set)."""
-    return detect_program(
+    """Ready through the REST API when ``JULES_API_KEY`` is set (the program is then not
+    needed, and invocations use the API); else jules is found on PATH and ready when
+    logged in."""
+    found = detect_program(
         context,
         tool_id=TOOL_ID,
         program="jules",
@@ -76,6 +90,19 @@ def detect_tool(context):
         watch_paths=(credentials_file(context),),
         readiness=readiness,
         explain_failure=explain_failure,
+    )
+    if not context.getenv("JULES_API_KEY"):
+        return found
+    from aim_jules.rest import base_url
+
+    cli = f"; the jules program: {found.reason}" if found.reason else ""
+    return attrs.evolve(
+        found,
+        installed=True,
+        ready=True,
+        failure=None,
+        reason=f"uses the Jules REST API at {base_url(context, _config_options(context))} "
+        f"(JULES_API_KEY is set){cli}",
     )
 
 
@@ -451,6 +478,14 @@ def _pull_and_apply(attempt, sid):
     patch = extract_patch(out, attempt.root)
     if patch is None:
         raise _Stop(Failure.TOOL_ERROR, f"jules session {sid} finished without a patch")
+    return apply_patch(attempt, patch)
+
+
+def apply_patch(attempt, patch):
+    """Check that ``patch`` stays in scope, then apply it to the working tree (all or
+    nothing, the index untouched); the ``(created, modified)`` files."""
+    if not patch.endswith("\n"):
+        patch += "\n"
     _, top, _ = attempt.run(["git", "rev-parse", "--show-toplevel"], label="git rev-parse")
     toplevel = Path(top.strip())
     git_apply = ["git", "-C", str(toplevel), "apply"]
@@ -480,18 +515,20 @@ def _pull_and_apply(attempt, sid):
 
 @hookimpl
 def invoke_capability(tool_id, capability, payload, context):
-    """Start (or resume) a Jules session, wait for it, apply its patch (see README.md)."""
+    """Start (or resume) a Jules session, wait for it, apply its patch (see README.md):
+    through the REST API when ``JULES_API_KEY`` is set, else through the jules program."""
     if tool_id != TOOL_ID:
         return None
+    api_key = context.getenv("JULES_API_KEY")
     program = context.which("jules")
-    if program is None:
+    if program is None and not api_key:
         return InvocationResult(
             success=False,
             message="'jules' not found on PATH (install: npm install -g @google/jules)",
             failure=Failure.NOT_INSTALLED,
         )
     attempt = _Attempt(context, payload, program, tool_options(payload, context))
-    key = _session_key(context, payload)
+    key = (*_session_key(context, payload), "rest" if api_key else "cli")
     sid = None
     created: list[str] = []
     modified: list[str] = []
@@ -502,14 +539,27 @@ def invoke_capability(tool_id, capability, payload, context):
         repo = _github_origin(attempt)
         with _SESSIONS_LOCK:
             sid = _SESSIONS.get(key)
-        if sid is None:
-            sid = _start_session(attempt, repo)
-            with _SESSIONS_LOCK:
-                _SESSIONS[key] = sid
+        if api_key:
+            from aim_jules.rest import JulesApi
+
+            api = JulesApi(attempt, api_key)
+            if sid is None:
+                sid = api.start_session(repo, full_prompt(payload))
+                with _SESSIONS_LOCK:
+                    _SESSIONS[key] = sid
+            else:
+                attempt.log.append(f"resuming jules session {sid} of an earlier attempt")
+            patch = api.wait_for_patch(sid)
+            created, modified = apply_patch(attempt, patch)
         else:
-            attempt.log.append(f"resuming jules session {sid} of an earlier attempt")
-        _wait_for(attempt, sid)
-        created, modified = _pull_and_apply(attempt, sid)
+            if sid is None:
+                sid = _start_session(attempt, repo)
+                with _SESSIONS_LOCK:
+                    _SESSIONS[key] = sid
+            else:
+                attempt.log.append(f"resuming jules session {sid} of an earlier attempt")
+            _wait_for(attempt, sid)
+            created, modified = _pull_and_apply(attempt, sid)
         if not (created or modified):
             raise _Stop(Failure.TOOL_ERROR, f"jules' patch changed no file in scope ({sid})")
         failure, message = None, f"applied jules session {sid}: {', '.join(created + modified)}"
