@@ -18,6 +18,10 @@ def main(argv: list[str] | None = None) -> int:
         from aim_core.fastpath import try_status
 
         rc = try_status(args[1:])
+        if rc is None:
+            from aim_core.status import main_without_click
+
+            rc = main_without_click(args[1:])
         if rc is not None:
             return rc
     from aim_core.cli import run_cli
@@ -29,7 +33,6 @@ def entry() -> None:
     """The ``aim`` console script: run, flush, and leave without the interpreter's
     teardown (tens of milliseconds of module and thread clean-up for nothing)."""
     code = main()
-    import logging
     import os
 
     try:
@@ -37,7 +40,8 @@ def entry() -> None:
         sys.stderr.flush()
     except (OSError, ValueError):  # a closed pipe: nothing more can be said
         pass
-    logging.shutdown()
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
     os._exit(code)
 
 

@@ -85,20 +85,16 @@ def _meta(name: str) -> Any:
 def open_project(*, recover: bool = True):
     """The :class:`~aim_core.project.Project` of the current directory, with the global
     options; first restores what a killed run left (unless ``recover`` is false)."""
-    from aim_core.log import configure, logger
+    from aim_core.log import configure
     from aim_core.project import Project
 
     configure(verbosity=_meta("verbose") or 0, quiet=bool(_meta("quiet")))
-    project = Project.open(
-        config_path=_meta("config"), registry=_meta("registry"), actor=_meta("actor")
+    return Project.for_command(
+        config_path=_meta("config"),
+        registry=_meta("registry"),
+        actor=_meta("actor"),
+        recover=recover,
     )
-    for warning in project.settings.warnings:
-        logger.warning(warning)
-    if recover and (project.registry / "AIM_runs" / "active").is_dir():
-        from aim_core.recovery import recover_dead_runs
-
-        recover_dead_runs(project)  # a run killed earlier left files to restore
-    return project
 
 
 def emit_json(data: Any) -> None:
@@ -190,16 +186,7 @@ def status(refresh: bool, as_json: bool) -> int:
     """
     from aim_core import status as status_mod
 
-    project = open_project()
-    data = status_mod.collect(project, refresh=refresh)
-    text = status_mod.render(data)
-    if as_json:
-        emit_json(data)
-    else:
-        click.echo(text, nl=False)
-    # what the next, warm status prints: the same, served from the cache
-    warm = json.dumps({**data, "cached": True}, indent=2, ensure_ascii=False) + "\n"
-    status_mod.save_snapshot(project, {"json": warm, "text": text})
+    click.echo(status_mod.command(open_project(), refresh=refresh, as_json=as_json), nl=False)
     return 0
 
 

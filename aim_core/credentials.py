@@ -23,17 +23,40 @@ from attrs import frozen
 REDACTED = "[REDACTED]"
 
 # Anything a detector could flag passes this; everything else is skipped cheaply.
-_PREFILTER = re.compile(
-    # the keywords of detect-secrets' keyword detector (and of the credential ones)
-    r"(?i:(?:api|auth|service|account|db|database|priv|private|client)_?key|_?pass|pwd"
-    r"|secret|contrase|token|bearer|key\s*[:=]|pw\s*[:=]|cloudant|softlayer|ibm|iam)"
-    # the prefixes of the named detectors
-    r"|AKIA|ASIA|A3T[A-Z0-9]|ABIA|ACCA|\bAKC[a-zA-Z0-9]{10}|\bAP[\dA-F][a-zA-Z0-9]{8}"
-    r"|AccountKey=|gh[pousr]_|github_pat_|gl(?:pat|dt|ft|soat|rt|cbt)-|GR1348941"
-    r"|xox[abposr]-|hooks\.slack\.com|[rs]k_live|sk-|AIza|-----BEGIN|eyJ|pypi-|SG\.[\w-]{22}\."
-    r"|sq0csp-|\b(?:AC|SK)[a-z0-9]{32}|-us\d|\d{8,10}:[\w-]{35}|[\w-]{23,25}\.[\w-]{6}\.[\w-]{27}"
-    r"|://[^/\s:@]+:[^/\s@]+@"
+# Anything a detector could flag passes one of these; everything else is skipped
+# cheaply. Supersets on purpose, and written so that a long line costs little: the
+# keywords are searched in the lower-cased text, every other pattern starts with
+# a literal.
+_KEYWORDS = re.compile(
+    r"key|pass|pwd|pw\s*[:=]|secret|contrase|token|bearer|cloudant|softlayer|ibm|iam"
 )
+# (a literal every match contains, the pattern): the literal is looked for first
+# with ``in`` (fast even on a long line); the pattern only where the literal is.
+_PREFIXES = [
+    (literal, re.compile(pattern) if pattern != literal else None)
+    for literal, pattern in (
+        # the prefixes of the named detectors
+        ("AKIA", "AKIA"), ("ASIA", "ASIA"), ("A3T", "A3T[A-Z0-9]"), ("ABIA", "ABIA"),
+        ("ACCA", "ACCA"), ("AKC", r"\bAKC[a-zA-Z0-9]{10}"), ("AP", r"\bAP[\dA-F][a-zA-Z0-9]{8}"),
+        ("AccountKey=", "AccountKey="), ("_", "gh[pousr]_"), ("github_pat_", "github_pat_"),
+        ("gl", "gl(?:pat|dt|ft|soat|rt|cbt)-"), ("GR1348941", "GR1348941"),
+        ("xox", "xox[abposr]-"), ("hooks.slack.com", "hooks.slack.com"), ("k_live", "[rs]k_live"),
+        ("sk-", "sk-"), ("AIza", "AIza"), ("-----BEGIN", "-----BEGIN"), ("eyJ", "eyJ"),
+        ("pypi-", "pypi-"), ("SG.", r"SG\.[\w-]{22}\."), ("sq0csp-", "sq0csp-"),
+        ("AC", r"\bAC[a-z0-9]{32}"), ("SK", r"\bSK[a-z0-9]{32}"), ("-us", r"-us\d"),
+        (":", r":[\w-]{35}"), (".", r"\.[\w-]{6}\."), ("@", r"://[^/\s:@]+:[^/\s@]+@"),
+    )
+]  # fmt: skip
+
+
+def _prefix_in(text: str, a: int, b: int) -> bool:
+    piece = text[a:b] if (a, b) != (0, len(text)) else text
+    for literal, pattern in _PREFIXES:
+        if literal in piece and (pattern is None or pattern.search(piece)):
+            return True
+    return False
+
+
 # Long quoted strings and assigned values: what the entropy detectors look at.
 _ENTROPY_PREFILTER = re.compile(r"[\"'][A-Za-z0-9+/=_-]{20,}[\"']|[:=]\s*[A-Za-z0-9+/=_-]{20,}")
 _WINDOW = 1024  # long lines are scanned in windows of this many characters (overlapping)
@@ -110,9 +133,11 @@ def _line_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _may_hold(text: str, a: int, b: int, entropy: bool) -> bool:
+def _may_hold(text: str, low: str, a: int, b: int, entropy: bool) -> bool:
     return bool(
-        _PREFILTER.search(text, a, b) or (entropy and _ENTROPY_PREFILTER.search(text, a, b))
+        _KEYWORDS.search(low, a, b)
+        or _prefix_in(text, a, b)
+        or (entropy and _ENTROPY_PREFILTER.search(text, a, b))
     )
 
 
@@ -123,10 +148,15 @@ def scan(text: str, *, filename: str = "prompt.txt", entropy: bool = True) -> li
     request refused, and in a megabyte of hashes (a lock file, ``git log``) they are
     slow to find.
     """
-    if not text or not _may_hold(text, 0, len(text), entropy):
+    if not text:
+        return []
+    low = text.lower()
+    if len(low) != len(text):  # rare: lower-casing changed a length; search as written
+        low = text
+    if not _may_hold(text, low, 0, len(text), entropy):
         return []
     spans = _line_spans(text)
-    candidates = [i for i, (a, b) in enumerate(spans) if _may_hold(text, a, b, entropy)]
+    candidates = [i for i, (a, b) in enumerate(spans) if _may_hold(text, low, a, b, entropy)]
     if not candidates:
         return []
     pieces: list[tuple[int, list[tuple[int, int]]]] = []  # (line number, spans joined)

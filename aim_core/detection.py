@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 from attrs import define, field
 
+from aim_core.fastpath import tool_variables_key
 from aim_core.models import ToolDetection
 from aim_core.plugins import AimPlugins
 
@@ -67,6 +68,7 @@ class DetectionReport:
     stamps: list[str] = field(factory=list)
     path_dirs: list[str] = field(factory=list)
     valid_until: float = 0.0
+    env_patterns: list[str] = field(factory=list)
 
     def owner(self, tool_id: str) -> str | None:
         """The plugin that owns ``tool_id``, or None when no plugin provides it."""
@@ -104,6 +106,15 @@ def _path_dirs(path_value: str) -> dict[str, int | None]:
     return dirs
 
 
+def _patterns(answers: list[ToolDetection] | list[dict]) -> list[str]:
+    out: set[str] = set()
+    for a in answers:
+        out.update(
+            a.env_passthrough if isinstance(a, ToolDetection) else a.get("env_passthrough", [])
+        )
+    return sorted(out)
+
+
 def _to_json(d: ToolDetection) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in attrs.fields(ToolDetection):
@@ -127,7 +138,8 @@ def _from_json(data: Mapping[str, Any]) -> ToolDetection | None:
 class DetectionCache:
     """The JSON file of cached detections, one entry per plugin."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, environ: Mapping[str, str] | None = None):
+        self.environ = os.environ if environ is None else environ
         self.path = directory / CACHE_FILE
         self.entries: dict[str, dict[str, Any]] = {}
         try:
@@ -175,6 +187,9 @@ class DetectionCache:
             return None
         if entry.get("path_hash") != _hash(path_value):
             return None
+        raw = entry.get("answers", [])
+        if entry.get("env_key") != tool_variables_key(_patterns(raw), self.environ):
+            return None
         for p, stamp in entry.get("stamps", {}).items():
             if _stamp(p) != stamp:
                 return None
@@ -203,6 +218,7 @@ class DetectionCache:
             "checked_at": now,
             "answers": [_to_json(a) for a in answers],
             "path_hash": _hash(path_value),
+            "env_key": tool_variables_key(_patterns(answers), self.environ),
             "stamps": stamps,
             "path_dirs": _path_dirs(path_value) if any(not a.installed for a in answers) else {},
         }
@@ -314,6 +330,7 @@ def detect_tools(
             report.valid_until = min(report.valid_until, until)
     else:
         report.valid_until = 0.0
+    report.env_patterns = _patterns([a for got in answers.values() for a in got])
     for name in plugins.plugin_names():
         for d in answers.get(name, []):
             existing = report.tools.get(d.tool_id)

@@ -15,46 +15,71 @@ This module must import nothing outside the standard library.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import marshal
 import os
 import sys
 import time
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+import zlib
+
+TYPE_CHECKING = False  # typing costs ~9 ms to import; this module must start fast
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any
 
 VERSION = 1
 REGISTRY_RELPATH = "aim/.AIM_ai-tools-registry"
 CONFIG_RELPATH = "config/aim_config.yaml"
 
 
+def _digest(text: str) -> str:
+    """A short checksum (change detection for cache keys; no hashlib: loading OpenSSL
+    costs ~4 ms here)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
+
+
+def _cache_dir(env: Mapping[str, str]) -> str:
+    if env.get("AIM_CACHE_DIR"):
+        return env["AIM_CACHE_DIR"]
+    home = env.get("HOME") or os.path.expanduser("~")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Caches", "aim")
+    if os.name == "nt":  # pragma: no cover - Windows
+        base = env.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        return os.path.join(base, "aim", "Cache")
+    return os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "aim")
+
+
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """aim's machine-local cache directory (``AIM_CACHE_DIR``, else the platform's,
     as platformdirs names it)."""
-    env = os.environ if environ is None else environ
-    if env.get("AIM_CACHE_DIR"):
-        return Path(env["AIM_CACHE_DIR"])
-    home = Path(env.get("HOME") or os.path.expanduser("~"))
-    if sys.platform == "darwin":
-        return home / "Library" / "Caches" / "aim"
-    if os.name == "nt":  # pragma: no cover - Windows
-        base = env.get("LOCALAPPDATA") or str(home / "AppData" / "Local")
-        return Path(base) / "aim" / "Cache"
-    return Path(env.get("XDG_CACHE_HOME") or home / ".cache") / "aim"
+    from pathlib import Path
+
+    return Path(_cache_dir(os.environ if environ is None else environ))
+
+
+def _find_root(start: str) -> str:
+    start = os.path.realpath(start)
+    git_root = None
+    d = start
+    while True:
+        if os.path.isdir(os.path.join(d, REGISTRY_RELPATH)):
+            return d
+        if git_root is None and os.path.exists(os.path.join(d, ".git")):
+            git_root = d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return git_root or start
+        d = parent
 
 
 def find_root(start: Path) -> Path:
     """The repository root: the directory holding the registry, else the git root,
-    else ``start`` (the same rule as :func:`aim_core.registry.find_root`)."""
-    start = start.resolve()
-    git_root = None
-    for d in (start, *start.parents):
-        if (d / REGISTRY_RELPATH).is_dir():
-            return d
-        if git_root is None and (d / ".git").exists():
-            git_root = d
-    return git_root or start
+    else ``start`` (see :mod:`aim_core.registry`)."""
+    from pathlib import Path
+
+    return Path(_find_root(str(start)))
 
 
 def _stat(path: str | os.PathLike[str]) -> list[int] | None:
@@ -79,16 +104,26 @@ def _sys_path_stamps() -> dict[str, int | None]:
     return {p: _dir_mtime(p) for p in sys.path[1:] if p and os.path.isdir(p)}
 
 
+def tool_variables_key(patterns: list[str], environ: Mapping[str, str]) -> str:
+    """A hash of the variables the tools read (their ``env_passthrough``: API keys, base
+    URLs): setting or removing a key changes readiness."""
+    import fnmatch
+
+    chosen = sorted(
+        (k, v) for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)
+    )
+    return _digest(repr(chosen))
+
+
 def environment_key(environ: Mapping[str, str]) -> str:
     """A hash of what in the environment can change the status: AIM_* and PATH."""
     items = sorted((k, v) for k, v in environ.items() if k.startswith("AIM_") or k == "PATH")
     items.append(("python", sys.executable))
-    return hashlib.sha256(json.dumps(items).encode()).hexdigest()
+    return _digest(repr(items))
 
 
-def _snapshot_path(root: Path, environ: Mapping[str, str]) -> Path:
-    digest = hashlib.sha256(str(root).encode()).hexdigest()[:20]
-    return cache_dir(environ) / "status" / f"{digest}.json"
+def _snapshot_path(root: str, environ: Mapping[str, str]) -> str:
+    return os.path.join(_cache_dir(environ), "status", f"{_digest(str(root))}.marshal")
 
 
 def stamps_for(
@@ -103,13 +138,17 @@ def stamps_for(
         "version": VERSION,
         "env": environment_key(environ),
         "config": [str(config), _stat(config) if config else None],
-        "default_config": _stat(root / CONFIG_RELPATH),
+        "default_config": _stat(os.path.join(root, CONFIG_RELPATH)),
         "registry": str(registry),
-        "rules": _stat(registry / "AIM_cross-tool" / "AIM_coordination-rules.json"),
+        "rules": _stat(os.path.join(registry, "AIM_cross-tool", "AIM_coordination-rules.json")),
         "sys_path": _sys_path_stamps(),
         "files": {p: _stat(p) for p in detection.get("stamps", [])},
         "path_dirs": {d: _dir_mtime(d) for d in detection.get("path_dirs", [])},
         "valid_until": detection.get("valid_until", 0),
+        "tool_env": [
+            detection.get("env_patterns", []),
+            tool_variables_key(detection.get("env_patterns", []), environ),
+        ],
     }
 
 
@@ -121,35 +160,41 @@ def save(
     warnings: list[str],
 ) -> None:
     """Remember a full status's output (text and JSON) with the stamps it rests on."""
-    path = _snapshot_path(root, environ)
+    path = _snapshot_path(str(root), environ)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(
-            json.dumps({"stamps": stamps, "outputs": outputs, "warnings": warnings}),
-            encoding="utf-8",
-        )
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:  # marshal: read back without importing anything
+            marshal.dump({"stamps": stamps, "outputs": outputs, "warnings": warnings}, f)
         os.replace(tmp, path)
     except OSError:
         pass  # a cache that can't be written only costs speed
 
 
-def _still_valid(root: Path, stamps: dict[str, Any], environ: Mapping[str, str]) -> bool:
+def _still_valid(root: str, stamps: dict[str, Any], environ: Mapping[str, str]) -> bool:
     if stamps.get("version") != VERSION or time.time() > stamps.get("valid_until", 0):
         return False
     if stamps["env"] != environment_key(environ):
         return False
+    patterns, tool_env = stamps["tool_env"]
+    if tool_variables_key(patterns, environ) != tool_env:
+        return False
     config, config_stamp = stamps["config"]
     if config != "None" and _stat(config) != config_stamp:
         return False
-    if _stat(root / CONFIG_RELPATH) != stamps["default_config"]:
+    if _stat(os.path.join(root, CONFIG_RELPATH)) != stamps["default_config"]:
         return False
-    registry = Path(stamps["registry"])
-    if _stat(registry / "AIM_cross-tool" / "AIM_coordination-rules.json") != stamps["rules"]:
+    registry = stamps["registry"]
+    rules = os.path.join(registry, "AIM_cross-tool", "AIM_coordination-rules.json")
+    if _stat(rules) != stamps["rules"]:
         return False
-    active = registry / "AIM_runs" / "active"
-    if active.is_dir() and any(p.suffix == ".json" for p in active.iterdir()):
-        return False  # a run is live or died: the full command looks after it
+    try:
+        if any(
+            n.endswith(".json") for n in os.listdir(os.path.join(registry, "AIM_runs", "active"))
+        ):
+            return False  # a run is live or died: the full command looks after it
+    except OSError:
+        pass
     if _sys_path_stamps() != stamps["sys_path"]:
         return False
     if any(_stat(p) != s for p, s in stamps["files"].items()):
@@ -162,12 +207,13 @@ def try_status(args: list[str], environ: Mapping[str, str] | None = None) -> int
     full command must run."""
     env = os.environ if environ is None else environ
     try:
-        root = find_root(Path.cwd())
-        data = json.loads(_snapshot_path(root, env).read_text(encoding="utf-8"))
+        root = _find_root(os.getcwd())
+        with open(_snapshot_path(root, env), "rb") as f:
+            data = marshal.load(f)
         if not _still_valid(root, data["stamps"], env):
             return None
         out = data["outputs"]["json" if args == ["--json"] else "text"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, EOFError):
         return None
     for w in data.get("warnings", []):
         sys.stderr.write(f"[WARNING] {w}\n")

@@ -45,7 +45,11 @@ def detect_tool(context: AimContext) -> ToolDetection | list[ToolDetection] | No
     :param context: the repository root, the settings and the process runner
         (``context.which(name)`` finds a program on PATH, ``context.run(argv)``
         runs one, e.g. ``[path, "--version"]``). ``context.deadline`` is the
-        plugin's time limit for this call (10 s by default).
+        plugin's time limit for this call (10 s by default). A plugin may
+        provide several tools, so ``context.options`` is empty here: read a
+        tool's options with ``context.settings.tool_options(tool_id)``, and
+        pass a tool's own variables to what you run (``env=``) -- or use
+        :func:`aim_core.toolkit.detect_program`, which does both.
 
     :returns: a :class:`~aim_core.ToolDetection` for each tool the plugin
         provides (one object or a list), or None when it provides none. Answer

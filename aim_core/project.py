@@ -51,6 +51,28 @@ class Project:
         settings = load_settings(root, config_path=config_path, environ=env, overrides=overrides)
         return cls(root, settings, locate_registry(root, settings.registry_path), env)
 
+    @classmethod
+    def for_command(
+        cls,
+        *,
+        config_path: str | None = None,
+        registry: str | None = None,
+        actor: str | None = None,
+        recover: bool = True,
+    ) -> Project:
+        """What every command starts with: the project of the current directory, its
+        config warnings logged, and what a killed run left restored (``recover``)."""
+        from aim_core.log import logger
+
+        project = cls.open(config_path=config_path, registry=registry, actor=actor)
+        for warning in project.settings.warnings:
+            logger.warning(warning)
+        if recover and (project.registry / "AIM_runs" / "active").is_dir():
+            from aim_core.recovery import recover_dead_runs
+
+            recover_dead_runs(project)
+        return project
+
     @property
     def has_registry(self) -> bool:
         """Whether ``aim init`` has created the registry."""
@@ -116,7 +138,7 @@ class Project:
         self._detection = detect_tools(
             self.plugins,
             lambda deadline: self.context(deadline=deadline),
-            cache=DetectionCache(cache_dir(self.environ)),
+            cache=DetectionCache(cache_dir(self.environ), self.environ),
             refresh=refresh,
             ttl_s=self.settings.detection_cache_ttl_s,
             readiness_ttl_s=self.settings.readiness_cache_ttl_s,

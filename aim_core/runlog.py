@@ -14,6 +14,7 @@ from aim_core.models import ProcessResult
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH)", re.IGNORECASE)
 SECRET_FLAG = re.compile(r"^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$", re.IGNORECASE)
 MASK = "[REDACTED]"
+LOG_CAP = 64 * 1024  # of each stream's output kept in the log, at each end
 
 
 class RunLog:
@@ -68,8 +69,13 @@ class RunLog:
                 f.write(f"{stamp} {line}\n")
 
     def output(self, heading: str, text: str) -> None:
-        """Append what a tool printed, with credentials masked."""
-        self.write(f"{heading}\n{self.mask(text.rstrip())}")
+        """Append what a tool printed, its first and last 64 KiB, with credentials masked."""
+        text = text.rstrip()
+        if len(text) > 2 * LOG_CAP:
+            dropped = len(text) - 2 * LOG_CAP
+            note = f"[... {dropped} characters left out of the log ...]"
+            text = f"{text[:LOG_CAP]}\n{note}\n{text[-LOG_CAP:]}"
+        self.write(f"{heading}\n{self.mask(text)}")
 
     def process(self, argv: Sequence[str], result: ProcessResult) -> None:
         """Record one command, its exit and its (already capped) output."""

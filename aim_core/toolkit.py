@@ -60,13 +60,25 @@ def detect_program(
     :param version_args: the arguments that make it print its version.
     :param readiness: ``readiness(context, path) -> (ready, reason, failure)``,
         called when the version answered; cheap checks only (a credentials
-        file, an environment variable), no network.
+        file, an environment variable), no network. Its ``context`` passes the
+        ``env_passthrough`` variables to the processes it runs and holds the
+        tool's options (``tools: {tool_id: ...}``).
     :param explain_failure: turns the output of a failed version call into the
         reason shown to the user (the default is the program's first line).
     :returns: a :class:`~aim_core.ToolDetection`; a program that is found but
         fails to answer its version is installed and not ready
         (``unavailable``), with its own first line of output as the reason.
     """
+    import attrs
+
+    # the tool's own variables and options reach its version and readiness calls
+    options = context.settings.tool_options(tool_id) if context.settings is not None else {}
+    context = attrs.evolve(
+        context,
+        env_passthrough=tuple(env_passthrough),
+        options=dict(options),
+        tool_id=tool_id,
+    )
     common = {
         "tool_id": tool_id,
         "capabilities": tuple(capabilities),

@@ -133,10 +133,14 @@ def run(args: argparse.Namespace) -> list[Result]:
             aim=full_t * 1000,
             base=base * 1000,
             unit="ms",
-            budget=f"<= {BUDGET:g}x python -c pass, 0 spawns",
-            ok=full_t <= BUDGET * base and spawned_full == 0 and still_cached,
+            # The warm status is the snapshot row above. This one is what the first
+            # status after a change of config, rules or installed packages costs: it
+            # must start no process; its time is shown, not budgeted.
+            budget="0 spawns (time: for information)",
+            ok=spawned_full == 0 and still_cached,
             notes=[
-                "the full command: detection from its cache, the snapshot removed before "
+                "the first status after a change of config, rules or packages: "
+                "detection from its cache, the snapshot removed before "
                 f"each run ({len(probe_full['modules'])} modules imported); "
                 f"processes started: {spawned_full}"
                 + (f" ({'; '.join(what_full)})" if what_full else "")

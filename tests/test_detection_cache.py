@@ -113,3 +113,39 @@ def test_expired_ttl_detects_again(repo, env, fake):
     status(repo, env)
     status(repo, {**env, "AIM_DETECTION_CACHE_TTL_S": "0"})
     assert len(tool.calls) == 2
+
+
+KEYED = """
+    from aim_core import hookimpl, Failure
+    from aim_core.toolkit import detect_program
+
+    def readiness(context, path):
+        r = context.run([path, "--version"])  # the tool sees its own variables
+        if context.getenv("DEMO_KEY") and r.exit_code == 0:
+            return True, None, None
+        return False, "Demotool needs DEMO_KEY", Failure.AUTH_REQUIRED
+
+    @hookimpl
+    def detect_tool(context):
+        return detect_program(context, tool_id="demotool", program="demotool",
+                              capabilities=["linting"], install_hint="pip install demotool",
+                              env_passthrough=["DEMO_*"], readiness=readiness)
+"""
+
+
+def test_setting_a_tools_key_is_seen_at_once(repo, fake, tmp_path, monkeypatch):
+    site = tmp_path / "keyed-site"
+    site.mkdir()
+    write_dist(site, "aim-plugin-keyed", "aim_plugin_keyed", KEYED, ep_name="keyed")
+    env = {
+        "PYTHONPATH": str(site),
+        "AIM_LOAD_PLUGINS": "keyed",
+        "AIM_READINESS_CACHE_TTL_S": "3600",
+    }
+    fake("demotool")
+    before, _ = status(repo, env)
+    assert before["ready"] is False
+    again, spawned = status(repo, env)
+    assert spawned == 0 and again == before  # still served from the caches
+    after, spawned = status(repo, {**env, "DEMO_KEY": "k"})
+    assert after["ready"] is True and spawned >= 1

@@ -9,7 +9,6 @@ its JSON result maps to aim's failure classes.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
 import re
@@ -69,23 +68,12 @@ def _config_dir(context) -> str:
     )
 
 
-def credential_env(context) -> dict[str, str]:
-    """The caller's variables that claude reads (``ANTHROPIC_API_KEY``, ``CLAUDE_CODE_*``,
-    ...). Detection's context passes a tool none of its own variables (they are declared
-    by the very answer being made), so ``claude auth status`` gets them explicitly:
-    without them the real claude said "not logged in" to a user with an API key."""
-    source = context.environ if context.environ is not None else os.environ
-    return {
-        k: v
-        for k, v in source.items()
-        if any(fnmatch.fnmatchcase(k, pattern) for pattern in ENV_PASSTHROUGH)
-    }
-
-
 def readiness(context, path):
     """``claude auth status`` answers offline in a fraction of a second: exit 0 when
     an API key, a token or a stored login is present, 1 when not logged in."""
-    r = context.run([path, "auth", "status"], timeout_s=10, env=credential_env(context))
+    # detect_program's context passes claude its credential variables (without them
+    # the real claude says "not logged in" to a user with ANTHROPIC_API_KEY set)
+    r = context.run([path, "auth", "status"], timeout_s=10)
     if r.exit_code == 0:
         return True, None, None
     if r.exit_code == 1:

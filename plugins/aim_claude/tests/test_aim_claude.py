@@ -75,7 +75,7 @@ sys.exit(0 if key else 1)
 
 
 def test_auth_status_sees_the_callers_api_key(tmp_path):
-    # Detection's context passes a tool none of its own variables; without them the
+    # detect_program passes the tool its own variables; without them the
     # real claude answered "not logged in" to a user whose ANTHROPIC_API_KEY was set.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -88,4 +88,3 @@ def test_auth_status_sees_the_callers_api_key(tmp_path):
     del environ["ANTHROPIC_API_KEY"]
     found = aim_claude.detect_tool(AimContext(root=tmp_path, environ=environ))
     assert found.ready is False and found.failure == "auth_required"
-    assert aim_claude.credential_env(AimContext(root=tmp_path, environ={"OTHER": "1"})) == {}
