@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aim_core.models import Failure, ProcessResult, ToolDetection
+from aim_core.models import Failure, Problem, ProcessResult, ToolDetection
 
 if TYPE_CHECKING:
     from aim_core.context import AimContext
@@ -335,3 +335,48 @@ def process_failure(result: Any, program: str) -> tuple[Failure, str] | None:
     if result.exit_code < 0:
         return Failure.TOOL_ERROR, f"{program} was killed by signal {-result.exit_code}"
     return None
+
+
+# --------------------------------------------------------------------------- validating
+
+
+def files_field(payload: Any, index: int) -> str:
+    """The field path a workstream used for ``payload.files[index]``: its scope's entry
+    when the files came from ``files_scope``, else its payload's."""
+    if payload.files_scope and tuple(payload.files) == tuple(payload.files_scope):
+        return f"files_scope[{index}]"
+    return f"capability_payload.files[{index}]"
+
+
+def request_problems(
+    payload: Any,
+    capability: str | None,
+    *,
+    tool: str,
+    capabilities: Sequence[str],
+    files_needed: str | None = None,
+) -> list[Problem]:
+    """What an AI tool objects to in any request: a capability it does not serve, no
+    instruction, and -- with ``files_needed`` (why, in a few words) -- no file to work on."""
+    problems = []
+    if capability is not None and capability not in capabilities:
+        served = ", ".join(capabilities)
+        problems.append(
+            Problem(field="capability", message=f"{tool} does {served}, not {capability}")
+        )
+    if not (payload.prompt or "").strip():
+        problems.append(
+            Problem(
+                field="capability_payload.prompt",
+                message=f"{tool} needs an instruction: set capability_payload.prompt or tasks",
+            )
+        )
+    if files_needed and not target_files(payload):
+        problems.append(
+            Problem(
+                field="capability_payload.files",
+                message=f"{tool} {files_needed}: list them in capability_payload.files, "
+                "files_scope or files_create",
+            )
+        )
+    return problems

@@ -20,12 +20,14 @@ from aim_core.toolkit import (
     changed_files,
     detect_program,
     file_states,
+    files_field,
     first_line,
     joined_output,
     launch_failure,
     one_line,
     option_args,
     program_version,
+    request_problems,
     retry_after,
     target_files,
     timeout_message,
@@ -328,43 +330,23 @@ def invoke_capability(tool_id, capability, payload, context):
     )
 
 
-def _field(payload, index):
-    if payload.files_scope and tuple(payload.files) == tuple(payload.files_scope):
-        return f"files_scope[{index}]"
-    return f"capability_payload.files[{index}]"
-
-
 @hookimpl
 def validate_payload(tool_id, capability, payload, context):
     """aider needs a prompt and at least one file, and takes files, not directories."""
     if tool_id != TOOL_ID:
         return None
-    problems = []
-    if capability is not None and capability not in CAPABILITIES:
-        served = ", ".join(CAPABILITIES)
-        problems.append(
-            Problem(field="capability", message=f"aider does {served}, not {capability}")
-        )
-    if not (payload.prompt or "").strip():
-        problems.append(
-            Problem(
-                field="capability_payload.prompt",
-                message="aider needs an instruction: set capability_payload.prompt or tasks",
-            )
-        )
-    if not target_files(payload):
-        problems.append(
-            Problem(
-                field="capability_payload.files",
-                message="aider needs at least one file to work on: list it in "
-                "capability_payload.files, files_scope or files_create",
-            )
-        )
+    problems = request_problems(
+        payload,
+        capability,
+        tool="aider",
+        capabilities=CAPABILITIES,
+        files_needed="needs at least one file to work on",
+    )
     for i, rel in enumerate(payload.files):
         if Path(context.root, rel).is_dir():
             problems.append(
                 Problem(
-                    field=_field(payload, i),
+                    field=files_field(payload, i),
                     message=f"'{rel}' is a directory; aider takes files: list the files to change",
                 )
             )

@@ -21,12 +21,14 @@ from aim_core.toolkit import (
     changed_files,
     detect_program,
     file_states,
+    files_field,
     first_line,
     joined_output,
     launch_failure,
     one_line,
     option_args,
     program_version,
+    request_problems,
     retry_after,
     target_files,
     timeout_message,
@@ -346,39 +348,19 @@ def invoke_capability(tool_id, capability, payload, context):
     )
 
 
-def _field(payload, index):
-    if payload.files_scope and tuple(payload.files) == tuple(payload.files_scope):
-        return f"files_scope[{index}]"
-    return f"capability_payload.files[{index}]"
-
-
 @hookimpl
 def validate_payload(tool_id, capability, payload, context):
     """claude needs a prompt and files it may edit, named so a permission rule can hold them."""
     if tool_id != TOOL_ID:
         return None
-    problems = []
-    if capability is not None and capability not in CAPABILITIES:
-        served = ", ".join(CAPABILITIES)
-        problems.append(
-            Problem(field="capability", message=f"claude-cli does {served}, not {capability}")
-        )
-    if not (payload.prompt or "").strip():
-        problems.append(
-            Problem(
-                field="capability_payload.prompt",
-                message="claude needs an instruction: set capability_payload.prompt or tasks",
-            )
-        )
-    if not target_files(payload):
-        problems.append(
-            Problem(
-                field="capability_payload.files",
-                message="claude may edit only the files it is given: list them in "
-                "capability_payload.files, files_scope or files_create",
-            )
-        )
-    named = [(_field(payload, i), f) for i, f in enumerate(payload.files)]
+    problems = request_problems(
+        payload,
+        capability,
+        tool="claude-cli",
+        capabilities=CAPABILITIES,
+        files_needed="may edit only the files it is given",
+    )
+    named = [(files_field(payload, i), f) for i, f in enumerate(payload.files)]
     named += [(f"files_create[{i}]", f) for i, f in enumerate(payload.files_create)]
     for where, rel in named:
         if "\n" in rel or "\r" in rel or ("," in rel and ("(" in rel or ")" in rel)):

@@ -31,6 +31,7 @@ from aim_core.toolkit import (
     one_line,
     option_args,
     program_version,
+    request_problems,
     retry_after,
     tool_options,
     writable_files,
@@ -595,19 +596,7 @@ def validate_payload(tool_id, capability, payload, context):
     """jules needs a prompt that fits on its command line."""
     if tool_id != TOOL_ID:
         return None
-    problems = []
-    if capability is not None and capability not in CAPABILITIES:
-        served = ", ".join(CAPABILITIES)
-        problems.append(
-            Problem(field="capability", message=f"jules does {served}, not {capability}")
-        )
-    if not (payload.prompt or "").strip():
-        problems.append(
-            Problem(
-                field="capability_payload.prompt",
-                message="jules needs an instruction: set capability_payload.prompt or tasks",
-            )
-        )
-    elif len(full_prompt(payload).encode()) > MAX_ARGV_PROMPT:
+    problems = request_problems(payload, capability, tool="jules", capabilities=CAPABILITIES)
+    if (payload.prompt or "").strip() and len(full_prompt(payload).encode()) > MAX_ARGV_PROMPT:
         problems.append(Problem(field="capability_payload.prompt", message=_too_long()))
     return problems
