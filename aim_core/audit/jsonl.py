@@ -55,8 +55,9 @@ def day_dirs(audit_dir: Path) -> list[Path]:
 
 
 def _line_start(f, end: int) -> int:
-    """The offset just after the last newline before ``end`` (0 when there is none)."""
-    block = 65536
+    """The offset just after the last newline before ``end`` (0 when there is none).
+    Reads backwards in growing blocks: a record is usually well under 4 KiB."""
+    block = 4096
     pos = end
     while pos > 0:
         start = max(0, pos - block)
@@ -65,18 +66,23 @@ def _line_start(f, end: int) -> int:
         if nl >= 0:
             return start + nl + 1
         pos = start
+        block = min(block * 4, 1 << 20)
     return 0
 
 
-def _last_line(path: Path) -> bytes:
-    """The last complete line of a file (without its newline), b"" if none."""
+def _tail(path: Path) -> tuple[bytes, bool]:
+    """The last line of a file (without its newline) and whether it is complete (ends in
+    a newline), in one open; ``(b"", True)`` for an empty file."""
     with open(path, "rb") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
-            return b""
-        start = _line_start(f, size - 1)
+            return b"", True
+        f.seek(size - 1)
+        complete = f.read(1) == b"\n"
+        end = size - 1 if complete else size
+        start = _line_start(f, end)
         f.seek(start)
-        return f.read(size - 1 - start)
+        return f.read(end - start), complete
 
 
 class JsonlAuditLog:
@@ -118,12 +124,12 @@ class JsonlAuditLog:
                 continue
             path = self.dir / name / LOG_NAME
             try:
-                if path.stat().st_size == 0:
-                    continue
+                line, complete = _tail(path)
             except OSError:
                 continue
-            self._set_aside_torn(path)
-            line = _last_line(path)
+            if not complete:
+                self._set_aside_torn(path)
+                line, _ = _tail(path)
             if not line.strip():
                 continue
             try:
