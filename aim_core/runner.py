@@ -624,11 +624,12 @@ def _one_attempt(
         run.active.update(tool_pid=pid, tool_started=time.time())
         log.debug(f"{cand.tool_id} started (pid {pid})")
 
-    processes = 0
+    logged: set[str] = set()  # the commands' output already in the run log
 
     def on_process(argv, result) -> None:
-        nonlocal processes
-        processes += 1
+        from aim_core.toolkit import joined_output
+
+        logged.add(joined_output(result.stdout, result.stderr))
         run.runlog.process(argv, result)
         log.debug(
             f"{' '.join(run.runlog.mask_argv(argv))} -> "
@@ -664,7 +665,7 @@ def _one_attempt(
     result = _result_of(outcome, cand)
     if outcome.timed_out:
         _stop_tool(run)
-    if result.output and not processes:  # e.g. a REST call: no command output was logged
+    if result.output and result.output not in logged:  # what the plugin adds (or a REST call)
         run.runlog.output(f"--- {cand.tool_id} output ---", result.output)
 
     changes = snapshot.changes(scope)
