@@ -52,8 +52,8 @@ def _cache_dir(env: Mapping[str, str]) -> str:
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """aim's machine-local cache directory (``AIM_CACHE_DIR``, else the platform's,
-    as platformdirs names it)."""
+    """aim's machine-local cache directory: ``AIM_CACHE_DIR``, else the platform's user
+    cache directory, named as platformdirs names it (its ~15 ms import is not paid)."""
     from pathlib import Path
 
     return Path(_cache_dir(os.environ if environ is None else environ))
