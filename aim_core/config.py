@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
 from attrs import field, frozen
 
 from aim_core.errors import ConfigError
@@ -211,11 +210,3 @@ def load_settings(
         if value is not None:
             values[key] = value
     return Settings(**values, source=source, warnings=tuple(warnings))
-
-
-def settings_as_dict(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data (for ``aim status --json`` and the scaffold)."""
-    data = attrs.asdict(settings)
-    data.pop("source")
-    data.pop("warnings")
-    return data

@@ -108,12 +108,6 @@ class Leak:
     start: int
     end: int
 
-    @property
-    def blocks(self) -> bool:
-        """High-entropy strings alone are redacted, never a reason to refuse (hashes and
-        ids look like them); every named kind of credential is."""
-        return self.code != ENTROPY_ONLY
-
 
 def _expand(text: str, start: int, end: int) -> tuple[int, int]:
     """Grow a match to the whole token it is part of."""

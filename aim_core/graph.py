@@ -302,7 +302,7 @@ def _install_sigterm() -> None:
     if threading.current_thread() is not threading.main_thread():
         return
 
-    def handler(signum: int, frame: Any) -> None:
+    def handler(_signum: int, _frame: Any) -> None:
         request_stop()
 
     with contextlib.suppress(ValueError, OSError):

@@ -91,11 +91,6 @@ class FileLock:
             self._fd = None
             self._tlock.release()
 
-    @property
-    def held(self) -> bool:
-        """Whether this instance holds the lock."""
-        return self._fd is not None
-
     def __enter__(self) -> FileLock:
         self.acquire()
         return self

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 from attrs import define, field, frozen
@@ -328,7 +328,7 @@ def _route(run: _Run, start: float) -> RunResult:
 
     problems = _core_problems(run, request)
     if problems:
-        return _refuse(run, request, problems, start)
+        _refuse(run, request, problems)
     from aim_core.security import redact_prompt
 
     security = project.rules.security
@@ -392,7 +392,7 @@ def _route(run: _Run, start: float) -> RunResult:
         last = outcome
         if outcome.success:
             return _finish(run, start, outcome, EXIT_OK)
-        if outcome.failure in (Failure.WORK_FAILED.value, Failure.INTERRUPTED.value):
+        if outcome.failure and Failure(outcome.failure).ends_workstream:
             break
     if last is None:
         return _nothing_available(run, request, start)
@@ -402,9 +402,10 @@ def _route(run: _Run, start: float) -> RunResult:
 def _announce(cand: Candidate, n: int) -> None:
     if cand.role == "primary":
         log.info(f"AIM routing to primary tool: {cand.tool_id}")
-    elif cand.role in ("workstream tool", "direct"):
-        if cand.role == "workstream tool":
-            log.info(f"Falling back to direct tool invocation: {cand.tool_id}")
+    elif cand.role == "workstream tool":
+        log.info(f"Falling back to direct tool invocation: {cand.tool_id}")
+    elif cand.role == "direct":
+        pass  # "Invoking tool ... directly" was said already
     elif n == 0:
         log.info(f"AIM routing to tool: {cand.tool_id}")
     else:
@@ -487,7 +488,8 @@ def _tool_problems(
     return f"{cand.tool_id} cannot take this request: " + "; ".join(texts)
 
 
-def _refuse(run: _Run, request: Invocation, problems: list[str], start: float) -> RunResult:
+def _refuse(run: _Run, request: Invocation, problems: list[str]) -> NoReturn:
+    """Audit the refusal (no secret in it, refused paths repo-rooted), then raise."""
     import re
 
     refused = sorted({m for p in problems for m in re.findall(r"forbidden path '(/[^']+)'", p)})
