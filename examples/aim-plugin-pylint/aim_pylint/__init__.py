@@ -17,13 +17,21 @@ docs/plugins/tutorial.md describes.
 from __future__ import annotations
 
 import json
-import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from aim_core import Failure, InvocationResult, Problem, hookimpl
-from aim_core.toolkit import detect_program, first_line, program_version
+from aim_core.toolkit import (
+    detect_program,
+    files_field,
+    first_line,
+    joined_output,
+    option_args,
+    process_failure,
+    program_version,
+    tool_options,
+)
 
 TOOL_ID = "pylint"
 PROGRAM = "pylint"
@@ -62,11 +70,10 @@ def validate_payload(tool_id, capability, payload, context):
     problems = []
     if capability is not None and capability not in CAPABILITIES:
         problems.append(Problem(field="capability", message=_not_provided(capability)))
-    where = "files_scope" if payload.files == payload.files_scope else "capability_payload.files"
     for i, name in enumerate(payload.files):
         if not _lintable(Path(context.root), name):
             message = f"pylint lints only Python files (.py) and directories, not {name!r}"
-            problems.append(Problem(field=f"{where}[{i}]", message=message))
+            problems.append(Problem(field=files_field(payload, i), message=message))
     return problems or None
 
 
@@ -77,8 +84,9 @@ def invoke_capability(tool_id, capability, payload, context):
         return None
     if capability is not None and capability not in CAPABILITIES:
         return _failed(Failure.INVALID_PAYLOAD, _not_provided(capability))
-    args = option_args(context.options or payload.options or {})
-    if args is None:
+    try:
+        args = option_args(tool_options(payload, context))
+    except ValueError:
         return _failed(
             Failure.INVALID_PAYLOAD, "config tools.pylint.args must be a list of arguments"
         )
@@ -89,7 +97,7 @@ def invoke_capability(tool_id, capability, payload, context):
         )
     argv = [program, "--output-format=json2", "--score=n", "--recursive=y", *args]
     r = context.run([*argv, "--", *(payload.files or ["."])])
-    output = r.stdout + ("\n" if r.stdout and r.stderr else "") + r.stderr
+    output = joined_output(r.stdout, r.stderr)
 
     def result(failure, message):
         return InvocationResult(
@@ -101,15 +109,9 @@ def invoke_capability(tool_id, capability, payload, context):
             duration_sec=r.duration_sec,
         )
 
-    if r.interrupted:
-        return result(Failure.INTERRUPTED, "pylint was interrupted")
-    if r.timed_out:
-        return result(Failure.TIMEOUT, f"pylint did not finish in time ({r.duration_sec:.1f}s)")
-    if r.exit_code in (126, 127):
-        said = first_line(r.stderr, r.stdout)
-        return result(Failure.NOT_INSTALLED, f"'{PROGRAM}' cannot be started: {said}")
-    if r.exit_code is None or r.exit_code < 0:
-        return result(Failure.TOOL_ERROR, f"pylint ended abnormally (exit code {r.exit_code})")
+    stopped = process_failure(r, PROGRAM)  # not started, interrupted, timed out, killed
+    if stopped is not None:
+        return result(*stopped)
     if r.exit_code & USAGE_ERROR:
         said = first_line(r.stderr, r.stdout) or "usage error"
         return result(
@@ -136,22 +138,6 @@ def invoke_capability(tool_id, capability, payload, context):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def option_args(options: Mapping[str, Any]) -> list[str] | None:
-    """The ``args`` option as a list (a string is split like a shell would), or None when
-    it is neither a list nor a string."""
-    args = options.get("args") or []
-    if isinstance(args, str):
-        try:
-            return shlex.split(args)
-        except ValueError:
-            return None
-    if isinstance(args, (list, tuple)) and all(
-        isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args
-    ):
-        return [str(a) for a in args]
-    return None
 
 
 def parse_messages(stdout: str) -> list[dict[str, Any]] | None:

@@ -20,6 +20,7 @@ from aim_core.toolkit import (
     changed_files,
     detect_program,
     file_states,
+    files_field,
     first_line,
     joined_output,
     option_args,
@@ -65,11 +66,10 @@ def validate_payload(tool_id, capability, payload, context):
     if capability is not None and capability not in CAPABILITIES:
         problems.append(Problem(field="capability", message=_not_provided(capability)))
     # The request's files are the payload's own, else files_scope: name what the author wrote.
-    where = "files_scope" if payload.files == payload.files_scope else "capability_payload.files"
     for i, name in enumerate(payload.files):
         if not _lintable(context.root, name):
             message = f"ruff lints only Python files (.py, .pyi) and directories, not {name!r}"
-            problems.append(Problem(field=f"{where}[{i}]", message=message))
+            problems.append(Problem(field=files_field(payload, i), message=message))
     return problems or None
 
 
