@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import field, frozen
 
 from aim_core import process
-from aim_core.models import ProcessResult
+from aim_core.models import FileChanges, ProcessResult
 
 if TYPE_CHECKING:
     from aim_core.config import Settings
@@ -41,6 +41,19 @@ class AimContext:
     environ: Mapping[str, str] | None = None
     on_process: Callable[[Sequence[str], ProcessResult], None] | None = None
     on_start: Callable[[int], None] | None = None
+    measure: Callable[[], FileChanges] | None = None
+
+    def changes(self) -> FileChanges:
+        """What changed in the work tree since the core started this attempt.
+
+        Measured by the core from real contents (the files in scope and those
+        to create); a plugin calls it after its tool ran instead of hashing
+        files itself. Outside an attempt (a hook called directly, without the
+        core), every call returns no changes.
+        """
+        if self.measure is None:
+            return FileChanges()
+        return self.measure()
 
     def remaining(self) -> float | None:
         """Seconds left before ``deadline`` (never negative), or None without one."""

@@ -190,6 +190,8 @@ class Failure(str, enum.Enum):
     OUT_OF_SCOPE = "out_of_scope"
     INTERRUPTED = "interrupted"
     WORK_FAILED = "work_failed"
+    VERIFY_FAILED = "verify_failed"
+    BUDGET_EXCEEDED = "budget_exceeded"
 
     @property
     def retryable(self) -> bool:
@@ -199,7 +201,23 @@ class Failure(str, enum.Enum):
     @property
     def ends_workstream(self) -> bool:
         """Whether no further tool is tried after this failure."""
-        return self in (Failure.WORK_FAILED, Failure.INTERRUPTED)
+        return self in (Failure.WORK_FAILED, Failure.INTERRUPTED, Failure.BUDGET_EXCEEDED)
+
+    @property
+    def counts_against_tool(self) -> bool:
+        """Whether this failure says something about the tool's health (cooldowns).
+
+        The work itself failing (tests, checks), a request the tool refused and a
+        stop the user or the budget asked for say nothing about the tool.
+        """
+        return self not in (
+            Failure.WORK_FAILED,
+            Failure.VERIFY_FAILED,
+            Failure.INVALID_PAYLOAD,
+            Failure.INTERRUPTED,
+            Failure.BUDGET_EXCEEDED,
+            Failure.OUT_OF_SCOPE,
+        )
 
     def __str__(self) -> str:
         return self.value
@@ -260,12 +278,36 @@ class Invocation:
 
 
 @frozen(kw_only=True)
+class Usage:
+    """What one tool call consumed, as the tool itself reported it.
+
+    ``input_tokens`` / ``output_tokens`` are counts, ``cost_usd`` is US dollars,
+    ``model`` the model name the tool used; each is None when the tool did not say.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    model: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's ``result.content.usage`` shape."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "model": self.model,
+        }
+
+
+@frozen(kw_only=True)
 class InvocationResult:
     """What ``invoke_capability`` returns.
 
     The core measures the changed files and the duration itself; a plugin's
     values are hints. ``failure`` is None exactly when ``success`` is true.
-    ``retry_after_s`` passes on a tool's own "retry after" advice.
+    ``retry_after_s`` passes on a tool's own "retry after" advice; ``usage``
+    the tokens and cost the tool reported (:class:`Usage`), when it did.
     """
 
     success: bool
@@ -277,6 +319,23 @@ class InvocationResult:
     failure: Failure | None = field(default=None, converter=_failure)
     output: str = ""
     retry_after_s: float | None = None
+    usage: Usage | None = None
+
+
+@frozen(kw_only=True)
+class FileChanges:
+    """The files a tool changed, as the core measured them (``context.changes()``).
+
+    Repository-relative POSIX paths, sorted: ``created`` did not exist before,
+    ``modified`` changed content or mode, ``deleted`` are gone.
+    """
+
+    created: tuple[str, ...] = field(default=(), converter=_tuple)
+    modified: tuple[str, ...] = field(default=(), converter=_tuple)
+    deleted: tuple[str, ...] = field(default=(), converter=_tuple)
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.modified or self.deleted)
 
 
 @frozen(kw_only=True)

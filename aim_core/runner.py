@@ -33,7 +33,7 @@ from aim_core.errors import (
     AimError,
     SecurityError,
 )
-from aim_core.models import Failure, Invocation, InvocationResult, Workstream
+from aim_core.models import Failure, FileChanges, Invocation, InvocationResult, Workstream
 from aim_core.project import Project
 from aim_core.registry import AUDIT_DIRNAME, RUNS_DIRNAME
 from aim_core.router import Candidate, assess, candidates
@@ -647,6 +647,7 @@ def _one_attempt(
         env_passthrough=detection.env_passthrough,
         on_start=on_start,
         on_process=on_process,
+        measure=lambda: _measured(snapshot, scope),
     )
     run.runlog.write(f"attempt {n} with {cand.tool_id} (timeout {timeout_s:g}s)")
     run.on_event("attempt", {"tool_id": cand.tool_id, "attempt": n})
@@ -721,6 +722,15 @@ def _one_attempt(
     if result.retry_after_s:
         attempt = attrs.evolve(attempt, retry_after_s=result.retry_after_s)
     return attempt
+
+
+def _measured(snapshot: Snapshot, scope: Scope) -> FileChanges:
+    found = snapshot.changes(scope)
+    return FileChanges(
+        created=sorted(found.created),
+        modified=sorted(found.modified),
+        deleted=sorted(found.deleted),
+    )
 
 
 def _abandon(run, cand, capability, payload, n, began, snapshot: Snapshot, scope: Scope) -> None:

@@ -21,11 +21,12 @@ import os
 import shutil
 import stat
 import subprocess
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from attrs import define, field
 
+from aim_core.models import FileChanges
 from aim_core.security import forbidden_match
 
 MANIFEST = "manifest.json"
@@ -477,3 +478,36 @@ class RepoState:
                 r = _git(self.root, "checkout", "--", rel)
                 (done if r is not None and r.returncode == 0 else failed).append(rel)
         return done, failed
+
+
+def tree_measurer(root: Path, exclude: Sequence[str] = (".git",)) -> Callable[[], FileChanges]:
+    """A baseline of every file under ``root`` now (by content and mode), and a function
+    that reports what changed since, as :class:`~aim_core.models.FileChanges`.
+
+    For hook calls made outside an attempt (the testing kit); ``exclude`` names
+    top-level directories left out.
+    """
+
+    def state() -> dict[str, tuple[int, str]]:
+        out: dict[str, tuple[int, str]] = {}
+        for dirpath, dirnames, filenames in os.walk(root):
+            here = Path(dirpath)
+            if here == root:
+                dirnames[:] = [d for d in dirnames if d not in exclude]
+            for name in filenames:
+                path = here / name
+                with contextlib.suppress(OSError):
+                    out[_rel(root, path)] = (stat.S_IMODE(path.lstat().st_mode), _digest(path))
+        return out
+
+    before = state()
+
+    def measure() -> FileChanges:
+        after = state()
+        return FileChanges(
+            created=sorted(set(after) - set(before)),
+            modified=sorted(p for p in set(after) & set(before) if after[p] != before[p]),
+            deleted=sorted(set(before) - set(after)),
+        )
+
+    return measure

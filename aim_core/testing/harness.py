@@ -234,8 +234,18 @@ class AimProject:
         return AimPlugins.load(environ=self.environ())
 
     def context(self, *, tool_id: str | None = None, timeout_s: float = 30.0) -> AimContext:
-        """An ``AimContext`` for calling a hook directly, as the core would build it."""
-        return self.open().context(deadline=time.monotonic() + timeout_s, tool_id=tool_id)
+        """An ``AimContext`` for calling a hook directly, as the core would build it.
+
+        Its ``changes()`` reports what changed anywhere in the project (outside
+        ``.git`` and ``aim/``) since this call, as the core measures an attempt.
+        """
+        from aim_core.workspace import tree_measurer
+
+        return self.open().context(
+            deadline=time.monotonic() + timeout_s,
+            tool_id=tool_id,
+            measure=tree_measurer(self.root, exclude=[".git", "aim"]),
+        )
 
     def run_workstream(
         self, workstream: str | os.PathLike[str], *, plugins: AimPlugins | None = None
