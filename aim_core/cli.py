@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import sys
@@ -82,6 +83,10 @@ def _meta(name: str) -> Any:
     return click.get_current_context().find_root().meta.get(f"aim.{name}")
 
 
+# The projects a command opened, so that their audit sinks are flushed before exit.
+_OPENED: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("aim_opened_projects")
+
+
 def open_project(*, recover: bool = True):
     """The :class:`~aim_core.project.Project` of the current directory, with the global
     options; first restores what a killed run left (unless ``recover`` is false)."""
@@ -89,12 +94,16 @@ def open_project(*, recover: bool = True):
     from aim_core.project import Project
 
     configure(verbosity=_meta("verbose") or 0, quiet=bool(_meta("quiet")))
-    return Project.for_command(
+    project = Project.for_command(
         config_path=_meta("config"),
         registry=_meta("registry"),
         actor=_meta("actor"),
         recover=recover,
     )
+    opened = _OPENED.get(None)
+    if opened is not None:
+        opened.append(project)
+    return project
 
 
 def emit_json(data: Any) -> None:
@@ -281,7 +290,8 @@ def _with_security(project, verdict):
         return verdict
     import attrs
 
-    from aim_core.runner import invocation_for, workstream_problems
+    from aim_core.admission import workstream_problems
+    from aim_core.request import invocation_for
 
     ws = verdict.workstream
     request = invocation_for(ws, project.settings)
@@ -289,7 +299,7 @@ def _with_security(project, verdict):
     problems = workstream_problems(project, request, capability)
     if not problems:
         return verdict
-    errors = tuple(f"{verdict.display}: {p}" for p in problems)
+    errors = tuple(f"{verdict.display}: {p.field}: {p.message}" for p in problems)
     return attrs.evolve(verdict, errors=verdict.errors + errors)
 
 
@@ -400,10 +410,65 @@ def run(paths: tuple[Path, ...], jobs: int, dry_run: bool, as_json: bool) -> int
     two whose files overlap). Exit codes: 0 success, 1 the work failed,
     2 bad input, 3 no tool available, 130 interrupted.
     """
-    from aim_core.graph import run_many
+    from aim_core.graph import load_all
 
     project = open_project()
-    return run_many(project, list(paths), jobs=jobs, dry_run=dry_run, as_json=as_json)
+    verdicts = load_all(project, list(paths))
+    if dry_run:
+        return _print_plan(project, verdicts)
+    return _run_graph(project, verdicts, jobs=jobs, as_json=as_json)
+
+
+def _print_plan(project: Any, verdicts: list[Any]) -> int:
+    from aim_core.graph import plan
+
+    for p in plan(project, verdicts):
+        deps = f" after {', '.join(p.depends_on)}" if p.depends_on else ""
+        click.echo(f"{p.workstream_id} ({p.source}): {p.what}{deps}")
+        for t in p.tools:
+            click.echo(f"  {t.tool_id:<14} {t.role:<16} {t.state}")
+        click.echo(f"  may change: {', '.join(p.may_change) or '(none)'}")
+    click.echo("Dry run: nothing was run.")
+    return 0
+
+
+def _run_graph(project: Any, verdicts: list[Any], *, jobs: int, as_json: bool) -> int:
+    import contextlib
+
+    from aim_core.graph import run_graph
+    from aim_core.process import enable_subreaper
+    from aim_core.progress import ProgressView
+    from aim_core.runner import Runner
+
+    def show(r: Any) -> None:
+        if as_json:
+            click.echo(json.dumps(r.to_json(), ensure_ascii=False))
+            return
+        mark = "OK  " if r.success else "FAIL"
+        tool = f" [{r.tool_id}, {r.duration_sec:.1f}s]" if r.tool_id else ""
+        click.echo(f"{mark} {r.workstream_id}: {r.message}{tool}")
+
+    ids = [v.workstream.id for v in verdicts]
+    view = ProgressView(ids) if len(ids) > 1 and ProgressView.wanted(as_json) else None
+    runner = Runner(project, on_event=view.event if view is not None else None)
+    enable_subreaper()
+    with contextlib.ExitStack() as stack:
+        if view is not None:
+            stack.enter_context(view)
+        stack.callback(runner.close)
+        _stop_on_sigterm(runner)
+        return run_graph(runner, verdicts, jobs=jobs, on_result=show)
+
+
+def _stop_on_sigterm(runner: Any) -> None:
+    import contextlib
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: runner.request_stop())
 
 
 @cli.command()
@@ -428,7 +493,7 @@ def audit() -> None:
 
 
 def _audit_dir(project):
-    from aim_core.registry import AUDIT_DIRNAME
+    from aim_core.paths import AUDIT_DIRNAME
 
     return project.registry / AUDIT_DIRNAME
 
@@ -463,7 +528,7 @@ def _filter(**kw):
     help="table: one record per line ending in success=true|false; json: JSON Lines (for jq).",
 )
 @common_options
-def audit_query(capability, tool, since, until, failed, workstream, run_id, fmt) -> int:
+def audit_query(*, capability, tool, since, until, failed, workstream, run_id, fmt) -> int:
     """Print audit records, oldest first; only the day files in range are read."""
     from aim_core.audit.query import write_query
 
@@ -568,7 +633,7 @@ def audit_report(since: str | None, as_json: bool) -> int:
 def audit_show(run_id: str) -> int:
     """Print one run's records and its run log (commands, capped and masked output)."""
     from aim_core.audit.query import iter_matches, table_line
-    from aim_core.registry import RUNS_DIRNAME
+    from aim_core.paths import RUNS_DIRNAME
 
     project = open_project()
     found = [
@@ -645,7 +710,18 @@ def _print_error(e: AimError) -> None:
 
 
 def run_cli(args: list[str]) -> int:
-    """Run the CLI with ``args``; return the exit code (see ARCHITECTURE.md)."""
+    """Run the CLI with ``args``; return the exit code (see ARCHITECTURE.md). Before it
+    returns, every audit sink flushes what it queued (``audit_flush``)."""
+    token = _OPENED.set([])
+    try:
+        return _run_cli(args)
+    finally:
+        for project in _OPENED.get():
+            project.audit.flush()
+        _OPENED.reset(token)
+
+
+def _run_cli(args: list[str]) -> int:
     debug = "--debug" in args or os.environ.get("AIM_DEBUG") == "1"
     try:
         rv = cli.main(args=args, prog_name="aim", standalone_mode=False)

@@ -24,6 +24,15 @@ class Check:
 
 def run_checks(project: Project) -> list[Check]:
     """Every check of the guide's Environment Requirements, in its order."""
+    checks = _python_checks()
+    checks.append(_git_check(project))
+    checks.append(_write_access(project))
+    checks += _registry_checks(project)
+    checks += _tool_checks(project)
+    return checks
+
+
+def _python_checks() -> list[Check]:
     checks: list[Check] = []
     v = sys.version_info
     checks.append(
@@ -42,32 +51,29 @@ def run_checks(project: Project) -> list[Check]:
         checks.append(
             Check(name="PyYAML", ok=False, detail="not installed", fix="pip install PyYAML")
         )
+    return checks
 
+
+def _git_check(project: Project) -> Check:
     git = project.context().which("git")
     if git is None:
-        checks.append(
-            Check(
-                name="git",
-                ok=False,
-                detail="git not found on PATH",
-                fix="install git",
-                blocking=False,
-            )
+        return Check(
+            name="git", ok=False, detail="git not found on PATH", fix="install git", blocking=False
         )
-    else:
-        r = project.context().run([git, "--version"], timeout_s=10)
-        inside = (project.root / ".git").exists()
-        checks.append(
-            Check(
-                name="git",
-                ok=r.exit_code == 0,
-                detail=(r.stdout.strip() or r.stderr.strip())
-                + ("" if inside else " (this directory is not a git repository)"),
-                fix="check the git installation",
-                blocking=False,
-            )
-        )
-    checks.append(_write_access(project))
+    r = project.context().run([git, "--version"], timeout_s=10)
+    inside = (project.root / ".git").exists()
+    return Check(
+        name="git",
+        ok=r.exit_code == 0,
+        detail=(r.stdout.strip() or r.stderr.strip())
+        + ("" if inside else " (this directory is not a git repository)"),
+        fix="check the git installation",
+        blocking=False,
+    )
+
+
+def _registry_checks(project: Project) -> list[Check]:
+    checks: list[Check] = []
     checks.append(
         Check(
             name="AIM registry",
@@ -84,6 +90,11 @@ def run_checks(project: Project) -> list[Check]:
                 detail=f"{len(project.rules.capabilities)} capabilities routed",
             )
         )
+    return checks
+
+
+def _tool_checks(project: Project) -> list[Check]:
+    checks: list[Check] = []
     report = project.detect()
     ai = sorted(
         t

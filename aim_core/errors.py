@@ -16,6 +16,14 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
+class Interrupted(Exception):
+    """A run was asked to stop (Ctrl-C or SIGTERM, or :meth:`Runner.request_stop`).
+
+    Not an :class:`AimError`: the run ends with exit code 130 after restoring
+    its files and recording the attempt as ``interrupted``.
+    """
+
+
 class AimError(Exception):
     """Base class of every error aim reports to a user.
 

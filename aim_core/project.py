@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aim_core.config import Settings, load_settings
 from aim_core.context import AimContext
 from aim_core.registry import KNOWN_CAPABILITIES, Rules, find_root, load_rules, locate_registry
+
+if TYPE_CHECKING:
+    from aim_core.audit.emit import AuditEmitter
 
 
 class Project:
@@ -33,6 +36,7 @@ class Project:
         self._rules: Rules | None = None
         self._plugins = None
         self._detection = None
+        self._audit: AuditEmitter | None = None
 
     @classmethod
     def open(
@@ -74,6 +78,15 @@ class Project:
         return project
 
     @property
+    def audit(self) -> AuditEmitter:
+        """The audit emitter of this project (JSONL log, then the ``audit_sink`` plugins)."""
+        if self._audit is None:
+            from aim_core.audit.emit import AuditEmitter
+
+            self._audit = AuditEmitter(self)
+        return self._audit
+
+    @property
     def has_registry(self) -> bool:
         """Whether ``aim init`` has created the registry."""
         return self.registry.is_dir()
@@ -95,22 +108,7 @@ class Project:
         return self._plugins
 
     def use_plugins(self, plugins: Any) -> None:
-        """Work with an already loaded plugin manager (tests, embedding programs);
-        the core's JSONL audit sink for this registry is added to it."""
-        from aim_core.audit.emit import JSONL_PLUGIN
-
-        if JSONL_PLUGIN not in plugins.infos:
-            from aim_core.audit.jsonl import JsonlAuditLog, audit_key
-            from aim_core.default_plugins.audit_jsonl import JsonlAuditSink
-            from aim_core.log import logger
-            from aim_core.registry import AUDIT_DIRNAME
-
-            log = JsonlAuditLog(
-                self.registry / AUDIT_DIRNAME,
-                key=audit_key(self.environ),
-                on_warning=logger.warning,
-            )
-            plugins.register(JsonlAuditSink(log), JSONL_PLUGIN, status="essential")
+        """Work with an already loaded plugin manager (tests, embedding programs)."""
         self._plugins = plugins
         self._detection = None
 

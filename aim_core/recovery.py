@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aim_core.registry import RUNS_DIRNAME
+from aim_core.paths import RUNS_DIRNAME
 
 if TYPE_CHECKING:
     from aim_core.project import Project
@@ -43,7 +43,7 @@ def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
 def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
     """Restore every dead run of this registry; return what was done, one dict per run."""
     from aim_core.runlocks import RunTable
-    from aim_core.workspace import Snapshot
+    from aim_core.snapshot import Snapshot
 
     runs_dir = project.registry / RUNS_DIRNAME
     if not (runs_dir / "active").is_dir():
@@ -57,7 +57,7 @@ def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
         snap_dir = Path(entry["snapshot"]) if entry.get("snapshot") else None
         if entry.get("state") == "attempting" and snap_dir is not None and snap_dir.is_dir():
             snapshot = Snapshot.load(project.root, snap_dir)
-            from aim_core.workspace import Scope
+            from aim_core.scope import Scope
 
             restored = snapshot.restore(scope=Scope(project.root, entry.get("scope", [])))
             _audit_interrupted(project, entry, restored, killed)
@@ -75,7 +75,6 @@ def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
 def _audit_interrupted(
     project: Project, entry: dict[str, Any], restored: list[str], killed: bool
 ) -> None:
-    from aim_core.audit.emit import emit, sync_head
     from aim_core.audit.records import build_record
 
     message = (
@@ -95,5 +94,5 @@ def _audit_interrupted(
         failure="interrupted",
         extra_content={"restored": sorted(restored), "stopped_tool": killed},
     )
-    emit(project, record)
-    sync_head(project)
+    project.audit.emit(record)
+    project.audit.sync_head()

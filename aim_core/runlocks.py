@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from aim_core.errors import Interrupted
 from aim_core.locks import FileLock, is_free
-from aim_core.workspace import Scope
+from aim_core.scope import Scope
 
 ACTIVE = "active"
 RECENT = "recent"  # entries of runs that ended lately: their changes are theirs, not ours
@@ -120,8 +121,6 @@ class RunTable:
                 waited_for = blocker["run_id"]
             if stop is not None and stop.wait(poll_s):
                 lock.release()
-                from aim_core.runner import Interrupted
-
                 raise Interrupted()
             if stop is None:
                 time.sleep(poll_s)

@@ -142,8 +142,8 @@ def plugin_files(plugins) -> list[str]:
 
 def save_snapshot(project: Project, outputs: dict[str, str]) -> None:
     """Let the next ``aim status`` print ``outputs`` without loading anything, for as
-    long as nothing they depend on changes (:mod:`aim_core.fastpath`)."""
-    from aim_core import fastpath
+    long as nothing they depend on changes (:mod:`aim_core.status_snapshot`)."""
+    from aim_core import status_snapshot
 
     if project._detection is None:
         return
@@ -155,10 +155,12 @@ def save_snapshot(project: Project, outputs: dict[str, str]) -> None:
         "valid_until": report.valid_until,
         "env_patterns": report.env_patterns,
     }
-    stamps = fastpath.stamps_for(
+    stamps = status_snapshot.stamps_for(
         project.root, project.registry, project.settings.source, project.environ, detection
     )
-    fastpath.save(project.root, project.environ, stamps, outputs, list(project.settings.warnings))
+    status_snapshot.save(
+        project.root, project.environ, stamps, outputs, list(project.settings.warnings)
+    )
 
 
 def command(project: Project, *, refresh: bool = False, as_json: bool = False) -> str:

@@ -148,7 +148,7 @@ class AimProject:
     @property
     def registry(self) -> Path:
         """``aim/.AIM_ai-tools-registry`` of this repository."""
-        from aim_core.registry import REGISTRY_RELPATH
+        from aim_core.paths import REGISTRY_RELPATH
 
         return self.root / REGISTRY_RELPATH
 
@@ -181,7 +181,7 @@ class AimProject:
 
     def audit_records(self) -> list[dict[str, Any]]:
         """Every record of the JSONL audit log (``AIM_audit/*/audit.jsonl``), oldest first."""
-        from aim_core.registry import AUDIT_DIRNAME
+        from aim_core.paths import AUDIT_DIRNAME
 
         out: list[dict[str, Any]] = []
         for day in sorted((self.registry / AUDIT_DIRNAME).glob("*/audit.jsonl")):
@@ -239,7 +239,7 @@ class AimProject:
         Its ``changes()`` reports what changed anywhere in the project (outside
         ``.git`` and ``aim/``) since this call, as the core measures an attempt.
         """
-        from aim_core.workspace import tree_measurer
+        from aim_core.snapshot import tree_measurer
 
         return self.open().context(
             deadline=time.monotonic() + timeout_s,
@@ -252,12 +252,22 @@ class AimProject:
     ) -> RunResult:
         """Run one workstream in this process (``aim_core.run_workstream``), with
         ``plugins`` (e.g. ``aim_plugin_manager``) or the plugins ``aim`` would load."""
-        from aim_core.runner import run_workstream
+        from aim_core.runner import Runner
+        from aim_core.workstream import load_workstream
 
         project = self.open()
         project.use_plugins(plugins if plugins is not None else self.plugins())
         path = Path(workstream)
-        return run_workstream(path if path.is_absolute() else self.root / path, project=project)
+        loaded = load_workstream(
+            path if path.is_absolute() else self.root / path,
+            root=project.root,
+            known_capabilities=project.known_capabilities(),
+        )
+        runner = Runner(project)
+        try:
+            return runner.run(loaded.workstream, source=loaded.display)
+        finally:
+            runner.close()
 
 
 def init_project(
@@ -272,8 +282,7 @@ def init_project(
     """``aim init`` in ``root`` (the real scaffold), then the overrides."""
     import yaml
 
-    from aim_core.config import CONFIG_RELPATH
-    from aim_core.registry import RULES_RELPATH
+    from aim_core.paths import CONFIG_RELPATH, RULES_RELPATH
     from aim_core.scaffold import init_project as scaffold_init
 
     root.mkdir(parents=True, exist_ok=True)
