@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
 from contextvars import ContextVar
+from typing import Any
 
 logger = logging.getLogger("aim")
 logger.addHandler(logging.NullHandler())

@@ -399,7 +399,7 @@ def test_aim_core_has_no_import_cycle():
         state[node] = 1
         for nxt in sorted(graph[node]):
             if state.get(nxt) == 1:
-                cycle.extend(stack[stack.index(nxt) :] + [nxt])
+                cycle.extend([*stack[stack.index(nxt) :], nxt])
                 return True
             if nxt not in state and dfs(nxt, [*stack, nxt]):
                 return True

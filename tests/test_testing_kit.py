@@ -121,9 +121,7 @@ def test_plugins_loads_only_the_plugins_named(aim_project):
     listed = aim_project(plugins=["ruff"]).run("plugins", "--json").json()
     status = {p["name"]: p["status"] for p in listed}
     assert status["ruff"] == "loaded"
-    assert {
-        s for n, s in status.items() if n not in ("ruff", "aim.security")
-    } <= {"blocked"}
+    assert {s for n, s in status.items() if n not in ("ruff", "aim.security")} <= {"blocked"}
     only_builtins = aim_project(plugins=[]).run("plugins", "--json").json()
     assert {p["status"] for p in only_builtins} <= {"essential", "blocked"}
 
