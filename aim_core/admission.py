@@ -6,7 +6,7 @@ to the audit record."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aim_core.errors import SecurityError
 from aim_core.models import Failure, Invocation, Problem
@@ -28,7 +28,7 @@ def workstream_problems(
     that fails refuses the workstream; a third-party check that fails is reported and
     skipped."""
     plugins = project.plugins
-    args = {"tool_id": None, "capability": capability, "payload": request}
+    args: dict[str, Any] = {"tool_id": None, "capability": capability, "payload": request}
     args["context"] = project.context()
     out: list[Problem] = []
     for outcome in plugins.call_each("validate_payload", args, timeout_s=CHECK_TIMEOUT_S):

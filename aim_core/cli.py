@@ -8,12 +8,16 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aim_core._version import __version__
 from aim_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AimError
+
+if TYPE_CHECKING:
+    from aim_core.project import Project
+    from aim_core.workstream import FileVerdict
 
 ISSUES_URL = "https://github.com/aim-dev/aim/issues"
 
@@ -26,7 +30,7 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def common_options(f: Callable) -> Callable:
+def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The global options, accepted before or after the subcommand."""
     options = [
         click.option(
@@ -87,7 +91,7 @@ def _meta(name: str) -> Any:
 _OPENED: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("aim_opened_projects")
 
 
-def open_project(*, recover: bool = True):
+def open_project(*, recover: bool = True) -> Project:
     """The :class:`~aim_core.project.Project` of the current directory, with the global
     options; first restores what a killed run left (unless ``recover`` is false)."""
     from aim_core.log import configure
@@ -283,7 +287,7 @@ def validate(paths: tuple[Path, ...], strict: bool) -> int:
     return EXIT_USAGE if bad else 0
 
 
-def _with_security(project, verdict):
+def _with_security(project: Project, verdict: FileVerdict) -> FileVerdict:
     """Add the plugins' objections to the workstream as a whole -- the core's security
     rules (paths, size, credentials) among them -- to a valid file's verdict."""
     if verdict.workstream is None or verdict.errors:
@@ -358,7 +362,7 @@ def route(capability: str, workstream_tool: str | None, as_json: bool) -> int:
         if c.usable:
             state = "would run" if c is first else "ready (fallback)"
         else:
-            state = f"skip ({c.skip.value}): {c.reason}"
+            state = f"skip ({c.skip}): {c.reason}"
         click.echo(f"  {n}. {c.tool_id:<14} {c.role:<16} {state}")
     if first is None and cands:
         click.echo(
@@ -492,13 +496,13 @@ def audit() -> None:
     """Read, verify, prune and report on the audit log (AIM_audit/*/audit.jsonl)."""
 
 
-def _audit_dir(project):
+def _audit_dir(project: Project) -> Path:
     from aim_core.paths import AUDIT_DIRNAME
 
     return project.registry / AUDIT_DIRNAME
 
 
-def _filter(**kw):
+def _filter(**kw: Any) -> Any:
     from aim_core.audit.query import Filter, parse_when
 
     since, until = kw.pop("since"), kw.pop("until")
@@ -528,7 +532,17 @@ def _filter(**kw):
     help="table: one record per line ending in success=true|false; json: JSON Lines (for jq).",
 )
 @common_options
-def audit_query(*, capability, tool, since, until, failed, workstream, run_id, fmt) -> int:
+def audit_query(
+    *,
+    capability: str | None,
+    tool: str | None,
+    since: str | None,
+    until: str | None,
+    failed: bool,
+    workstream: str | None,
+    run_id: str | None,
+    fmt: str,
+) -> int:
     """Print audit records, oldest first; only the day files in range are read."""
     from aim_core.audit.query import write_query
 
@@ -542,7 +556,7 @@ def audit_query(*, capability, tool, since, until, failed, workstream, run_id, f
         workstream=workstream,
         run=run_id,
     )
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     try:
         write_query(_audit_dir(project), flt, fmt, out)
         out.flush()
@@ -579,7 +593,12 @@ def audit_verify(head: str | None) -> int:
         return 0
     bad = sum(f.fatal for f in v.findings)
     click.echo(f"{_mark(False)} audit verification failed: {bad} problem(s) in {v.records} records")
-    return 4
+    from aim_core.errors import AuditIntegrityError
+
+    raise AuditIntegrityError(
+        f"the audit log in {_audit_dir(project)} failed verification ({bad} problem(s), "
+        "listed above); find out who changed it before trusting its figures"
+    )
 
 
 @audit.command("prune")

@@ -106,7 +106,7 @@ def _path_dirs(path_value: str) -> dict[str, int | None]:
     return dirs
 
 
-def _patterns(answers: list[ToolDetection] | list[dict]) -> list[str]:
+def _patterns(answers: list[ToolDetection] | list[dict[str, Any]]) -> list[str]:
     out: set[str] = set()
     for a in answers:
         out.update(
@@ -180,8 +180,9 @@ class DetectionCache:
             return None
         checked = entry.get("checked_at", 0)
         age = now - checked
-        answers = [_from_json(a) for a in entry.get("answers", [])]
-        if any(a is None for a in answers) or age < 0 or age > ttl_s:
+        parsed = [_from_json(a) for a in entry.get("answers", [])]
+        answers = [a for a in parsed if a is not None]
+        if len(answers) != len(parsed) or age < 0 or age > ttl_s:
             return None
         if any(a.installed and a.ready is False for a in answers) and age > readiness_ttl_s:
             return None
@@ -197,7 +198,7 @@ class DetectionCache:
             path_value
         ):
             return None
-        return answers, checked  # type: ignore[return-value]
+        return answers, checked
 
     def put(
         self,
@@ -316,7 +317,7 @@ def _ask(
         "detect_tool", {"context": context}, timeout_s=timeout_s, parallel=True, plugins=names
     )
     for outcome in outcomes:
-        got = _normalise(outcome.value) if outcome.ok else outcome.error
+        got = _normalise(outcome.value) if outcome.ok else (outcome.error or "failed")
         if isinstance(got, str):
             report.failed[outcome.plugin] = got
             plugins.mark_broken(outcome.plugin, got)

@@ -73,13 +73,8 @@ class SecurityError(AimError):
     """A workstream breaks a security rule; nothing was run."""
 
 
-class NoToolAvailable(AimError):
-    """No candidate tool for a capability is installed and ready."""
-
-    exit_code = EXIT_NO_TOOL
-
-
 class AuditIntegrityError(AimError):
-    """The audit log failed verification."""
+    """The audit log failed verification (``aim audit verify``), or an append found
+    the log behind its recorded head: exit code 4."""
 
     exit_code = EXIT_AUDIT

@@ -165,7 +165,7 @@ def entry_points_of_group() -> list[EntryPoint]:
     return found
 
 
-def attrs_astuple(ep: EntryPoint) -> list:
+def attrs_astuple(ep: EntryPoint) -> list[str | None]:
     return [ep.name, ep.value, ep.distribution, ep.version]
 
 

@@ -17,6 +17,8 @@ from aim_core.registry import KNOWN_CAPABILITIES, Rules, find_root, load_rules, 
 
 if TYPE_CHECKING:
     from aim_core.audit.emit import AuditEmitter
+    from aim_core.detection import DetectionReport
+    from aim_core.plugins import AimPlugins
 
 
 class Project:
@@ -34,8 +36,8 @@ class Project:
         self.registry = registry
         self.environ = environ
         self._rules: Rules | None = None
-        self._plugins = None
-        self._detection = None
+        self._plugins: AimPlugins | None = None
+        self._detection: DetectionReport | None = None
         self._audit: AuditEmitter | None = None
 
     @classmethod
@@ -99,12 +101,13 @@ class Project:
         return self._rules
 
     @property
-    def plugins(self):
+    def plugins(self) -> AimPlugins:
         """The loaded plugins (:class:`aim_core.plugins.AimPlugins`)."""
         if self._plugins is None:
             from aim_core.plugins import AimPlugins
 
             self.use_plugins(AimPlugins.load(environ=self.environ))
+        assert self._plugins is not None
         return self._plugins
 
     def use_plugins(self, plugins: Any) -> None:
@@ -127,7 +130,7 @@ class Project:
             **kw,
         )
 
-    def detect(self, *, refresh: bool = False, only: set[str] | None = None):
+    def detect(self, *, refresh: bool = False, only: set[str] | None = None) -> DetectionReport:
         """Detect the tools (cached; see :mod:`aim_core.detection`)."""
         if self._detection is not None and not refresh and only is None:
             return self._detection

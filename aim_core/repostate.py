@@ -15,6 +15,7 @@ import stat
 import subprocess
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from aim_core.scope import Scope, _rel
 from aim_core.security import forbidden_match
@@ -24,7 +25,7 @@ COPY_LIMIT_BYTES = 1024 * 1024  # per file outside the scope (non-git / dirty fi
 COPY_BUDGET_BYTES = 32 * 1024 * 1024  # in total per attempt
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess | None:
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
     try:
         return subprocess.run(
             ["git", "-C", str(root), *args],
@@ -71,10 +72,10 @@ class RepoState:
                 self.prefix = "" if rel == "." else rel + "/"
             except ValueError:
                 self.top = None
-        self.stamps: dict[str, tuple | None] = {}
+        self.stamps: dict[str, tuple[int, int, int] | None] = {}
         self.codes: dict[str, str] = {}  # git status before the attempt
         self.after_codes: dict[str, str] = {}  # and after it
-        self.git_meta: dict[str, object] = {}
+        self.git_meta: dict[str, Any] = {}
 
     def _excluded(self, rel: str) -> bool:
         return any(rel == e or rel.startswith(e + "/") for e in self.exclude)
@@ -126,7 +127,7 @@ class RepoState:
             r = _git(self.root, "rev-parse", "-q", "--verify", "HEAD")  # worktrees and the like
             return r.stdout.strip().decode() if r is not None and r.returncode == 0 else None
 
-    def _meta(self) -> dict[str, object]:
+    def _meta(self) -> dict[str, Any]:
         if self.top is None:
             return {}
         gitdir = self.top / ".git"
@@ -137,8 +138,8 @@ class RepoState:
             "hooks": sorted(p.name for p in hooks.iterdir()) if hooks.is_dir() else [],
         }
 
-    def _walk(self) -> dict[str, tuple | None]:
-        out = {}
+    def _walk(self) -> dict[str, tuple[int, int, int] | None]:
+        out: dict[str, tuple[int, int, int] | None] = {}
         stack = [self.root]
         while stack:
             d = stack.pop()

@@ -70,7 +70,7 @@ class RunTable:
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry, each with ``"alive"`` telling whether its run still holds its lock."""
-        out = []
+        out: list[dict[str, Any]] = []
         if not self.active.is_dir():
             return out
         for p in sorted(self.active.glob("*.json")):

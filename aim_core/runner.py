@@ -63,7 +63,7 @@ class Runner:
         project: Project,
         *,
         cooldowns: Cooldowns | None = None,
-        on_event: Callable[[str | None, str, dict[str, Any]], None] | None = None,
+        on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
     ):
         self.project = project
         self.cooldowns = cooldowns or Cooldowns()
@@ -367,7 +367,9 @@ def run_workstream(
         from aim_core.workstream import load_workstream
 
         loaded = load_workstream(
-            path_or_workstream, root=project.root, known_capabilities=project.known_capabilities()
+            Path(path_or_workstream),
+            root=project.root,
+            known_capabilities=project.known_capabilities(),
         )
         for warning in loaded.warnings:
             log.warning(warning)

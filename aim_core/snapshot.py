@@ -17,6 +17,7 @@ import shutil
 import stat
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from attrs import define, field
 
@@ -55,7 +56,7 @@ class Snapshot:
     def __init__(self, root: Path, directory: Path):
         self.root = root
         self.dir = directory
-        self.entries: dict[str, dict] = {}  # rel -> {"exists", "mode", "digest", "blob"}
+        self.entries: dict[str, dict[str, Any]] = {}  # rel -> {"exists", "mode", "digest", "blob"}
         self.created_dirs: list[str] = []
 
     @classmethod
@@ -175,7 +176,7 @@ class Snapshot:
                 (self.root / d).rmdir()
         return restored
 
-    def _same(self, path: Path, e: dict) -> bool:
+    def _same(self, path: Path, e: dict[str, Any]) -> bool:
         if "link" in e:
             return path.is_symlink() and os.readlink(path) == e["link"]
         return (

@@ -22,7 +22,7 @@ def collect(project: Project, *, refresh: bool = False) -> dict[str, Any]:
     plugins = project.plugins
     order = list(rules.tool_ids())
     order += [t for t in report.tools if t not in order]
-    tools = []
+    tools: list[dict[str, Any]] = []
     for tool_id in order:
         state = report.tools.get(tool_id)
         if state is None:
@@ -127,7 +127,7 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plugin_files(plugins) -> list[str]:
+def plugin_files(plugins: Any) -> list[str]:
     """The source files of the loaded plugins (modules, or the modules of plugin objects)."""
     import sys
 

@@ -72,7 +72,7 @@ class AuditEmitter:
                 continue
             outcome = plugins.call("audit_sink", name, {"record": sealed}, timeout_s=SINK_TIMEOUT_S)
             self._report(name, outcome)
-        return sealed
+        return sealed  # type: ignore[no-any-return]
 
     def _report(self, name: str, outcome: object) -> None:
         error = getattr(outcome, "error", None)

@@ -98,7 +98,8 @@ class AimResult:
             raise ValueError(f"stream must be 'stdout', 'stderr' or 'both', not {stream!r}")
         if stream == "both":
             return [*self.outlines, *self.errlines]
-        return getattr(self, stream).splitlines()
+        text: str = getattr(self, stream)
+        return text.splitlines()
 
     def fnmatch_lines(
         self, patterns: Sequence[str], *, stream: str = "stdout", consecutive: bool = False
@@ -241,11 +242,12 @@ class AimProject:
         """
         from aim_core.snapshot import tree_measurer
 
-        return self.open().context(
+        context: AimContext = self.open().context(
             deadline=time.monotonic() + timeout_s,
             tool_id=tool_id,
             measure=tree_measurer(self.root, exclude=[".git", "aim"]),
         )
+        return context
 
     def run_workstream(
         self, workstream: str | os.PathLike[str], *, plugins: AimPlugins | None = None

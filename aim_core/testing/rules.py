@@ -105,11 +105,11 @@ _watching: list[str] | None = None
 _hook_installed = False
 
 
-def _spawn_watcher(event: str, args: tuple) -> None:
+def _spawn_watcher(event: str, args: tuple[Any, ...]) -> None:
     found = _watching
     if found is None or event not in _SPAWN_EVENTS:
         return
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     origin = None
     while frame is not None:
         code = frame.f_code
