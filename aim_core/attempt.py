@@ -9,7 +9,9 @@ went wrong travels as typed values (:class:`~aim_core.models.Failure`, paths,
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,7 @@ from aim_core.errors import Interrupted
 from aim_core.models import Failure, FileChanges, Invocation, InvocationResult, Usage
 from aim_core.paths import AUDIT_DIRNAME, RUNS_DIRNAME
 from aim_core.scope import Scope
+from aim_core.treestate import WorkspaceRefused
 from aim_core.workspace import InPlaceWorkspace, Workspace
 
 if TYPE_CHECKING:
@@ -137,8 +140,21 @@ class Attempt:
     # ----------------------------------------------------------------- the flow
 
     def execute(self) -> AttemptOutcome:
-        """Do the attempt and record it; raise :class:`Interrupted` when stopped."""
-        workspace = self._open_workspace()
+        """Do the attempt and record it; raise :class:`Interrupted` when stopped, and
+        :class:`~aim_core.treestate.WorkspaceRefused` (recorded) when aim could not
+        undo what the tool might change."""
+        try:
+            workspace = self._open_workspace()
+        except WorkspaceRefused as e:
+            self.run.record(
+                tool_id=self.tool_id,
+                payload=self.payload,
+                message=f"Refused before {self.tool_id} ran: {e.message}",
+                attempt=self.number,
+                failure=Failure.INVALID_PAYLOAD,
+                capability=self.capability,
+            )
+            raise
         began = time.monotonic()
         try:
             try:
@@ -158,17 +174,22 @@ class Attempt:
     def _open_workspace(self) -> Workspace:
         project, run = self.run.project, self.run
         scope = Scope(project.root, run.ws.writable_files())
-        snap_dir = project.registry / RUNS_DIRNAME / run.run_id / f"attempt-{len(run.attempts) + 1}"
+        snap_dir = project.runs_state / run.run_id / f"attempt-{len(run.attempts) + 1}"
+        shutil.rmtree(snap_dir, ignore_errors=True)
         registry_rel = _relative(project.registry, project.root)
         exclude = [f"{registry_rel}/{AUDIT_DIRNAME}", f"{registry_rel}/{RUNS_DIRNAME}"]
-        exclude += list(self.detection.scratch_paths)
-        workspace = InPlaceWorkspace(
-            project.root,
-            scope,
-            snap_dir,
-            exclude=exclude,
-            forbidden=project.rules.security.get("forbidden_paths", ()),
-        )
+        try:
+            workspace = InPlaceWorkspace(
+                project.root,
+                scope,
+                snap_dir,
+                exclude=exclude,
+                forbidden=project.rules.security.get("forbidden_paths", ()),
+                scratch=self.detection.scratch_paths,
+            )
+        except BaseException:
+            shutil.rmtree(snap_dir, ignore_errors=True)
+            raise
         if run.active is not None:
             run.active.update(
                 snapshot=str(snap_dir),
@@ -198,9 +219,13 @@ class Attempt:
             "payload": self.payload,
             "context": ctx,
         }
-        return self.run.project.plugins.call(
-            "invoke_capability", self.plugin, args, timeout_s=timeout_s + PLUGIN_GRACE_S
-        )
+        plugins = self.run.project.plugins
+        with contextlib.ExitStack() as stack:
+            if self.run.active is not None:
+                stack.enter_context(self.run.active.heartbeat())
+            return plugins.call(
+                "invoke_capability", self.plugin, args, timeout_s=timeout_s + PLUGIN_GRACE_S
+            )
 
     def _conclude(self, workspace: Workspace, call: CallOutcome, began: float) -> AttemptOutcome:
         duration = time.monotonic() - began

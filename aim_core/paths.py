@@ -50,6 +50,27 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(cache_dir_str(os.environ if environ is None else environ))
 
 
+def state_dir_str(root: str, env: Mapping[str, str]) -> str:
+    """:func:`state_dir` as a string (no ``pathlib`` import)."""
+    import zlib
+
+    real = os.path.realpath(root)
+    data = real.encode("utf-8", "surrogateescape")
+    key = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.basename(real))
+    return os.path.join(cache_dir_str(env), "repos", f"{name[:40]}-{key}")
+
+
+def state_dir(root: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Path:
+    """aim's machine-local state for the repository at ``root``, outside it: the lock
+    table of live runs and the snapshots of attempts in progress (``runs/``). A tool
+    working in the repository never writes there by accident, and nothing in the
+    repository decides what aim checks."""
+    from pathlib import Path
+
+    return Path(state_dir_str(os.fspath(root), os.environ if environ is None else environ))
+
+
 def find_root_str(start: str) -> str:
     """:func:`find_root` on strings (no ``pathlib`` import)."""
     start = os.path.realpath(start)

@@ -73,7 +73,7 @@ class Project:
         project = cls.open(config_path=config_path, registry=registry, actor=actor)
         for warning in project.settings.warnings:
             logger.warning(warning)
-        if recover and (project.registry / "AIM_runs" / "active").is_dir():
+        if recover and (project.runs_state / "active").is_dir():
             from aim_core.recovery import recover_dead_runs
 
             recover_dead_runs(project)
@@ -87,6 +87,18 @@ class Project:
 
             self._audit = AuditEmitter(self)
         return self._audit
+
+    @property
+    def state_dir(self) -> Path:
+        """This repository's machine-local state (:func:`aim_core.paths.state_dir`)."""
+        from aim_core.paths import state_dir
+
+        return state_dir(self.root, self.environ)
+
+    @property
+    def runs_state(self) -> Path:
+        """The lock table and the snapshots of attempts in progress (machine-local)."""
+        return self.state_dir / "runs"
 
     @property
     def has_registry(self) -> bool:

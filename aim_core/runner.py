@@ -119,7 +119,7 @@ class Runner:
                 self._live.discard(run)
             if run.active is not None:
                 run.active.release()
-            _tidy(project.registry / RUNS_DIRNAME / run.run_id)
+            _tidy(project.runs_state / run.run_id)
             project.audit.sync_head()
         run.runlog.write(f"run {run.run_id}: exit {result.exit_code}: {result.message}")
         run.on_event("done", {"success": result.success, "exit_code": result.exit_code})
@@ -203,7 +203,7 @@ class Runner:
                 "which works on the same files"
             )
 
-        table = RunTable(self.project.registry / RUNS_DIRNAME)
+        table = RunTable(self.project.runs_state)
         run.active = table.join(
             run.run_id,
             self.project.root,

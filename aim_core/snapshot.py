@@ -22,7 +22,7 @@ from typing import Any
 from attrs import define, field
 
 from aim_core.models import FileChanges
-from aim_core.scope import Scope, _rel
+from aim_core.scope import Scope, _rel, linked_parent, make_real_parents
 
 MANIFEST = "manifest.json"
 
@@ -135,29 +135,41 @@ class Snapshot:
                     out.created.append(rel)
         return out
 
-    def restore(self, only: Iterable[str] | None = None, scope: Scope | None = None) -> list[str]:
-        """Put the files back exactly as they were (deleted ones back, new ones gone)."""
-        wanted = None if only is None else set(only)
+    def restore(
+        self,
+        only: Iterable[str] | None = None,
+        scope: Scope | None = None,
+        keep: Iterable[str] = (),
+    ) -> list[str]:
+        """Put the files back exactly as they were (deleted ones back, new ones gone),
+        except those of ``keep`` (changed by someone else since).
+
+        Links are never followed: a directory of the scope that became a link is
+        replaced by a directory again before anything is written under it.
+        """
+        kept = set(keep)
+        wanted = None if only is None else set(only) - kept
         restored = []
+        if scope is not None and wanted is None:
+            for rel in scope.existing():
+                if rel in kept:
+                    continue
+                if rel not in self.entries and not linked_parent(self.root, rel):
+                    _remove(self.root / rel)
+                    restored.append(rel)
         for rel, e in self.entries.items():
-            if wanted is not None and rel not in wanted:
+            if (wanted is not None and rel not in wanted) or rel in kept:
                 continue
             path = self.root / rel
             if not e["exists"]:
-                if path.is_symlink() or path.is_file():
-                    path.unlink()
-                    restored.append(rel)
-                elif path.is_dir():
-                    shutil.rmtree(path)
+                if not linked_parent(self.root, rel) and _present(path):
+                    _remove(path)
                     restored.append(rel)
                 continue
-            if self._same(path, e):
+            if not linked_parent(self.root, rel) and self._same(path, e):
                 continue
-            if path.is_symlink() or path.is_file():
-                path.unlink()
-            elif path.is_dir():
-                shutil.rmtree(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_real_parents(self.root, rel)
+            _remove(path)
             if "link" in e:
                 os.symlink(e["link"], path)
             else:
@@ -166,14 +178,10 @@ class Snapshot:
                 os.chmod(tmp, e["mode"])
                 os.replace(tmp, path)
             restored.append(rel)
-        if scope is not None and wanted is None:
-            for rel in scope.existing():
-                if rel not in self.entries:
-                    (self.root / rel).unlink()
-                    restored.append(rel)
         for d in sorted(self.created_dirs, key=len, reverse=True):
-            with contextlib.suppress(OSError):
-                (self.root / d).rmdir()
+            if not linked_parent(self.root, d + "/x"):
+                with contextlib.suppress(OSError):
+                    (self.root / d).rmdir()
         return restored
 
     def _same(self, path: Path, e: dict[str, Any]) -> bool:
@@ -222,3 +230,16 @@ def tree_measurer(root: Path, exclude: Sequence[str] = (".git",)) -> Callable[[]
         )
 
     return measure
+
+
+def _present(path: Path) -> bool:
+    return path.is_symlink() or path.exists()
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, link or special file (a link itself, never what it points to), or
+    a directory tree (links inside it are removed, not followed)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)

@@ -21,7 +21,7 @@ import sys
 import time
 import zlib
 
-from aim_core.paths import CONFIG_RELPATH, cache_dir_str, find_root_str
+from aim_core.paths import CONFIG_RELPATH, cache_dir_str, find_root_str, state_dir_str
 
 TYPE_CHECKING = False  # typing costs ~9 ms to import; this module must start fast
 if TYPE_CHECKING:
@@ -148,7 +148,8 @@ def _still_valid(root: str, stamps: dict[str, Any], environ: Mapping[str, str]) 
         return False
     try:
         if any(
-            n.endswith(".json") for n in os.listdir(os.path.join(registry, "AIM_runs", "active"))
+            n.endswith(".json")
+            for n in os.listdir(os.path.join(state_dir_str(root, environ), "runs", "active"))
         ):
             return False  # a run is live or died: the full command looks after it
     except OSError:

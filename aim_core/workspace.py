@@ -14,10 +14,12 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from attrs import frozen
+
 from aim_core.models import FileChanges
-from aim_core.repostate import RepoState
 from aim_core.scope import Scope
 from aim_core.snapshot import Snapshot
+from aim_core.treestate import TreeState
 
 
 class Workspace(Protocol):
@@ -52,9 +54,12 @@ class InPlaceWorkspace:
 
     :param root: the repository root.
     :param scope: the paths the tool may change.
-    :param snapshot_dir: an empty directory for the snapshot (``AIM_runs/<run>/attempt-N``).
-    :param exclude: repository paths never compared (aim's own files, the tool's caches).
+    :param snapshot_dir: an empty directory, outside the repository, for the snapshot
+        and the copies (the machine-local ``runs/<run>/attempt-N``).
+    :param exclude: repository paths never walked (aim's own audit and run files).
     :param forbidden: the security rules' forbidden path patterns.
+    :param scratch: paths the tool may change outside the scope (its caches).
+    :raises WorkspaceRefused: when what the tool might change could not be undone.
     """
 
     def __init__(
@@ -65,13 +70,16 @@ class InPlaceWorkspace:
         *,
         exclude: Sequence[str] = (),
         forbidden: Sequence[str] = (),
+        scratch: Sequence[str] = (),
     ):
         self.root = root
         self.scope = scope
         self.snapshot_dir = snapshot_dir
         self.snapshot = Snapshot.take(root, snapshot_dir, scope.existing() + list(scope.files))
-        self.state = RepoState(root, exclude, forbidden)
-        self.state.take(self.snapshot, scope)
+        self.state = TreeState(
+            root, snapshot_dir / "tree", exclude=exclude, forbidden=forbidden, scratch=scratch
+        )
+        self.state.take(scope)
 
     def changes(self) -> FileChanges:
         """See :meth:`Workspace.changes`."""
@@ -88,7 +96,7 @@ class InPlaceWorkspace:
 
     def revert_outside(self, paths: Sequence[str]) -> tuple[list[str], list[str]]:
         """See :meth:`Workspace.revert_outside`."""
-        return self.state.revert(paths, self.snapshot)
+        return self.state.revert(paths)
 
     def restore(self) -> list[str]:
         """See :meth:`Workspace.restore`."""
@@ -100,3 +108,45 @@ class InPlaceWorkspace:
     def discard(self) -> None:
         """See :meth:`Workspace.discard`."""
         self.snapshot.discard()
+
+
+@frozen(kw_only=True)
+class Recovered:
+    """What recovering a killed attempt did: ``restored`` paths in scope put back,
+    ``reverted`` paths outside it undone, ``left`` paths changed after the run died
+    (someone else's: not touched), ``stuck`` paths that could not be undone."""
+
+    restored: tuple[str, ...] = ()
+    reverted: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+    stuck: tuple[str, ...] = ()
+
+
+def recover_attempt(root: Path, snapshot_dir: Path, scope: Scope, cutoff: float) -> Recovered:
+    """Undo what a killed attempt left, as its own failure would have: the scope
+    restored, changes outside it reverted, git's state put back -- except what changed
+    after ``cutoff`` (wall time the attempt was last known alive), which is left as is.
+    Links are never followed."""
+    snapshot = Snapshot.load(root, snapshot_dir)
+    tree = TreeState.load(snapshot_dir / "tree")
+    outside = tree.changed(scope)
+    late_outside = [p for p in outside if _changed_after(tree.label_path(p), cutoff)]
+    reverted, stuck = tree.revert([p for p in outside if p not in late_outside])
+    inside = snapshot.changes(scope).all()
+    late_inside = [p for p in inside if _changed_after(root / p, cutoff)]
+    restored = snapshot.restore(scope=scope, keep=late_inside)
+    return Recovered(
+        restored=tuple(sorted(restored)),
+        reverted=tuple(sorted(reverted)),
+        left=tuple(sorted({*late_outside, *late_inside})),
+        stuck=tuple(sorted(stuck)),
+    )
+
+
+def _changed_after(path: Path | None, cutoff: float) -> bool:
+    if path is None:
+        return False
+    try:
+        return path.lstat().st_ctime > cutoff
+    except OSError:
+        return False  # gone: the attempt's doing (nobody else could have removed it unseen)
