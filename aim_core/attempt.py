@@ -22,6 +22,7 @@ from attrs import field, frozen
 
 from aim_core import process
 from aim_core.errors import Interrupted
+from aim_core.gitmeta import GitState
 from aim_core.models import Failure, FileChanges, Invocation, InvocationResult, Usage
 from aim_core.paths import AUDIT_DIRNAME, RUNS_DIRNAME
 from aim_core.scope import Scope
@@ -54,7 +55,9 @@ class AttemptOutcome:
 
     ``changes`` are the files in scope the attempt changed (kept on success,
     restored otherwise); ``outside`` the repository paths outside the scope it
-    changed (always reverted); ``duration_sec`` the wall time of the invocation.
+    changed (always reverted); ``git_restored`` git's own state it changed (HEAD,
+    refs, index, stash: put back, the work kept uncommitted); ``duration_sec`` the
+    wall time of the invocation.
     """
 
     tool_id: str
@@ -65,6 +68,7 @@ class AttemptOutcome:
     duration_sec: float = 0.0
     changes: FileChanges = field(factory=FileChanges)
     outside: tuple[str, ...] = ()
+    git_restored: tuple[str, ...] = ()
     retry_after_s: float | None = None
     usage: Usage | None = None
 
@@ -260,6 +264,10 @@ class Attempt:
         table = run.active.table if run.active is not None else None
         ignore = table.other_scopes(run.run_id, began_wall) if table is not None else []
         outside = workspace.outside(ignore=ignore)
+        git_state = [p for p in outside if p.startswith(".git/") and not GitState.is_security(p)]
+        if git_state:  # a commit, a branch switch, the stash: undone, the work itself kept
+            workspace.revert_outside(git_state)
+            outside = [p for p in outside if p not in git_state]
         failure, message = (None, "") if result.success else (result.failure, result.message)
         if outside:
             failure, message = Failure.OUT_OF_SCOPE, self._outside_message(workspace, outside)
@@ -285,6 +293,7 @@ class Attempt:
             duration_sec=duration,
             changes=changes,
             outside=tuple(outside),
+            git_restored=tuple(git_state),
             retry_after_s=result.retry_after_s,
             usage=result.usage,
         )
@@ -346,6 +355,8 @@ class Attempt:
         extra: dict[str, Any] = {}
         if outcome.outside:
             extra["out_of_scope"] = ["/" + p.lstrip("/") for p in outcome.outside]
+        if outcome.git_restored:
+            extra["git_restored"] = ["/" + p for p in outcome.git_restored]
         self.run.record(
             tool_id=self.tool_id,
             payload=self.payload,

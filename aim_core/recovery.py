@@ -62,15 +62,14 @@ def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
 
 
 def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
-    import time
-
     from aim_core.scope import Scope
     from aim_core.workspace import Recovered, recover_attempt
 
     run_id = entry["run_id"]
     killed = _kill_recorded_tool(entry)
-    # Changes after this moment are someone else's: the tool was last known alive then.
-    cutoff = time.time() if killed else float(entry.get("alive_at") or 0) + CUTOFF_GRACE_S
+    # aim was last known alive then: what changed later is left as it is and named (the
+    # user's edits since, or what an orphaned tool did before it was stopped just now).
+    cutoff = float(entry.get("alive_at") or 0) + CUTOFF_GRACE_S
     outcome = Recovered()
     snap_dir = Path(entry["snapshot"]) if entry.get("snapshot") else None
     if entry.get("state") == "attempting" and snap_dir is not None and snap_dir.is_dir():
