@@ -27,6 +27,7 @@ def run_checks(project: Project) -> list[Check]:
     checks = _python_checks()
     checks.append(_git_check(project))
     checks.append(_write_access(project))
+    checks.append(_workspace_check(project))
     checks += _registry_checks(project)
     checks += _tool_checks(project)
     return checks
@@ -68,6 +69,48 @@ def _git_check(project: Project) -> Check:
         detail=(r.stdout.strip() or r.stderr.strip())
         + ("" if inside else " (this directory is not a git repository)"),
         fix="check the git installation",
+        blocking=False,
+    )
+
+
+def _workspace_check(project: Project) -> Check:
+    """Whether aim can see and undo what a tool changes here (docs/SECURITY.md)."""
+    from aim_core.gitmeta import find_git_dir, read_status
+    from aim_core.treestate import COPY_BUDGET_BYTES
+
+    found = find_git_dir(project.root)
+    if found is None:
+        return Check(
+            name="Workspace",
+            ok=True,
+            detail="not a git repository: every file outside the scope is copied before "
+            f"each attempt (up to {COPY_BUDGET_BYTES >> 20} MB)",
+            blocking=False,
+        )
+    status = read_status(project.root, found[0])
+    if not status.readable:
+        return Check(
+            name="Workspace",
+            ok=False,
+            detail=f"git cannot read this repository ({status.error}): aim copies every "
+            f"file before each attempt and refuses above {COPY_BUDGET_BYTES >> 20} MB",
+            fix=f"git config --global --add safe.directory {project.root}",
+            blocking=False,
+        )
+    size = 0
+    for rel in status.untracked | status.dirty:
+        try:
+            size += (project.root / rel).lstat().st_size
+        except OSError:
+            continue
+    fits = size <= COPY_BUDGET_BYTES
+    return Check(
+        name="Workspace",
+        ok=fits,
+        detail=f"{len(status.untracked)} untracked and {len(status.dirty)} changed files "
+        f"({size >> 20} MB) are copied before each attempt; "
+        f"{len(status.ignored_dirs)} git-ignored folders watched two levels deep",
+        fix="commit, stash or ignore them, or raise AIM_COPY_BUDGET_MB",
         blocking=False,
     )
 

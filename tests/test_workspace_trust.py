@@ -211,6 +211,9 @@ def test_a_repository_git_refuses_to_read_is_still_watched(repo):
     )
     assert refused.exit_code == 2
     assert "safe.directory" in refused.stderr
+    doctor = repo.run("doctor")
+    assert "git cannot read this repository" in doctor.stdout
+    assert "safe.directory" in doctor.stdout
     assert repo.read("a.py") == "a = 1\n"
 
 
