@@ -282,7 +282,10 @@ class Attempt:
         else:
             from aim_core.security import redact_text
 
-            message = redact_text(message, run.project.environ)  # printed, logged, audited
+            from aim_core.audit.records import printable
+
+            # printed, logged and audited: no credential, no undecodable byte of a name
+            message = printable(redact_text(message, run.project.environ))
             workspace.restore()
         return AttemptOutcome(
             tool_id=self.tool_id,

@@ -14,33 +14,6 @@ from pathlib import Path
 
 import pytest
 
-PLUGIN = """
-from aim_core import InvocationResult, ToolDetection, hookimpl
-
-
-@hookimpl
-def detect_tool(context):
-    path = context.which("scripttool")
-    return ToolDetection(
-        tool_id="scripttool", capabilities=["code_generation"], installed=path is not None,
-        path=path, version="1.0",
-    )
-
-
-@hookimpl
-def invoke_capability(tool_id, capability, payload, context):
-    if tool_id != "scripttool":
-        return None
-    r = context.run([context.which("scripttool"), *payload.files])
-    text = (r.stdout + r.stderr).strip()
-    return InvocationResult(
-        success=r.exit_code == 0, message=text[-200:] or "done", exit_code=r.exit_code,
-        failure=None if r.exit_code == 0 else "work_failed",
-    )
-"""
-
-RULES = {"capabilities": {"code_generation": {"primary": "scripttool", "fallback": []}}}
-
 
 def git(root: Path, *args: str) -> str:
     done = subprocess.run(
@@ -63,40 +36,8 @@ def state_of_git(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def repo(aim_project):
-    """An initialised, committed git repository with a script tool routed for
-    code_generation; ``repo.tool(body)`` sets what the tool does (a shell script)."""
-    project = aim_project(
-        files={
-            "a.py": "a = 1\n",
-            "b.py": "b = 1\n",
-            "c.py": "c = 1\n",
-            "src/m.py": "m = 1\n",
-            ".gitignore": "certs/\n.venv/\n",
-        },
-        rules=RULES,
-        plugins=[],
-    )
-    (project.env.site / "aim_scripttool_plugin.py").write_text(PLUGIN, encoding="utf-8")
-    project.env.add_entry_point("scripttool", "aim_scripttool_plugin")
-    project.env.always_load.append("scripttool")
-    root = project.root
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.email", "t@example.com")
-    git(root, "config", "user.name", "T")
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "init")
-    (root / "certs").mkdir()
-    (root / ".venv" / "lib").mkdir(parents=True)
-    (root / ".venv" / "lib" / "site.py").write_text("x = 1\n")
-
-    def tool(body: str) -> None:
-        path = project.env.bin_dir / "scripttool"
-        path.write_text("#!/bin/sh\nset -e\n" + body + "\n", encoding="utf-8")
-        path.chmod(0o755)
-
-    project.tool = tool
-    return project
+def repo(scripted_repo):
+    return scripted_repo
 
 
 def run(project, scope=("a.py",), **extra):
@@ -430,10 +371,16 @@ case "$ws" in *fail*) exit 1;; esac
 exit 0
 """
 
-RANDOM_PLUGIN = PLUGIN.replace(
-    'r = context.run([context.which("scripttool"), *payload.files])',
-    'r = context.run([context.which("scripttool"), payload.workstream_id, *payload.files])',
-)
+
+def _random_plugin(repo) -> str:
+    return (
+        (repo.env.site / "aim_scripttool_plugin.py")
+        .read_text()
+        .replace(
+            'r = context.run([context.which("scripttool"), *payload.files])',
+            'r = context.run([context.which("scripttool"), payload.workstream_id, *payload.files])',
+        )
+    )
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -473,7 +420,7 @@ def test_randomized_runs_failures_and_kills_leave_exactly_the_successful_work(re
     import psutil
 
     rng = random.Random(seed)
-    (repo.env.site / "aim_scripttool_plugin.py").write_text(RANDOM_PLUGIN, encoding="utf-8")
+    (repo.env.site / "aim_scripttool_plugin.py").write_text(_random_plugin(repo), encoding="utf-8")
     path = repo.env.bin_dir / "scripttool"
     path.write_text(RANDOM_TOOL, encoding="utf-8")
     path.chmod(0o755)
@@ -526,3 +473,21 @@ def test_randomized_runs_failures_and_kills_leave_exactly_the_successful_work(re
         if any("scripttool" in part for part in (p.info["cmdline"] or []))
     ]
     assert not leftovers
+
+
+# --------------------------------------------------------------------------- names git can't spell
+
+
+@pytest.mark.parametrize(
+    ("scope", "exit_code"), [(("docs/",), 0), (("a.py",), 1)], ids=["in-scope", "outside"]
+)
+def test_a_file_name_that_is_not_utf8_is_recorded_once(repo, scope, exit_code):
+    (repo.root / "docs").mkdir()
+    repo.tool("printf x > \"docs/caf$(printf '\\351').txt\"")
+    result = run(repo, scope=scope)
+    assert result.exit_code == exit_code, result.stderr
+    records = [r for r in repo.audit_records() if r["tool_id"] == "scripttool"]
+    assert len(records) == 1
+    text = json.dumps(records[0])
+    assert "caf\\\\xe9.txt" in text
+    assert repo.run("audit", "verify").exit_code == 0

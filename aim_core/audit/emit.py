@@ -56,8 +56,10 @@ class AuditEmitter:
         :returns: the record as written (``seq``, ``timestamp``, ``hash`` filled in),
             or the redacted record when audit logging is off or the log failed.
         """
+        from aim_core.audit.records import printable
         from aim_core.security import redact_record
 
+        record = from_dict(printable(record.to_dict()))
         sealed = redact_record(record, self.project)
         if self.project.settings.enable_audit_logging:
             try:
