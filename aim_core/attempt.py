@@ -280,9 +280,8 @@ class Attempt:
             message = f"{capability_title(self.capability)} completed (attempt {self.number})"
             workspace.keep()
         else:
-            from aim_core.security import redact_text
-
             from aim_core.audit.records import printable
+            from aim_core.security import redact_text
 
             # printed, logged and audited: no credential, no undecodable byte of a name
             message = printable(redact_text(message, run.project.environ))
