@@ -342,13 +342,13 @@ _GLOB_CHARS = frozenset("*?[")
 
 def in_paths(rel: str, paths: Iterable[str]) -> bool:
     """Whether the repository-relative ``rel`` is one of ``paths`` -- a file, a
-    directory (everything under it) or a glob, as ``files_scope`` names them."""
+    directory (everything under it) or a glob, as ``files_scope`` names them. A name
+    is first taken literally (``pages/[id].tsx`` is that file), then as a glob."""
     for entry in paths:
-        entry = entry.replace("\\", "/").removeprefix("./")
-        if _GLOB_CHARS & set(entry):
-            if fnmatch.fnmatchcase(rel, entry):
-                return True
-        elif rel == entry.rstrip("/") or rel.startswith(entry.rstrip("/") + "/"):
+        entry = entry.replace("\\", "/").removeprefix("./").rstrip("/")
+        if rel == entry or rel.startswith(entry + "/"):
+            return True
+        if _GLOB_CHARS & set(entry) and fnmatch.fnmatchcase(rel, entry):
             return True
     return False
 

@@ -15,24 +15,24 @@ import re
 import time
 from pathlib import Path
 
-from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core import Failure, InvocationResult, Problem, Usage, hookimpl
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
-    changed_files,
+    call_result,
     detect_program,
-    file_states,
     files_field,
     first_line,
     joined_output,
     launch_failure,
     one_line,
     option_args,
+    prepare_call,
     program_version,
     request_problems,
     retry_after,
+    scoped_changes,
     target_files,
     timeout_message,
-    tool_options,
     writable_files,
 )
 
@@ -51,14 +51,17 @@ ENV_PASSTHROUGH = (
     "DISABLE_TELEMETRY",
     "DISABLE_AUTOUPDATER",
     "DISABLE_ERROR_REPORTING",
-    "AWS_REGION",
-    "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
+)
+# Cloud credentials, passed only when claude is told to use that cloud
+# (CLAUDE_CODE_USE_BEDROCK / CLAUDE_CODE_USE_VERTEX, themselves CLAUDE_CODE_*).
+BEDROCK_PASSTHROUGH = ("AWS_*", "ANTHROPIC_BEDROCK_BASE_URL")
+VERTEX_PASSTHROUGH = (
     "CLOUD_ML_REGION",
+    "VERTEX_REGION_*",
     "ANTHROPIC_VERTEX_PROJECT_ID",
+    "ANTHROPIC_VERTEX_BASE_URL",
     "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
 )
 INSTALL_HINT = "npm install -g @anthropic-ai/claude-code"
 LOGIN_HINT = "Claude Code requires login (run 'claude' and /login, or set ANTHROPIC_API_KEY)"
@@ -88,6 +91,21 @@ def readiness(context, path):
     return None, None, None  # an older claude without `auth status`: can't tell cheaply
 
 
+def _switched_on(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def env_passthrough(context) -> tuple[str, ...]:
+    """The variables claude gets: its own, and a cloud's credentials only when
+    ``CLAUDE_CODE_USE_BEDROCK`` / ``CLAUDE_CODE_USE_VERTEX`` says claude uses it."""
+    names = ENV_PASSTHROUGH
+    if _switched_on(context.getenv("CLAUDE_CODE_USE_BEDROCK")):
+        names += BEDROCK_PASSTHROUGH
+    if _switched_on(context.getenv("CLAUDE_CODE_USE_VERTEX")):
+        names += VERTEX_PASSTHROUGH
+    return names
+
+
 @hookimpl
 def detect_tool(context):
     """claude is found on PATH; ready when ``claude auth status`` says it is logged in."""
@@ -98,7 +116,7 @@ def detect_tool(context):
         program=PROGRAM,
         capabilities=CAPABILITIES,
         install_hint=INSTALL_HINT,
-        env_passthrough=ENV_PASSTHROUGH,
+        env_passthrough=env_passthrough(context),
         watch_paths=(os.path.join(config, ".credentials.json"),),
         readiness=readiness,
     )
@@ -122,6 +140,14 @@ ENV = {
     "DISABLE_AUTOUPDATER": "1",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
+# Settings given on the command line: they win over the user's settings files (only
+# the organisation's managed settings win over them). A settings value that fails
+# claude's validation makes claude ignore the whole object, so only known keys.
+# viewMode "default": "verbose" (in ~/.claude/settings.json, or "verbose": true in
+# ~/.claude.json) turns --output-format json into an array of every message.
+# disableAllHooks: the user's hooks run commands aim can neither see nor bound.
+# env: the user's settings could set the variables below back.
+SETTINGS = {"viewMode": "default", "disableAllHooks": True, "env": ENV}
 # Characters special in permission rules (they follow gitignore patterns): escaped
 # with a backslash so that "pages/[id].tsx" names that file and not "pages/i.tsx".
 _GLOB = re.compile(r"([\\*?\[\]])")
@@ -186,8 +212,9 @@ def full_prompt(payload) -> str:
     return "\n".join(lines)
 
 
-def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden=()):
-    """The claude command line for one attempt (the prompt last, after ``--``)."""
+def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden=(), args=None):
+    """The claude command line for one attempt (the prompt last, after ``--``);
+    ``args``: the configured ones, parsed."""
     argv = [
         program,
         "-p",
@@ -204,27 +231,41 @@ def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden
         # not widen what aim allows (in a trusted workspace claude would apply it).
         "--setting-sources",
         "user",
+        "--settings",
+        json.dumps(SETTINGS, sort_keys=True),
+        # No MCP server of the user's or the repository's is started: aim allows
+        # none of their tools, and starting them runs programs aim does not see.
+        "--strict-mcp-config",
     ]
     if options.get("model"):
         argv += ["--model", str(options["model"])]
-    argv += option_args(options)
+    argv += option_args(options) if args is None else list(args)
     if prompt_on_stdin:
         return argv
     # "--" ends --allowedTools' list and lets a prompt start with "-".
     return [*argv, "--", full_prompt(payload)]
 
 
-def parse_result(stdout: str) -> dict | None:
-    """claude's result object: the whole of stdout, else its last JSON line that is one
-    (``--output-format stream-json`` in the configured args ends with it)."""
+def parse_output(stdout: str) -> list[dict]:
+    """Every JSON object claude printed, in order, whichever output form it used:
+
+    - one result object (``--output-format json``);
+    - a JSON array of every message, the result last (``json`` with verbose output
+      on: ``--verbose``, ``"viewMode": "verbose"`` or ``"verbose": true`` in the
+      user's settings -- aim pins it off, but managed settings win over aim's);
+    - one JSON object per line (``--output-format stream-json --verbose`` in args).
+    """
     text = stdout.strip()
     try:
-        obj = json.loads(text)
+        whole = json.loads(text)
     except ValueError:
-        obj = None
-    if isinstance(obj, dict):
-        return obj
-    for line in reversed(text.splitlines()):
+        whole = None
+    if isinstance(whole, dict):
+        return [whole]
+    if isinstance(whole, list):
+        return [m for m in whole if isinstance(m, dict)]
+    found = []
+    for line in text.splitlines():
         line = line.strip()
         if not line.startswith("{"):
             continue
@@ -232,9 +273,68 @@ def parse_result(stdout: str) -> dict | None:
             obj = json.loads(line)
         except ValueError:
             continue
-        if isinstance(obj, dict) and (obj.get("type") == "result" or "is_error" in obj):
-            return obj
-    return None
+        if isinstance(obj, dict):
+            found.append(obj)
+    return found
+
+
+def _is_result(message: dict) -> bool:
+    return message.get("type") == "result" or "is_error" in message
+
+
+def parse_result(stdout: str) -> dict | None:
+    """claude's result object (the last one), in any output form, or None."""
+    results = [m for m in parse_output(stdout) if _is_result(m)]
+    return results[-1] if results else None
+
+
+def _int(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def parse_usage(messages: list[dict]) -> Usage | None:
+    """What the run consumed, from claude's result: tokens per model (``modelUsage``;
+    input counts uncached, cache-written and cache-read tokens alike), else the
+    result's ``usage``; ``total_cost_usd``; the model that cost the most, else the
+    one the session started with. None without a result."""
+    results = [m for m in messages if _is_result(m)]
+    if not results:
+        return None
+    result = results[-1]
+    per_model = result.get("modelUsage")
+    if not isinstance(per_model, dict):
+        per_model = {}
+    per_model = {name: u for name, u in per_model.items() if isinstance(u, dict)}
+
+    def spent(name: str) -> float:
+        cost = per_model[name].get("costUSD")
+        return cost if isinstance(cost, (int, float)) else 0.0
+
+    if per_model:
+        input_tokens = sum(
+            _int(u.get("inputTokens"))
+            + _int(u.get("cacheReadInputTokens"))
+            + _int(u.get("cacheCreationInputTokens"))
+            for u in per_model.values()
+        )
+        output_tokens = sum(_int(u.get("outputTokens")) for u in per_model.values())
+        model = max(per_model, key=spent)
+    else:
+        usage = result.get("usage") if isinstance(result.get("usage"), dict) else {}
+        parts = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        input_tokens = sum(_int(usage.get(k)) for k in parts) if usage else None
+        output_tokens = _int(usage.get("output_tokens")) if usage else None
+        model = next(
+            (m["model"] for m in messages if m.get("type") == "system" and m.get("model")),
+            None,
+        )
+    total = result.get("total_cost_usd")
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost_usd=float(total) if isinstance(total, (int, float)) else None,
+        model=model if isinstance(model, str) else None,
+    )
 
 
 def denials(result: dict) -> list[str]:
@@ -311,40 +411,47 @@ def invoke_capability(tool_id, capability, payload, context):
     """One ``claude -p`` call that may edit the files in scope and nothing else."""
     if tool_id != TOOL_ID:
         return None
-    program = context.which(PROGRAM)
-    if program is None:
-        return InvocationResult(
-            success=False,
-            message=f"'claude' not found on PATH (install: {INSTALL_HINT})",
-            failure=Failure.NOT_INSTALLED,
-        )
+    call = prepare_call(
+        context,
+        payload,
+        capability,
+        tool_id=TOOL_ID,
+        program=PROGRAM,
+        capabilities=CAPABILITIES,
+        install_hint=INSTALL_HINT,
+    )
+    if isinstance(call, InvocationResult):
+        return call
     root = Path(context.root)
-    options = tool_options(payload, context)
     env = dict(ENV)
-    if options.get("base_url"):
-        env["ANTHROPIC_BASE_URL"] = str(options["base_url"])
+    if call.options.get("base_url"):
+        env["ANTHROPIC_BASE_URL"] = str(call.options["base_url"])
     prompt = full_prompt(payload)
     on_stdin = len(prompt.encode()) > MAX_ARGV_PROMPT
     forbidden = (context.security or {}).get("forbidden_paths", ())
     argv = build_argv(
-        program, payload, options, root, prompt_on_stdin=on_stdin, forbidden=forbidden
+        call.program,
+        payload,
+        call.options,
+        root,
+        prompt_on_stdin=on_stdin,
+        forbidden=forbidden,
+        args=call.args,
     )
-    watched = writable_files(payload)
-    before = file_states(root, watched)
     r = context.run(argv, cwd=root, env=env, stdin=prompt if on_stdin else None)
-    created, modified = changed_files(before, file_states(root, watched))
-    result = parse_result(r.stdout)
-    failure, message, wait = classify(r, result, created + modified)
-    return InvocationResult(
-        success=failure is None,
-        message=message,
-        exit_code=r.exit_code,
-        files_created=created,
-        files_modified=modified,
-        duration_sec=r.duration_sec,
-        failure=failure,
+    changes = scoped_changes(context, writable_files(payload))
+    messages = parse_output(r.stdout)
+    result = next((m for m in reversed(messages) if _is_result(m)), None)
+    changed = [*changes.created, *changes.modified, *changes.deleted]
+    failure, message, wait = classify(r, result, changed)
+    return call_result(
+        r,
+        failure,
+        message,
+        changes=changes,
         output=run_log(r, result),
         retry_after_s=wait,
+        usage=parse_usage(messages),
     )
 
 
