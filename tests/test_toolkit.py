@@ -163,3 +163,12 @@ def test_the_deprecated_file_hashing_still_works_and_says_what_replaces_it(tmp_p
         after = toolkit.file_states(tmp_path, ["a.py", "b.py"])
     with pytest.warns(DeprecationWarning, match=r"context\.changes\(\)"):
         assert toolkit.changed_files(before, after) == (["b.py"], ["a.py"])
+
+
+def test_every_public_helper_is_in_the_tutorials_toolkit_table():
+    from pathlib import Path
+
+    tutorial = (Path(__file__).parents[1] / "docs" / "plugins" / "tutorial.md").read_text()
+    table = tutorial.split("### The toolkit", 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in toolkit.__all__ if f"`{name}" not in table]
+    assert not missing, f"not in docs/plugins/tutorial.md's toolkit table: {missing}"
