@@ -2,7 +2,8 @@
 
 Tool id ``pylint``; the program is ``pylint`` (3.0 or newer) on PATH. One attempt runs::
 
-    pylint --output-format=json2 --score=n --recursive=y [ARGS...] -- FILES...
+    pylint --output-format=json2 --score=n --reports=n --recursive=y --persistent=n
+           [ARGS...] -- FILES...
 
 (``ARGS`` is ``tools: {pylint: {args: [...]}}`` of the config; without files it
 lints ``.``) and reads the messages from its JSON. pylint fixes nothing: the
@@ -39,6 +40,10 @@ PROGRAM = "pylint"
 CAPABILITIES = ("linting",)
 INSTALL_HINT = "pip install pylint"
 LISTED = 5  # messages named in the one-line summary; the rest are counted
+# What the report is read from, pinned over pylint's configuration files: one JSON
+# report and nothing else on stdout (no score, no text reports), every file under a
+# directory, and no statistics file written (pylint's "persistent" data).
+PINNED = ("--output-format=json2", "--score=n", "--reports=n", "--recursive=y", "--persistent=n")
 USAGE_ERROR = 32  # pylint's exit status is a bit field; 32 is "usage error"
 # Where pylint reports a problem of its own setup (a plugin that does not load, E0013).
 SETUP_PATH = "Command line or configuration file"
@@ -99,7 +104,7 @@ def invoke_capability(tool_id, capability, payload, context):
     )
     if isinstance(call, InvocationResult):  # refused before anything ran
         return call
-    argv = [call.program, "--output-format=json2", "--score=n", "--recursive=y", *call.args]
+    argv = [call.program, *PINNED, *call.args]
     r = context.run([*argv, "--", *(payload.files or ["."])])
     # not started, interrupted, timed out, killed; else what pylint said
     return call_result(r, *(process_failure(r, PROGRAM) or classify(r)))

@@ -148,6 +148,19 @@ def test_a_bad_value_in_the_configuration_is_refused_naming_it(aim_project, real
     assert result.message.endswith("pylint: error: argument --jobs/-j: invalid int value: 'x'")
 
 
+def test_pylints_own_configuration_cannot_change_the_report_nor_write_statistics(
+    aim_project, aim_test_env, real_pylint
+):
+    rc = "[MAIN]\npersistent=yes\n\n[REPORTS]\nreports=yes\nscore=yes\noutput-format=text\n"
+    project = aim_project(files={"src/calc.py": BROKEN, ".pylintrc": rc}, plugins=[aim_pylint])
+    project.run("run", lint_workstream(project, "src/calc.py")).assert_exit(1)
+    [record] = project.audit_records()
+    assert record["failure"] == "work_failed"
+    assert record["result"]["message"].startswith("2 lint messages remain: src/calc.py:3:0 W0611")
+    written = [*aim_test_env.home.rglob("*.stats"), *project.root.rglob("*.stats")]
+    assert written == []
+
+
 def test_validate_payload_names_the_field(aim_project):
     from aim_core import Invocation
 
@@ -176,5 +189,6 @@ def test_unreadable_output_is_a_tool_error_and_is_retried(aim_project, fake_tool
     assert [r["failure"] for r in project.audit_records()] == ["tool_error", "tool_error"]
     assert len(pylint.work_calls) == 2
     assert pylint.work_calls[0]["argv"] == [
-        *("--output-format=json2", "--score=n", "--recursive=y", "--", "a.py")
+        *("--output-format=json2", "--score=n", "--reports=n", "--recursive=y"),
+        *("--persistent=n", "--", "a.py"),
     ]
