@@ -48,7 +48,10 @@ def detect_tool(context):
         program="ruff",
         capabilities=CAPABILITIES,
         install_hint=INSTALL_HINT,
-        env_passthrough=("RUFF_*",),
+        # No RUFF_* variable: RUFF_OUTPUT_FILE would send the report into a file (in
+        # the repository, and away from the parser); RUFF_OUTPUT_FORMAT and the cache
+        # ones are pinned by the command line anyway.
+        env_passthrough=(),
         scratch_paths=(".ruff_cache/",),
     )
 

@@ -337,3 +337,19 @@ def test_validate_accepts_python_files_and_objects_to_other_capabilities(repo):
     assert [(p.field, p.message) for p in problems] == [
         ("capability", "ruff provides only linting, not testing")
     ]
+
+
+def test_the_callers_ruff_variables_cannot_redirect_the_report(repo):
+    (repo / "a.py").write_text(UNFIXABLE)
+    environ = {"PATH": VENV_BIN, "RUFF_OUTPUT_FILE": "report.txt", "RUFF_OUTPUT_FORMAT": "full"}
+    detected = aim_ruff.detect_tool(AimContext(root=repo, environ=environ))
+    ctx = AimContext(
+        root=repo,
+        environ=environ,
+        env_passthrough=detected.env_passthrough,
+        measure=tree_measurer(repo),
+    )
+    r = lint(repo, "a.py", ctx=ctx)
+    assert r.failure == "work_failed"
+    assert r.message == "1 lint error remains: a.py:2:7 F821 Undefined name `y`"
+    assert not (repo / "report.txt").exists()
