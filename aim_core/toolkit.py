@@ -346,7 +346,7 @@ def in_paths(rel: str, paths: Iterable[str]) -> bool:
     is first taken literally (``pages/[id].tsx`` is that file), then as a glob."""
     for entry in paths:
         entry = entry.replace("\\", "/").removeprefix("./").rstrip("/")
-        if rel == entry or rel.startswith(entry + "/"):
+        if entry in ("", ".") or rel == entry or rel.startswith(entry + "/"):
             return True
         if _GLOB_CHARS & set(entry) and fnmatch.fnmatchcase(rel, entry):
             return True

@@ -50,6 +50,8 @@ def test_all_lists_exactly_the_public_helpers():
         ("docs/a.md", ["src/**/*.py", "docs/*.md"], True),
         ("docs/a.txt", ["src/**/*.py", "docs/*.md"], False),
         ("b.py", [], False),
+        ("src/b.py", ["."], True),  # the whole repository
+        ("src/b.py", ["./"], True),
         ("pages/[id].tsx", ["pages/[id].tsx"], True),  # literally that file
         ("pages/i.tsx", ["pages/[id].tsx"], True),  # and what the glob matches
     ],
