@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import aim_claude
+from aim_claude import output
 from aim_core import Invocation, Usage
 from aim_core.context import AimContext
 from aim_core.workspace import tree_measurer
@@ -498,7 +499,7 @@ def test_a_denial_in_the_array_form_is_named(tmp_path, repo, claude):
     ids=["object", "array", "stream-json", "old-array", "text", "odd-array", "empty"],
 )
 def test_parse_result(stdout, result):
-    found = aim_claude.parse_result(stdout)
+    found = output.parse_result(stdout)
     assert (found or {}).get("result") == result
 
 
@@ -512,10 +513,10 @@ def test_usage_from_the_result_alone_and_the_session_model():
             "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 3},
         },
     ]
-    assert aim_claude.parse_usage(messages) == Usage(
+    assert output.parse_usage(messages) == Usage(
         input_tokens=15, output_tokens=3, cost_usd=0.002, model="claude-sonnet-5"
     )
-    assert aim_claude.parse_usage([{"type": "system"}]) is None
+    assert output.parse_usage([{"type": "system"}]) is None
 
 
 # ------------------------------------------------------------------ cloud credentials
