@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from aim_codex.outcome import classify, read_events, usage_of
 from aim_core import Failure, InvocationResult, hookimpl
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
@@ -22,8 +23,6 @@ from aim_core.toolkit import (
     request_problems,
     tool_options,
 )
-
-from aim_codex.outcome import classify, read_events, usage_of
 
 TOOL_ID = "codex"
 PROGRAM = "codex"
@@ -215,9 +214,7 @@ def invoke_capability(tool_id, capability, payload, context):
     r = context.run(argv, cwd=context.root, env=dict(ENV), stdin=prompt if on_stdin else None)
     changes = context.changes()
     events = read_events(r.stdout)
-    failure, message, wait = classify(
-        r, events, bool(changes), capability in CHANGE_CAPABILITIES
-    )
+    failure, message, wait = classify(r, events, bool(changes), capability in CHANGE_CAPABILITIES)
     model = str(options["model"]) if options.get("model") else None
     return InvocationResult(
         success=failure is None,

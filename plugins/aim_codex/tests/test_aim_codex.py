@@ -45,7 +45,10 @@ def file_change(path: str, status: str = "completed") -> dict:
 
 
 def message(text: str) -> dict:
-    return {"type": "item.completed", "item": {"id": "item_2", "type": "agent_message", "text": text}}
+    return {
+        "type": "item.completed",
+        "item": {"id": "item_2", "type": "agent_message", "text": text},
+    }
 
 
 def failed(said: str) -> list[dict]:
@@ -113,7 +116,11 @@ def test_a_base_url_configures_a_provider_without_codex_retries(project, fake_to
         options={"base_url": "http://127.0.0.1:9/v1", "api_key_env": "STUB_KEY"},
     )
     assert invoke(project, payload).success
-    pinned = [a for i, a in enumerate(codex.work_calls[0]["argv"]) if i and codex.work_calls[0]["argv"][i - 1] == "-c"]
+    pinned = [
+        a
+        for i, a in enumerate(codex.work_calls[0]["argv"])
+        if i and codex.work_calls[0]["argv"][i - 1] == "-c"
+    ]
     assert 'model_provider="aim"' in pinned
     assert 'model_providers.aim.base_url="http://127.0.0.1:9/v1"' in pinned
     assert 'model_providers.aim.env_key="STUB_KEY"' in pinned
@@ -123,7 +130,10 @@ def test_a_base_url_configures_a_provider_without_codex_retries(project, fake_to
 
 def test_exit_0_without_a_change_is_a_tool_error(project, fake_tool):
     # codex refused a write outside its sandbox and still completed its turn, exit 0
-    fake_tool("codex", stdout=jsonl(THREAD, STARTED, message("Done."), {"type": "turn.completed", "usage": USAGE}))
+    fake_tool(
+        "codex",
+        stdout=jsonl(THREAD, STARTED, message("Done."), {"type": "turn.completed", "usage": USAGE}),
+    )
     r = invoke(project)
     assert (r.success, r.failure, r.exit_code) == (False, "tool_error", 0)
     assert r.message == "codex made no change to the files in scope"
@@ -140,7 +150,17 @@ def test_exit_0_with_an_edit_outside_the_scope_names_it(project, fake_tool):
 
 
 def test_exit_0_without_a_completed_turn_is_an_error(project, fake_tool):
-    fake_tool("codex", stdout=jsonl(THREAD, STARTED, {"type": "error", "message": "stream disconnected before completion: stream closed before response.completed"}))
+    fake_tool(
+        "codex",
+        stdout=jsonl(
+            THREAD,
+            STARTED,
+            {
+                "type": "error",
+                "message": "stream disconnected before completion: stream closed before response.completed",
+            },
+        ),
+    )
     r = invoke(project)
     assert (r.failure, r.exit_code) == ("tool_error", 0)
     assert r.message.startswith("stream disconnected before completion")
@@ -209,14 +229,20 @@ def test_a_hang_is_a_timeout(project, fake_tool):
 
 
 def test_cut_off_while_codex_retries_a_rate_limit_is_rate_limited(project, fake_tool):
-    retrying = {"type": "error", "message": "Reconnecting... 2/5 (exceeded retry limit, last status: 429 Too Many Requests)"}
+    retrying = {
+        "type": "error",
+        "message": "Reconnecting... 2/5 (exceeded retry limit, last status: 429 Too Many Requests)",
+    }
     fake_tool("codex", stdout=jsonl(THREAD, STARTED, retrying), sleep=30)
     r = invoke(project, timeout_s=1.0)
     assert r.failure == "rate_limited"
 
 
 def test_version_checking_needs_no_change(project, fake_tool):
-    fake_tool("codex", stdout=jsonl(message("Python 3.11 is in use."), {"type": "turn.completed", "usage": USAGE}))
+    fake_tool(
+        "codex",
+        stdout=jsonl(message("Python 3.11 is in use."), {"type": "turn.completed", "usage": USAGE}),
+    )
     r = invoke(project, Invocation(prompt="Which Python?"), capability="version_checking")
     assert r.success and r.message == "Python 3.11 is in use."
 
@@ -232,7 +258,9 @@ def test_a_codex_home_inside_the_repository_is_refused(project, fake_tool):
     context = project.context(tool_id="codex")
     import attrs
 
-    context = attrs.evolve(context, environ={**context.environ, "CODEX_HOME": str(project.root / ".codex")})
+    context = attrs.evolve(
+        context, environ={**context.environ, "CODEX_HOME": str(project.root / ".codex")}
+    )
     payload = Invocation(prompt="x", files_create=[TARGET])
     r = aim_codex.invoke_capability("codex", "code_generation", payload, context)
     assert r.failure == "unavailable" and "CODEX_HOME" in r.message
@@ -249,4 +277,6 @@ def test_validate_payload(project):
     assert [p.field for p in none] == ["capability_payload.files"]
     ok = aim_codex.validate_payload("codex", "version_checking", Invocation(prompt="x"), context)
     assert ok == []
-    assert aim_codex.validate_payload("aider", "refactoring", Invocation(prompt="x"), context) is None
+    assert (
+        aim_codex.validate_payload("aider", "refactoring", Invocation(prompt="x"), context) is None
+    )

@@ -51,7 +51,9 @@ def test_a_login_status_it_does_not_understand_leaves_readiness_unknown(tmp_path
 
 def test_codex_home_inside_the_repository_is_not_ready(tmp_path):
     fake(tmp_path)
-    found = aim_codex.detect_tool(ctx(tmp_path, CODEX_API_KEY="k", CODEX_HOME=str(tmp_path / "repo" / ".codex")))
+    found = aim_codex.detect_tool(
+        ctx(tmp_path, CODEX_API_KEY="k", CODEX_HOME=str(tmp_path / "repo" / ".codex"))
+    )
     assert (found.ready, found.failure) == (False, "unavailable")
     assert "CODEX_HOME" in found.reason
 

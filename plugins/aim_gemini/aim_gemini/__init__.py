@@ -22,7 +22,6 @@ from aim_core.toolkit import (
     request_problems,
     tool_options,
 )
-
 from aim_gemini.outcome import classify, read_result, usage_of
 
 TOOL_ID = "gemini-cli"

@@ -26,9 +26,7 @@ AUTH = re.compile(
     r"auth method|login|\b401\b|\b403\b",
     re.IGNORECASE,
 )
-RATE = re.compile(
-    r"RESOURCE_EXHAUSTED|\b429\b|quota|rate limit|too many requests", re.IGNORECASE
-)
+RATE = re.compile(r"RESOURCE_EXHAUSTED|\b429\b|quota|rate limit|too many requests", re.IGNORECASE)
 RETRY_DELAY = re.compile(r'"retryDelay"\s*:\s*"(\d+(?:\.\d+)?)s"')
 EDIT_TOOLS = ("write_file", "replace", "edit")
 

@@ -17,26 +17,49 @@ TARGET = "src/add.py"
 
 
 def tokens(prompt: int, candidates: int) -> dict:
-    return {"input": prompt, "prompt": prompt, "candidates": candidates,
-            "total": prompt + candidates, "cached": 0, "thoughts": 0, "tool": 0}
+    return {
+        "input": prompt,
+        "prompt": prompt,
+        "candidates": candidates,
+        "total": prompt + candidates,
+        "cached": 0,
+        "thoughts": 0,
+        "tool": 0,
+    }
 
 
 def stats(edits_ok: int = 1, edits_failed: int = 0) -> dict:
     return {
         "models": {
-            "gemini-2.5-pro": {"api": {"totalRequests": 2, "totalErrors": 0}, "tokens": tokens(200, 100)},
-            "gemini-2.5-flash-lite": {"api": {"totalRequests": 1, "totalErrors": 0}, "tokens": tokens(100, 50)},
+            "gemini-2.5-pro": {
+                "api": {"totalRequests": 2, "totalErrors": 0},
+                "tokens": tokens(200, 100),
+            },
+            "gemini-2.5-flash-lite": {
+                "api": {"totalRequests": 1, "totalErrors": 0},
+                "tokens": tokens(100, 50),
+            },
         },
         "tools": {
             "totalCalls": edits_ok + edits_failed,
-            "byName": {"write_file": {"count": edits_ok + edits_failed, "success": edits_ok, "fail": edits_failed}},
+            "byName": {
+                "write_file": {
+                    "count": edits_ok + edits_failed,
+                    "success": edits_ok,
+                    "fail": edits_failed,
+                }
+            },
         },
         "files": {"totalLinesAdded": 2, "totalLinesRemoved": 0},
     }
 
 
 def result(**extra) -> str:
-    body = {"session_id": "4aeb9268-4000-4cca-82d5-e6b65a62e908", "response": "Done: the change is made.", "stats": stats()}
+    body = {
+        "session_id": "4aeb9268-4000-4cca-82d5-e6b65a62e908",
+        "response": "Done: the change is made.",
+        "stats": stats(),
+    }
     body.update(extra)
     return json.dumps(body, indent=2) + "\n"
 
@@ -66,11 +89,24 @@ def invoke(project, payload=None, capability="code_generation", timeout_s=30.0):
 
 def test_success_writes_the_file_and_reports_usage(project, fake_tool):
     gemini = fake_tool("gemini", stdout=result(), writes={TARGET: "def add(a, b): ...\n"})
-    payload = Invocation(prompt="Create add(a, b)", files_create=[TARGET], options={"model": "gemini-2.5-pro", "base_url": "http://127.0.0.1:9"})
+    payload = Invocation(
+        prompt="Create add(a, b)",
+        files_create=[TARGET],
+        options={"model": "gemini-2.5-pro", "base_url": "http://127.0.0.1:9"},
+    )
     r = invoke(project, payload)
-    assert (r.success, r.failure, r.exit_code, r.message) == (True, None, 0, "Done: the change is made.")
+    assert (r.success, r.failure, r.exit_code, r.message) == (
+        True,
+        None,
+        0,
+        "Done: the change is made.",
+    )
     assert r.files_created == (TARGET,)
-    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.model) == (300, 150, "gemini-2.5-pro")
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.model) == (
+        300,
+        150,
+        "gemini-2.5-pro",
+    )
     argv = gemini.work_calls[0]["argv"]
     assert argv[argv.index("--output-format") + 1] == "json"
     assert argv[argv.index("--approval-mode") + 1] == "auto_edit"
@@ -82,7 +118,16 @@ def test_success_writes_the_file_and_reports_usage(project, fake_tool):
 
 def test_exit_0_with_an_invalid_stream_error_is_a_tool_error(project, fake_tool):
     # an empty or blocked model answer: gemini reports it in "error" and exits 0
-    fake_tool("gemini", stdout=result(response="", error={"type": "INVALID_STREAM", "message": "Model stream ended with empty response text."}))
+    fake_tool(
+        "gemini",
+        stdout=result(
+            response="",
+            error={
+                "type": "INVALID_STREAM",
+                "message": "Model stream ended with empty response text.",
+            },
+        ),
+    )
     r = invoke(project)
     assert (r.success, r.failure, r.exit_code) == (False, "tool_error", 0)
     assert r.message == "Model stream ended with empty response text."
@@ -103,15 +148,62 @@ def test_edits_that_all_failed_are_work_failed(project, fake_tool):
 @pytest.mark.parametrize(
     ("exit_code", "stderr", "failure", "message"),
     [
-        (145, api_error(401, "UNAUTHENTICATED", "API key not valid. Please pass a valid API key."), "auth_required", "API key not valid. Please pass a valid API key."),
-        (41, json.dumps({"session_id": "x", "error": {"type": "Error", "message": "Please set an Auth method in your /home/u/.gemini/settings.json or specify one of the following environment variables before running: GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_GENAI_USE_GCA", "code": 41}}, indent=2), "auth_required", "Please set an Auth method"),
-        (173, api_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}]), "rate_limited", "Resource has been exhausted"),
+        (
+            145,
+            api_error(401, "UNAUTHENTICATED", "API key not valid. Please pass a valid API key."),
+            "auth_required",
+            "API key not valid. Please pass a valid API key.",
+        ),
+        (
+            41,
+            json.dumps(
+                {
+                    "session_id": "x",
+                    "error": {
+                        "type": "Error",
+                        "message": "Please set an Auth method in your /home/u/.gemini/settings.json or specify one of the following environment variables before running: GEMINI_API_KEY, GOOGLE_GENAI_USE_VERTEXAI, GOOGLE_GENAI_USE_GCA",
+                        "code": 41,
+                    },
+                },
+                indent=2,
+            ),
+            "auth_required",
+            "Please set an Auth method",
+        ),
+        (
+            173,
+            api_error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "Resource has been exhausted (e.g. check quota).",
+                details=[{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"}],
+            ),
+            "rate_limited",
+            "Resource has been exhausted",
+        ),
         (244, api_error(500, "INTERNAL", "Internal error"), "tool_error", "Internal error"),
-        (52, json.dumps({"session_id": "x", "error": {"type": "FatalConfigError", "message": "Invalid configuration in /home/u/.gemini/settings.json", "code": 52}}, indent=2), "unavailable", "Invalid configuration"),
+        (
+            52,
+            json.dumps(
+                {
+                    "session_id": "x",
+                    "error": {
+                        "type": "FatalConfigError",
+                        "message": "Invalid configuration in /home/u/.gemini/settings.json",
+                        "code": 52,
+                    },
+                },
+                indent=2,
+            ),
+            "unavailable",
+            "Invalid configuration",
+        ),
     ],
     ids=["401", "no-auth", "429", "500", "config"],
 )
-def test_errors_are_classified_from_the_error_object(project, fake_tool, exit_code, stderr, failure, message):
+def test_errors_are_classified_from_the_error_object(
+    project, fake_tool, exit_code, stderr, failure, message
+):
     fake_tool("gemini", exit_code=exit_code, stderr=stderr)
     r = invoke(project)
     assert (r.success, r.failure, r.exit_code) == (False, failure, exit_code)
@@ -132,7 +224,11 @@ def test_a_hang_is_a_timeout(project, fake_tool):
 
 
 def test_cut_off_while_retrying_a_rate_limit_is_rate_limited(project, fake_tool):
-    fake_tool("gemini", stderr="Attempt 1 failed with status 429. Retrying with backoff... RESOURCE_EXHAUSTED\n", sleep=30)
+    fake_tool(
+        "gemini",
+        stderr="Attempt 1 failed with status 429. Retrying with backoff... RESOURCE_EXHAUSTED\n",
+        sleep=30,
+    )
     assert invoke(project, timeout_s=1.0).failure == "rate_limited"
 
 
@@ -165,7 +261,10 @@ def test_detection_without_a_key_or_login_needs_login(tmp_path):
     make_fake_tool(tmp_path / "bin", "gemini", version_output="0.61.0")
     found = aim_gemini.detect_tool(ctx(tmp_path))
     assert (found.version, found.ready, found.failure) == ("0.61.0", False, "auth_required")
-    assert found.reason == "Gemini CLI requires login (run 'gemini' and sign in, or set GEMINI_API_KEY)"
+    assert (
+        found.reason
+        == "Gemini CLI requires login (run 'gemini' and sign in, or set GEMINI_API_KEY)"
+    )
 
 
 def test_detection_with_a_key_or_a_login_is_ready(tmp_path):
