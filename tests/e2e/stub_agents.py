@@ -57,7 +57,9 @@ def _call_id() -> str:
 def apply_patch_command(path: str, content: str) -> str:
     """The ``apply_patch`` heredoc that creates ``path`` (what codex's models send)."""
     lines = "".join(f"+{line}\n" for line in content.splitlines())
-    return f"apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: {path}\n{lines}*** End Patch\nEOF\n"
+    return (
+        f"apply_patch <<'EOF'\n*** Begin Patch\n*** Add File: {path}\n{lines}*** End Patch\nEOF\n"
+    )
 
 
 def responses(handler: Any, body: dict[str, Any], script: list[list[dict[str, Any]]]) -> None:
