@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from aim_core import Failure, InvocationResult, hookimpl
@@ -20,6 +23,7 @@ from aim_core.toolkit import (
     option_args,
     program_version,
     request_problems,
+    target_files,
     tool_options,
 )
 from aim_gemini.outcome import classify, read_result, usage_of
@@ -125,7 +129,46 @@ def full_prompt(payload) -> str:
     return "\n".join(lines)
 
 
-def build_argv(program, payload, options, prompt_on_stdin=False):
+EDIT_TOOLS = ("write_file", "replace")
+_REGEX_SPECIAL = re.compile(r"([\\^$.|?*+()\[\]{}/])")
+
+
+def _js_regex(text: str) -> str:
+    return _REGEX_SPECIAL.sub(r"\\\1", text)
+
+
+def file_path_patterns(root, rel: str) -> list[str]:
+    """Policy ``argsPattern``s matching ``"file_path"`` naming ``rel`` -- as given,
+    with ``./`` and absolute under ``root``; a directory: anything under it. Gemini CLI
+    matches them against the arguments as stable JSON whose top-level pairs are wrapped
+    in NUL bytes (``packages/core/src/policy/stable-stringify.ts``); its policy loader
+    refuses groups such as ``(?:...)``, hence one pattern per form."""
+    rel = rel.rstrip("/")
+    tail = '/[^"]*' if Path(root, rel).is_dir() else ""
+    forms = (rel, f"./{rel}", f"{str(root).rstrip('/')}/{rel}")
+    return [
+        f'\\x00"file_path":"{_js_regex(json.dumps(form, ensure_ascii=False)[1:-1])}{tail}"\\x00'
+        for form in dict.fromkeys(forms)
+    ]
+
+
+def policy_toml(root, paths) -> str:
+    """A user-tier policy (``--policy``): gemini's edit tools may write the files in
+    scope and nothing else, whatever the approval mode allows."""
+    rules = []
+    for tool in EDIT_TOOLS:
+        rules.append((tool, '\\x00"file_path":', "deny", 100))
+        for rel in paths:
+            rules += [(tool, pattern, "allow", 200) for pattern in file_path_patterns(root, rel)]
+    blocks = [
+        f"[[rule]]\ntoolName = {json.dumps(tool)}\nargsPattern = {json.dumps(pattern)}\n"
+        f'decision = "{decision}"\npriority = {priority}\n'
+        for tool, pattern, decision, priority in rules
+    ]
+    return "\n".join(blocks)
+
+
+def build_argv(program, payload, options, prompt_on_stdin=False, policy=None):
     """The gemini command line for one attempt."""
     argv = [
         program,
@@ -139,6 +182,8 @@ def build_argv(program, payload, options, prompt_on_stdin=False):
         "--extensions",
         "none",
     ]
+    if policy:
+        argv += ["--policy", str(policy)]
     if options.get("model"):
         argv += ["--model", str(options["model"])]
     argv += option_args(options)
@@ -163,8 +208,15 @@ def invoke_capability(tool_id, capability, payload, context):
         env["GOOGLE_GEMINI_BASE_URL"] = str(options["base_url"])
     prompt = full_prompt(payload)
     on_stdin = len(prompt.encode()) > MAX_ARGV_PROMPT
-    argv = build_argv(program, payload, options, prompt_on_stdin=on_stdin)
-    r = context.run(argv, cwd=context.root, env=env, stdin=prompt if on_stdin else None)
+    # the policy lives outside the repository, for this call only
+    where = tempfile.mkdtemp(prefix="aim-gemini-")
+    try:
+        policy = Path(where, "aim-scope.toml")
+        policy.write_text(policy_toml(context.root, target_files(payload)), encoding="utf-8")
+        argv = build_argv(program, payload, options, prompt_on_stdin=on_stdin, policy=policy)
+        r = context.run(argv, cwd=context.root, env=env, stdin=prompt if on_stdin else None)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
     changes = context.changes()
     result = read_result(r.stdout, r.stderr)
     failure, message, wait = classify(r, result, bool(changes), capability in CHANGE_CAPABILITIES)

@@ -126,5 +126,8 @@ def classify(
         said = first_line(str(result.get("response") or "")) or "gemini finished"
         return None, one_line(said), None
     if failed_edits(result):
-        return Failure.WORK_FAILED, "gemini's edits failed (every write_file/replace call)", None
+        # gemini's stats don't say why: a file outside the scope (refused by aim's
+        # policy) or an edit that did not apply -- another tool may do better
+        message = "gemini's edits failed or were refused (only the files in scope may change)"
+        return Failure.TOOL_ERROR, message, None
     return Failure.TOOL_ERROR, "gemini made no change to the files in scope", None

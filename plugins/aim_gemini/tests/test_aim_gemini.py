@@ -5,6 +5,8 @@ stdout, the error object on stderr after a stack trace, the exit codes."""
 from __future__ import annotations
 
 import json
+import os
+import re
 
 import pytest
 
@@ -140,9 +142,39 @@ def test_exit_0_without_a_change_is_a_tool_error(project, fake_tool):
     assert (r.failure, r.message) == ("tool_error", "gemini made no change to the files in scope")
 
 
-def test_edits_that_all_failed_are_work_failed(project, fake_tool):
+def test_edits_that_all_failed_or_were_refused_are_a_tool_error(project, fake_tool):
     fake_tool("gemini", stdout=result(stats=stats(edits_ok=0, edits_failed=2)))
-    assert invoke(project).failure == "work_failed"
+    r = invoke(project)
+    assert (r.failure, r.exit_code) == ("tool_error", 0)
+    assert r.message.startswith("gemini's edits failed or were refused")
+
+
+def test_a_policy_lets_the_edit_tools_write_only_the_files_in_scope(project, fake_tool):
+    gemini = fake_tool("gemini", stdout=result(), writes={TARGET: "x\n"})
+    assert invoke(project).success
+    argv = gemini.work_calls[0]["argv"]
+    policy = argv[argv.index("--policy") + 1]
+    assert not policy.startswith(str(project.root))  # outside the repository
+    assert not os.path.exists(policy)  # for this call only
+    tomllib = pytest.importorskip("tomllib")
+    (project.root / "lib").mkdir()
+    rules = tomllib.loads(aim_gemini.policy_toml(project.root, [TARGET, "lib"]))["rule"]
+
+    def decision(tool, path):
+        """What gemini's policy engine decides: the matching rule of highest priority,
+        against the arguments as its stable JSON (top-level pairs wrapped in NUL)."""
+        args = f'{{\x00"content":"x"\x00,\x00"file_path":{json.dumps(path)}\x00}}'
+        matching = [r for r in rules if r["toolName"] == tool and re.search(r["argsPattern"], args)]
+        return max(matching, key=lambda r: r["priority"])["decision"] if matching else None
+
+    root = str(project.root)
+    for tool in ("write_file", "replace"):
+        assert decision(tool, TARGET) == "allow"
+        assert decision(tool, f"./{TARGET}") == decision(tool, f"{root}/{TARGET}") == "allow"
+        assert decision(tool, "lib/deep/x.py") == "allow"  # a directory: anything under it
+        assert decision(tool, "src/other.py") == "deny"
+        assert decision(tool, "src/add.pyc") == decision(tool, "/etc/passwd") == "deny"
+        assert decision(tool, "src/addXpy") == "deny"  # the dot is not a wildcard
 
 
 @pytest.mark.parametrize(
