@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import pytest
 
 import aim_codex
@@ -256,8 +257,6 @@ def test_a_long_prompt_goes_on_stdin(project, fake_tool):
 def test_a_codex_home_inside_the_repository_is_refused(project, fake_tool):
     codex = fake_tool("codex", stdout=ok_events(TARGET))
     context = project.context(tool_id="codex")
-    import attrs
-
     context = attrs.evolve(
         context, environ={**context.environ, "CODEX_HOME": str(project.root / ".codex")}
     )

@@ -148,6 +148,17 @@ def edit_rules(root, paths) -> dict[str, str]:
     return rules
 
 
+def permissions(payload, root) -> dict:
+    """What opencode may do in one attempt: edit the files in scope, nothing else."""
+    return {
+        "edit": edit_rules(root, target_files(payload)),
+        "bash": "deny",
+        "webfetch": "deny",
+        "external_directory": "deny",
+        "doom_loop": "deny",
+    }
+
+
 def config_content(payload, options, root, inherited: str | None = None) -> str:
     """The ``OPENCODE_CONFIG_CONTENT`` of one attempt: the user's own (if any), with
     aim's permissions, updates, sharing and snapshots laid over it."""
@@ -157,13 +168,7 @@ def config_content(payload, options, root, inherited: str | None = None) -> str:
         config = {}
     if not isinstance(config, dict):
         config = {}
-    permission = {
-        "edit": edit_rules(root, target_files(payload)),
-        "bash": "deny",
-        "webfetch": "deny",
-        "external_directory": "deny",
-        "doom_loop": "deny",
-    }
+    permission = permissions(payload, root)
     config.update(autoupdate=False, share="disabled", snapshot=False, permission=permission)
     # an agent's own permission wins over the top level: pin the one aim runs
     agents = config.setdefault("agent", {}) if isinstance(config.get("agent"), dict) else {}
@@ -218,6 +223,8 @@ def invoke_capability(tool_id, capability, payload, context):
     env = dict(ENV)
     inherited = context.getenv("OPENCODE_CONFIG_CONTENT")
     env["OPENCODE_CONFIG_CONTENT"] = config_content(payload, options, context.root, inherited)
+    # merged over the config's permissions by opencode: the user's own value would win
+    env["OPENCODE_PERMISSION"] = json.dumps(permissions(payload, context.root))
     prompt = full_prompt(payload)
     on_stdin = len(prompt.encode()) > MAX_ARGV_PROMPT
     argv = build_argv(program, payload, options, prompt_on_stdin=on_stdin)

@@ -4,7 +4,9 @@ opencode 1.18 printed against a loopback OpenAI-compatible stub (see tests/e2e).
 from __future__ import annotations
 
 import json
+import sys
 
+import attrs
 import pytest
 
 import aim_opencode
@@ -100,6 +102,30 @@ def test_success_reports_usage_and_cost(project, fake_tool):
     assert argv[:5] == ["run", "--format", "json", "--pure", "--agent"]
     assert argv[argv.index("--model") + 1] == "anthropic/claude-sonnet-4"
     assert argv[-2] == "--" and f"- {TARGET}" in argv[-1]
+
+
+def test_a_users_opencode_permission_cannot_widen_aims(project, fake_tool):
+    # the fake prints the permission variables it was given, as opencode would read them
+    env_dump = (
+        "import json, os; print(json.dumps({'permission': os.environ.get('OPENCODE_PERMISSION'),"
+        " 'config': os.environ.get('OPENCODE_CONFIG_CONTENT')}))"
+    )
+    wrapper = project.root.parent / "bin-dump"
+    wrapper.mkdir()
+    script = wrapper / "opencode"
+    script.write_text(f"#!{sys.executable}\n{env_dump}\n")
+    script.chmod(0o755)
+    context = project.context(tool_id="opencode")
+    environ = dict(context.environ)
+    environ["PATH"] = f"{wrapper}:{environ['PATH']}"
+    environ["OPENCODE_PERMISSION"] = json.dumps({"bash": "allow", "edit": "allow"})
+    context = attrs.evolve(context, environ=environ)
+    payload = Invocation(prompt="x", files_create=[TARGET])
+    r = aim_opencode.invoke_capability("opencode", "code_generation", payload, context)
+    seen = json.loads(r.output.splitlines()[0])
+    permission = json.loads(seen["permission"])
+    assert permission["bash"] == "deny" and permission["edit"] == {"*": "deny", TARGET: "allow"}
+    assert json.loads(seen["config"])["permission"] == permission
 
 
 def test_the_config_pins_permissions_to_the_files_in_scope(tmp_path):
