@@ -531,6 +531,13 @@ def _filter(**kw: Any) -> Any:
     show_default=True,
     help="table: one record per line ending in success=true|false; json: JSON Lines (for jq).",
 )
+@click.option(
+    "--usage",
+    "show_usage",
+    is_flag=True,
+    help="Print the tokens and cost of the matching records, summed by tool, capability, "
+    "workstream and run, instead of the records (table or json).",
+)
 @common_options
 def audit_query(
     *,
@@ -542,9 +549,10 @@ def audit_query(
     workstream: str | None,
     run_id: str | None,
     fmt: str,
+    show_usage: bool,
 ) -> int:
     """Print audit records, oldest first; only the day files in range are read."""
-    from aim_core.audit.query import write_query
+    from aim_core.audit.query import render_usage, usage_ledger, write_query
 
     project = open_project()
     flt = _filter(
@@ -556,6 +564,17 @@ def audit_query(
         workstream=workstream,
         run=run_id,
     )
+    if show_usage:
+        if fmt == "csv":
+            from aim_core.errors import UsageError
+
+            raise UsageError("--usage prints a table or json, not csv")
+        data = usage_ledger(_audit_dir(project), flt)
+        if fmt == "json":
+            emit_json(data)
+        else:
+            click.echo(render_usage(data), nl=False)
+        return 0
     out = sys.stdout.buffer
     try:
         write_query(_audit_dir(project), flt, fmt, out)

@@ -38,17 +38,30 @@ PLUGIN_HINTS = {
     "ruff": "pip install aim-plugin-ruff",
     "pytest": "pip install aim-plugin-pytest",
     "pylint": "pip install aim-plugin-pylint",
+    "codex": "pip install aim-plugin-codex",
+    "gemini-cli": "pip install aim-plugin-gemini",
+    "opencode": "pip install aim-plugin-opencode",
 }
 
-# The guide's Step 1.3 routing table and Step 3.3 security review, as rules.
+# Other vendors' coding CLIs, tried after the guide's own fallbacks.
+VENDOR_FALLBACKS = ["codex", "gemini-cli", "opencode"]
+
+# The guide's Step 1.3 routing table (its primary and fallback order first, then the
+# other vendors' CLIs) and Step 3.3 security review, as rules.
 DEFAULT_RULES: dict[str, Any] = {
     "schema_version": RULES_SCHEMA_VERSION,
     "capabilities": {
-        "code_generation": {"primary": "jules", "fallback": ["aider", "claude-cli"]},
+        "code_generation": {
+            "primary": "jules",
+            "fallback": ["aider", "claude-cli", *VENDOR_FALLBACKS],
+        },
         "linting": {"primary": "ruff", "fallback": ["pylint"]},
-        "refactoring": {"primary": "aider", "fallback": ["claude-cli"]},
+        "refactoring": {"primary": "aider", "fallback": ["claude-cli", *VENDOR_FALLBACKS]},
         "testing": {"primary": "pytest", "fallback": []},
-        "version_checking": {"primary": "aider", "fallback": ["jules", "claude-cli"]},
+        "version_checking": {
+            "primary": "aider",
+            "fallback": ["jules", "claude-cli", *VENDOR_FALLBACKS],
+        },
     },
     "security": {
         "forbidden_paths": [

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from aim_core.audit.query import Filter, iter_matches
+from aim_core.audit.query import Filter, UsageLedger, iter_matches
 
 # The guide's Phase 3 targets: metric -> (target text, action if missed)
 TARGETS = {
@@ -40,7 +40,9 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
     runs: dict[str, dict[str, Any]] = {}
     attempts_by_tool: dict[str, Counter] = defaultdict(Counter)
     failures: Counter = Counter()
+    ledger = UsageLedger()
     for _, rec in iter_matches(audit_dir, flt or Filter()):
+        ledger.add(rec)
         rid = rec.get("run_id") or f"seq-{rec.get('seq')}"
         run = runs.setdefault(
             rid,
@@ -104,6 +106,13 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
         }
         for t, c in sorted(attempts_by_tool.items())
     }
+    usage = ledger.to_dict()
+    for tool, t in by_tool.items():
+        if tool in usage["by_tool"]:
+            t["usage"] = usage["by_tool"][tool]
+    for cap, c in by_capability.items():
+        if cap in usage["by_capability"]:
+            c["usage"] = usage["by_capability"][cap]
     reliable = max(
         by_tool, key=lambda t: (by_tool[t]["success_rate"], by_tool[t]["attempts"]), default=None
     )
@@ -140,6 +149,7 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
             by_capability, key=lambda c: by_capability[c]["runs"], default=None
         ),
         "failure_classes": dict(failures.most_common()),
+        "usage": usage,
         "actions": [
             {"metric": m, "target": TARGETS[m][0], "value": round(metrics[m], 4), "action": a}
             for m, a in actions
@@ -192,6 +202,21 @@ def _levels(
     }
 
 
+def _usage_lines(usage: dict[str, Any]) -> list[str]:
+    def cell(sums: dict[str, Any]) -> str:
+        cost = "-" if sums["cost_usd"] is None else f"${sums['cost_usd']:.4f}"
+        return (
+            f"in {sums['input_tokens']:>9}  out {sums['output_tokens']:>9}  cost {cost:>9}  "
+            f"({sums['records']} records)"
+        )
+
+    lines = [f"{'Usage (as the tools reported it)':<34} {cell(usage['total'])}"]
+    for group in ("tool", "capability", "workstream"):
+        for name, sums in usage[f"by_{group}"].items():
+            lines.append(f"  {group} {name:<26} {cell(sums)}")
+    return lines
+
+
 def render_report(data: dict[str, Any]) -> str:
     """The report as text."""
     pct = lambda x: f"{x:.0%}"  # noqa: E731
@@ -224,6 +249,9 @@ def render_report(data: dict[str, Any]) -> str:
         lines.append(
             f"  {tool:<20} attempts {t['attempts']:>5}  success {pct(t['success_rate']):>5}"
         )
+    usage = data.get("usage") or {}
+    if (usage.get("total") or {}).get("records"):
+        lines += ["", *_usage_lines(usage)]
     if data["most_reliable_tool"]:
         lines.append(f"Most reliable tool: {data['most_reliable_tool']}")
     if data["failure_classes"]:
