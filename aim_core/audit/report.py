@@ -41,6 +41,8 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
     attempts_by_tool: dict[str, Counter] = defaultdict(Counter)
     failures: Counter = Counter()
     for _, rec in iter_matches(audit_dir, flt or Filter()):
+        if rec.get("event"):  # the log's own events (reset-head) are not runs
+            continue
         rid = rec.get("run_id") or f"seq-{rec.get('seq')}"
         run = runs.setdefault(
             rid,
