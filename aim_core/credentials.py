@@ -36,6 +36,10 @@ _ASSIGNED_TO = re.compile(r"""[\w.\-\[\]"']+\s*(?::=|=>|[:=])\s*["']?$""")
 # A line break inside a token (an indent may follow): removed to find wrapped keys.
 _WRAP = re.compile(r"(?<=[A-Za-z0-9_/+=-])\r?\n[ \t]*(?=[A-Za-z0-9_/+=-])")
 _WRAP_MAX = 1 << 16  # characters: longer text is not scanned a second time for wraps
+_NAME_MAX = 4096
+_SPACE = re.compile(r"\s")
+# path separators, and the dot of a file name's extension
+_NAME_SEPARATORS = re.compile(r"[/\\]|\.(?=[A-Za-z0-9]{1,10}(?:[/\\]|$))")
 
 
 def _rank(code: str) -> int:
@@ -62,12 +66,17 @@ class Leak:
     end: int
 
 
-def _hits(text: str, path: str | None, entropy: bool) -> list[tuple[str, int, int]]:
+def _hits(text: str, path: str | None, skip: frozenset[str]) -> list[tuple[str, int, int]]:
     from aim_core.secret_rules import ruleset
 
-    skip = frozenset() if entropy else ENTROPY_RULES
     rules = ruleset()
     found = [(h.rule, h.start, h.end) for h in rules.scan(text, path=path, skip=skip)]
+    if len(text) <= _NAME_MAX and not _SPACE.search(text):
+        # a name (a path, an id): the rules want a credential to end at a space, a quote
+        # or the end, not at "/" or ".py" -- look again with those made spaces
+        named = _NAME_SEPARATORS.sub(lambda m: "\n" if m.group() in "/\\" else " ", text)
+        if named != text:
+            found += [(h.rule, h.start, h.end) for h in rules.scan(named, path=path, skip=skip)]
     if "\n" in text and len(text) <= _WRAP_MAX:
         joined, where = _unwrap(text)
         if where is not None:
@@ -93,21 +102,29 @@ def _unwrap(text: str) -> tuple[str, list[int] | None]:
     return "".join(parts), where
 
 
-def scan(text: str, *, filename: str | None = None, entropy: bool = True) -> list[Leak]:
+def scan(
+    text: str,
+    *,
+    filename: str | None = None,
+    entropy: bool = True,
+    skip: Iterable[str] = (),
+) -> list[Leak]:
     """Every credential in ``text``, sorted by position.
 
     :param filename: the file the text came from (rules limited to some files, and
         gitleaks' allowlisted files such as lock files, use it); None for a prompt,
         a record or tool output.
     :param entropy: also report long random-looking strings (``high-entropy-string``):
-        they are redacted but never make a request refused, and tool output is full
-        of hashes.
+        they are redacted but never make a request refused.
+    :param skip: rule ids not to apply (tool output leaves out ``high-entropy-hex``: it
+        is full of hashes).
     """
     if not text:
         return []
     path = None if filename in (None, "prompt.txt") else filename.replace("\\", "/")
     spans: dict[tuple[int, int], str] = {}
-    for rule, s, e in _hits(text, path, entropy):
+    rules_skipped = frozenset(skip) | (frozenset() if entropy else ENTROPY_RULES)
+    for rule, s, e in _hits(text, path, rules_skipped):
         code = neutral_code(rule)
         if (s, e) not in spans or _rank(code) < _rank(spans[(s, e)]):
             spans[(s, e)] = code
@@ -133,10 +150,13 @@ def redact(
     *,
     filename: str | None = None,
     entropy: bool = True,
+    skip: Iterable[str] = (),
 ) -> str:
     """``text`` with every credential replaced by ``[REDACTED]`` (with the name it is
     assigned to, so ``password = [REDACTED]`` does not remain)."""
-    leaks = list(scan(text, filename=filename, entropy=entropy) if leaks is None else leaks)
+    if leaks is None:
+        leaks = scan(text, filename=filename, entropy=entropy, skip=skip)
+    leaks = list(leaks)
     if not leaks:
         return text
     out, pos = [], 0

@@ -40,11 +40,11 @@ class RunLog:
         return text
 
     def mask(self, text: str) -> str:
-        """Replace the environment's secret values and every named kind of credential
-        in a tool's output (high-entropy strings are left: output is full of hashes)."""
+        """Replace the environment's secret values and every kind of credential in a
+        text (long quoted hex strings are left: output is full of hashes)."""
         from aim_core import credentials
 
-        return credentials.redact(self.mask_values(text), entropy=False)
+        return credentials.redact(self.mask_values(text), skip=("high-entropy-hex",))
 
     def mask_argv(self, argv: Sequence[str]) -> list[str]:
         """The command line with the values of secret-looking flags masked."""

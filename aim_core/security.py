@@ -230,18 +230,20 @@ def check_request(payload: Any, root: Path, security: Mapping[str, Any]) -> list
                         'or set security.credential_policy.prompt to "redact"',
                     )
                 )
-        names = [("id", payload.workstream_id)] if payload.workstream_id else []
-        for field_name, paths in fields.items():
-            names += [(f"{field_name}[{i}]", p) for i, p in enumerate(paths)]
-        for name, text in names:
-            if isinstance(text, str) and credentials.scan(text, entropy=False):
-                problems.append(
-                    Problem(
-                        field=name,
-                        message="holds a credential; rename it: names are written to the "
-                        "audit and the run log",
-                    )
+    # names (the id, file paths) are refused under either policy: a tool needs the real
+    # name, and aim writes names to the audit, the run log and the run table
+    names = [("id", payload.workstream_id)] if payload.workstream_id else []
+    for field_name, paths in fields.items():
+        names += [(f"{field_name}[{i}]", p) for i, p in enumerate(paths)]
+    for name, text in names:
+        if isinstance(text, str) and credentials.scan(text, entropy=False):
+            problems.append(
+                Problem(
+                    field=name,
+                    message="holds a credential; rename it: names are written to the "
+                    "audit, the run log and the run table",
                 )
+            )
     if policy(security, "files") == "block":
         where = files_field(payload)
         for i, f in enumerate(payload.files):
