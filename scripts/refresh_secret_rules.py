@@ -52,6 +52,9 @@ POSIX = {
     "punct": r"!-/:-@\[-`{-~",
 }
 LAZY_PREFIX = r"[\w.-]{0,50}?"
+# Rules whose every match starts with one of their keywords (checked by
+# tests/test_secret_rules.py): aim tries them at the keywords' occurrences only.
+ANCHORED = {"generic-api-key"}
 MAX_WIDTH = 1 << 16  # a longest match above this counts as unbounded
 
 
@@ -176,6 +179,7 @@ def convert_rule(rule: dict) -> dict | None:
         "path": go_to_python(rule["path"]) if rule.get("path") else None,
         "left": left,
         "width": _width(regex),
+        "anchor": rule["id"] in ANCHORED,
         "allowlists": [_allowlist(a) for a in rule.get("allowlists", [])],
     }
     return out

@@ -15,7 +15,8 @@ the match) must be more random than its ``entropy`` and match none of the
 allowlists. To stay fast on large text, a rule runs only in windows around its
 keyword's occurrences (as wide as its longest match, see ``width``), and a
 leading lazy identifier prefix is stripped from the expression and re-applied to
-the match (``left``). Rules are compiled on first use.
+the match (``left``); a rule whose matches all start with one of its keywords
+(``anchor``) is tried at those occurrences only. Rules are compiled on first use.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any, NamedTuple
 
 SMALL = 8192  # characters: text up to this size is searched whole
@@ -52,16 +53,30 @@ def entropy(text: str) -> float:
 
 
 class Allowlist:
-    """What a rule (or every rule) does not report: by expression, stopword or path."""
+    """What a rule (or every rule) does not report: by expression, stopword or path.
+    Its expressions are compiled on first use (most text has no finding to check)."""
 
-    __slots__ = ("and_", "paths", "regexes", "stopwords", "target")
+    __slots__ = ("_paths", "_regexes", "and_", "data", "stopwords", "target")
 
     def __init__(self, data: dict[str, Any]):
+        self.data = data
         self.and_ = data.get("condition") == "AND"
         self.target = data.get("target") or "secret"
-        self.regexes = [re.compile(r, re.ASCII) for r in data.get("regexes", ())]
-        self.paths = [re.compile(r, re.ASCII) for r in data.get("paths", ())]
         self.stopwords = tuple(data.get("stopwords", ()))
+        self._regexes: list[re.Pattern[str]] | None = None
+        self._paths: list[re.Pattern[str]] | None = None
+
+    @property
+    def regexes(self) -> list[re.Pattern[str]]:
+        if self._regexes is None:
+            self._regexes = [re.compile(r, re.ASCII) for r in self.data.get("regexes", ())]
+        return self._regexes
+
+    @property
+    def paths(self) -> list[re.Pattern[str]]:
+        if self._paths is None:
+            self._paths = [re.compile(r, re.ASCII) for r in self.data.get("paths", ())]
+        return self._paths
 
     def allows(self, secret: str, match: str, line: str, path: str | None) -> bool:
         """Whether a finding is allowed (gitleaks' checkFindingAllowed)."""
@@ -72,9 +87,9 @@ class Allowlist:
         if not self.and_:
             return by_regex or by_word
         checks = []
-        if self.paths:
+        if self.data.get("paths"):
             checks.append(path is not None and any(p.search(path) for p in self.paths))
-        if self.regexes:
+        if self.data.get("regexes"):
             checks.append(by_regex)
         if self.stopwords:
             checks.append(by_word)
@@ -91,6 +106,7 @@ class Rule:
         "_allow",
         "_path",
         "_rx",
+        "anchor",
         "data",
         "entropy",
         "group",
@@ -108,6 +124,7 @@ class Rule:
         self.group: int | None = data.get("group")
         self.left: int = data.get("left") or 0
         self.width: int | None = data.get("width")
+        self.anchor: bool = bool(data.get("anchor")) and bool(self.keywords)
         self._rx: re.Pattern[str] | None = None
         self._path: re.Pattern[str] | None = None
         self._allow: list[Allowlist] | None = None
@@ -215,35 +232,65 @@ class RuleSet:
         for rule in (*self.always, *picked.values()):
             if rule.id in skip or not rule.applies_to(path):
                 continue
+            if rule.anchor and len(text) > SMALL:
+                hits.extend(self._anchored(rule, text, where, path))
+                continue
             for a, b in rule.windows(len(text), where):
                 hits.extend(self._matches(rule, text, a, b, path))
         return sorted(set(hits), key=lambda h: (h.start, -h.end, h.rule))
 
     def _matches(self, rule: Rule, text: str, a: int, b: int, path: str | None) -> Iterator[Hit]:
         for m in rule.regex.finditer(text, a, b):
-            s, e = m.span()
-            if rule.group is not None and rule.group <= (rule.regex.groups or 0):
-                s, e = m.span(rule.group)
-            elif rule.regex.groups:
-                for g in range(1, rule.regex.groups + 1):
-                    gs, ge = m.span(g)
-                    if ge > gs:
-                        s, e = gs, ge
-                        break
-            if e <= s:
+            hit = self._check(rule, m, text, a, path)
+            if hit is not None:
+                yield hit
+
+    def _anchored(
+        self, rule: Rule, text: str, where: dict[str, list[int]], path: str | None
+    ) -> Iterator[Hit]:
+        """A rule whose every match starts with one of its keywords, tried only at their
+        occurrences (``anchor``): much cheaper than a search through windows."""
+        ahead = rule.width if rule.width is not None else UNBOUNDED
+        starts = sorted({at for kw in rule.keywords for at in where.get(kw, ())})
+        end = 0
+        for at in starts:
+            if at < end:
                 continue
-            secret = text[s:e]
-            if rule.entropy and entropy(secret) <= rule.entropy:
+            m = rule.regex.match(text, at, min(len(text), at + ahead))
+            if m is None:
                 continue
-            ms = m.start()
-            if rule.left:
-                stop = max(a, ms - rule.left)
-                while ms > stop and text[ms - 1] in _IDENT:
-                    ms -= 1
-            match = text[ms : m.end()]
-            if self._allowed(rule, secret, match, text, ms, m.end(), path):
-                continue
-            yield Hit(rule.id, s, e)
+            end = m.end()
+            hit = self._check(rule, m, text, 0, path)
+            if hit is not None:
+                yield hit
+
+    def _check(
+        self, rule: Rule, m: re.Match[str], text: str, a: int, path: str | None
+    ) -> Hit | None:
+        """The hit of a match: its secret, if random enough and not allowlisted."""
+        s, e = m.span()
+        groups = rule.regex.groups
+        if rule.group is not None and rule.group <= groups:
+            s, e = m.span(rule.group)
+        elif groups:
+            for g in range(1, groups + 1):
+                gs, ge = m.span(g)
+                if ge > gs:
+                    s, e = gs, ge
+                    break
+        if e <= s:
+            return None
+        secret = text[s:e]
+        if rule.entropy and entropy(secret) <= rule.entropy:
+            return None
+        ms = m.start()
+        if rule.left:
+            stop = max(a, ms - rule.left)
+            while ms > stop and text[ms - 1] in _IDENT:
+                ms -= 1
+        if self._allowed(rule, secret, text[ms : m.end()], text, ms, m.end(), path):
+            return None
+        return Hit(rule.id, s, e)
 
     def _allowed(
         self, rule: Rule, secret: str, match: str, text: str, ms: int, me: int, path: str | None
@@ -257,7 +304,7 @@ class RuleSet:
 
 
 def _load(name: str) -> dict[str, Any]:
-    return json.loads(resources.files(__name__).joinpath(name).read_text(encoding="utf-8"))
+    return json.loads(Path(__file__).with_name(name).read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
