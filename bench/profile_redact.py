@@ -63,7 +63,8 @@ def main() -> None:
     rec = sample_record()
     redact_data(rec)
     print(f"{median_us(lambda: redact_data(rec), 500):9.0f} us  redact_data(typical record), clean")
-    dirty = {**rec, "payload": {**rec["payload"], "prompt": "deploy with AKIA" + "Q3VZ7WJ2XK5MN4RT"}}
+    prompt = "deploy with AKIA" + "Q3VZ7WJ2XK5MN4RT"
+    dirty = {**rec, "payload": {**rec["payload"], "prompt": prompt}}
     print(f"{median_us(lambda: redact_data(dirty), 200):9.0f} us  redact_data(record with a key)")
     for name, text in (("source code", code_megabyte()), ("prose", prose_megabyte())):
         for entropy in (False, True):
