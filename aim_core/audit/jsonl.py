@@ -182,7 +182,12 @@ class JsonlAuditLog:
                 self.on_warning(
                     f"{path}: the last record is not valid JSON; run 'aim audit verify'"
                 )
-                break
+            for raw in reversed(path.read_bytes().splitlines()):  # the last valid record
+                try:
+                    rec = json.loads(raw)
+                    return int(rec["seq"]), rec["hash"], name
+                except (ValueError, KeyError, TypeError):
+                    continue
         return 0, None, None
 
     def _tip(self, machine: Head | None) -> tuple[int, str | None, str | None]:
