@@ -267,6 +267,9 @@ def _parse_security(security: Any, where: str) -> dict[str, Any]:
     return security
 
 
+MAX_RULES_BYTES = 1024 * 1024
+
+
 def load_rules(registry: Path) -> Rules:
     """The registry's coordination rules; the guide's defaults when there is no registry."""
     path = registry / RULES_RELPATH
@@ -276,9 +279,22 @@ def load_rules(registry: Path) -> Rules:
     from aim_core import jsonc
 
     try:
+        size = path.stat().st_size
+        if size > MAX_RULES_BYTES:
+            raise ConfigError(
+                f"the file is {size} bytes, more than {MAX_RULES_BYTES} (1 MiB); check that "
+                "this is the coordination rules file",
+                file=str(path),
+            )
         data = jsonc.loads(path.read_text(encoding="utf-8"))
     except jsonc.JsonSyntaxError as e:
         raise ConfigError(f"{e}; fix the JSON syntax", file=str(path)) from None
     except OSError as e:
         raise ConfigError(f"cannot read the file: {e.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"not UTF-8 text (byte {e.start} is {e.object[e.start : e.start + 1]!r}); "
+            "save the file as UTF-8",
+            file=str(path),
+        ) from None
     return parse_rules(data, str(path))

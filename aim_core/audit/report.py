@@ -42,6 +42,8 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
     failures: Counter = Counter()
     ledger = UsageLedger()
     for _, rec in iter_matches(audit_dir, flt or Filter()):
+        if rec.get("event"):  # the log's own events (reset-head) are not runs
+            continue
         ledger.add(rec)
         rid = rec.get("run_id") or f"seq-{rec.get('seq')}"
         run = runs.setdefault(
