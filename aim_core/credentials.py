@@ -92,7 +92,9 @@ def _unwrap(text: str) -> tuple[str, list[int] | None]:
     cuts = [m.span() for m in _WRAP.finditer(text)]
     if not cuts:
         return text, None
-    parts, where, pos = [], [], 0
+    parts: list[str] = []
+    where: list[int] = []
+    pos = 0
     for a, b in cuts:
         parts.append(text[pos:a])
         where.extend(range(pos, a))

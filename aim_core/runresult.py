@@ -55,8 +55,8 @@ def exit_code_for(results: list[RunResult]) -> int:
     """With several workstreams the highest-priority code wins: 2, 4, 70, 1, 3 (then 130,
     0); any other code a run ended with comes before 0."""
     codes = {r.exit_code for r in results}
-    order = (EXIT_USAGE, EXIT_AUDIT, EXIT_INTERNAL, EXIT_WORK_FAILED, EXIT_NO_TOOL)
-    order += (EXIT_INTERRUPTED,)
+    first = (EXIT_USAGE, EXIT_AUDIT, EXIT_INTERNAL, EXIT_WORK_FAILED, EXIT_NO_TOOL)
+    order = (*first, EXIT_INTERRUPTED)
     for code in (*order, *sorted(codes - {EXIT_OK, *order})):
         if code in codes:
             return code

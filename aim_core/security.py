@@ -206,76 +206,96 @@ def files_field(payload: Any) -> str:
 
 def check_request(payload: Any, root: Path, security: Mapping[str, Any]) -> list[Problem]:
     """The core's rules for a whole request: paths, size, credentials."""
-    from aim_core import credentials
-
     fields = {"files_scope": payload.files_scope, "files_create": payload.files_create}
     if payload.files != payload.files_scope:
         fields["capability_payload.files"] = payload.files
     problems = check_paths(fields, root, security)
     if problems:
         return problems
-    limit = security.get("max_payload_bytes")
-    sizes = {}
-    for f in payload.files:
-        p = root / f
-        if p.is_file():
-            sizes[f] = p.stat().st_size
-    total = len(payload.prompt.encode("utf-8")) + sum(sizes.values())
-    if limit and total > limit:
-        problems.append(
-            Problem(
-                path=max(sizes, key=lambda k: sizes[k]) if sizes else None,
-                field="capability_payload",
-                message=f"the request is {total} bytes (prompt {len(payload.prompt.encode())}, "
-                f"files {sum(sizes.values())}), over max_payload_bytes {limit}; "
-                "send fewer or smaller files",
-            )
-        )
+    sizes = {f: (root / f).stat().st_size for f in payload.files if (root / f).is_file()}
+    problems += _size_problems(payload, sizes, security.get("max_payload_bytes"))
     if policy(security, "prompt") == "block":
-        for name, text in prompt_fields(payload):
-            leaks = credentials.scan(text, entropy=False)
-            if leaks:
-                problems.append(
-                    Problem(
-                        field=name,
-                        message=f"holds a credential: {credentials.describe(leaks)}; remove it, "
-                        'or set security.credential_policy.prompt to "redact"',
-                    )
+        problems += _prompt_credentials(payload)
+    problems += _name_credentials(payload, fields)
+    if policy(security, "files") == "block":
+        problems += _file_credentials(payload, root, sizes)
+    return problems
+
+
+def _size_problems(payload: Any, sizes: Mapping[str, int], limit: int | None) -> list[Problem]:
+    total = len(payload.prompt.encode("utf-8")) + sum(sizes.values())
+    if not limit or total <= limit:
+        return []
+    return [
+        Problem(
+            path=max(sizes, key=lambda k: sizes[k]) if sizes else None,
+            field="capability_payload",
+            message=f"the request is {total} bytes (prompt {len(payload.prompt.encode())}, "
+            f"files {sum(sizes.values())}), over max_payload_bytes {limit}; "
+            "send fewer or smaller files",
+        )
+    ]
+
+
+def _prompt_credentials(payload: Any) -> list[Problem]:
+    from aim_core import credentials
+
+    out = []
+    for name, text in prompt_fields(payload):
+        leaks = credentials.scan(text, entropy=False)
+        if leaks:
+            out.append(
+                Problem(
+                    field=name,
+                    message=f"holds a credential: {credentials.describe(leaks)}; remove it, "
+                    'or set security.credential_policy.prompt to "redact"',
                 )
-    # names (the id, file paths) are refused under either policy: a tool needs the real
-    # name, and aim writes names to the audit, the run log and the run table
+            )
+    return out
+
+
+def _name_credentials(payload: Any, fields: Mapping[str, Sequence[str]]) -> list[Problem]:
+    """Names (the id, file paths) are refused under either policy: a tool needs the real
+    name, and aim writes names to the audit, the run log and the run table."""
+    from aim_core import credentials
+
     names = [("id", payload.workstream_id)] if payload.workstream_id else []
     for field_name, paths in fields.items():
         names += [(f"{field_name}[{i}]", p) for i, p in enumerate(paths)]
-    for name, text in names:
-        if isinstance(text, str) and credentials.scan(text, entropy=False):
-            problems.append(
+    return [
+        Problem(
+            field=name,
+            message="holds a credential; rename it: names are written to the "
+            "audit, the run log and the run table",
+        )
+        for name, text in names
+        if isinstance(text, str) and credentials.scan(text, entropy=False)
+    ]
+
+
+def _file_credentials(payload: Any, root: Path, sizes: Mapping[str, int]) -> list[Problem]:
+    from aim_core import credentials
+
+    out = []
+    where = files_field(payload)
+    for i, f in enumerate(payload.files):
+        if f not in sizes:
+            continue
+        try:
+            text = (root / f).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        leaks = credentials.scan(text, filename=f, entropy=False)
+        if leaks:
+            out.append(
                 Problem(
-                    field=name,
-                    message="holds a credential; rename it: names are written to the "
-                    "audit, the run log and the run table",
+                    path=f,
+                    field=f"{where}[{i}]",
+                    message=f"'{f}' holds a credential: {credentials.describe(leaks)}; "
+                    "take it out of the file before a tool reads it",
                 )
             )
-    if policy(security, "files") == "block":
-        where = files_field(payload)
-        for i, f in enumerate(payload.files):
-            if f not in sizes:
-                continue
-            try:
-                text = (root / f).read_text(encoding="utf-8", errors="replace")
-            except OSError:
-                continue
-            leaks = credentials.scan(text, filename=f, entropy=False)
-            if leaks:
-                problems.append(
-                    Problem(
-                        path=f,
-                        field=f"{where}[{i}]",
-                        message=f"'{f}' holds a credential: {credentials.describe(leaks)}; "
-                        "take it out of the file before a tool reads it",
-                    )
-                )
-    return problems
+    return out
 
 
 def redact_prompt(payload: Any, security: Mapping[str, Any]) -> Any:

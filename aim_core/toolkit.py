@@ -100,6 +100,33 @@ def first_line(*texts: str) -> str:
     return ""
 
 
+def _detection_start(
+    context: AimContext,
+    tool_id: str,
+    capabilities: Sequence[str],
+    env_passthrough: Sequence[str],
+    scratch_paths: Sequence[str],
+    watch_paths: Sequence[str],
+) -> tuple[AimContext, ToolDetection]:
+    """The context a tool's detection runs with (its own variables and options reach its
+    version and readiness calls) and its detection as far as known without running it."""
+    import attrs
+
+    options = context.settings.tool_options(tool_id) if context.settings is not None else {}
+    context = attrs.evolve(
+        context, env_passthrough=tuple(env_passthrough), options=dict(options), tool_id=tool_id
+    )
+    base = ToolDetection(
+        tool_id=tool_id,
+        capabilities=tuple(capabilities),
+        installed=False,
+        env_passthrough=tuple(env_passthrough),
+        scratch_paths=tuple(scratch_paths),
+        watch_paths=tuple(watch_paths),
+    )
+    return context, base
+
+
 def detect_program(
     context: AimContext,
     *,
@@ -120,73 +147,45 @@ def detect_program(
         is missing (``"pip install aider-chat"``).
     :param version_args: the arguments that make it print its version.
     :param readiness: ``readiness(context, path) -> (ready, reason, failure)``,
-        called when the version answered; cheap checks only (a credentials
-        file, an environment variable), no network. Its ``context`` passes the
-        ``env_passthrough`` variables to the processes it runs and holds the
-        tool's options (``tools: {tool_id: ...}``).
-    :param explain_failure: turns the output of a failed version call into the
-        reason shown to the user (the default is the program's first line).
+        called when the version answered; cheap checks only (a credentials file,
+        a variable), no network. Its ``context`` passes the ``env_passthrough``
+        variables and holds the tool's options (``tools: {tool_id: ...}``).
+    :param explain_failure: the reason shown for a failed version call's output
+        (the default is the program's first line).
     :returns: a :class:`~aim_core.ToolDetection`; a program that is found but
         fails to answer its version is installed and not ready
         (``unavailable``), with its own first line of output as the reason.
     """
     import attrs
 
-    # the tool's own variables and options reach its version and readiness calls
-    options = context.settings.tool_options(tool_id) if context.settings is not None else {}
-    context = attrs.evolve(
-        context,
-        env_passthrough=tuple(env_passthrough),
-        options=dict(options),
-        tool_id=tool_id,
+    context, base = _detection_start(
+        context, tool_id, capabilities, env_passthrough, scratch_paths, watch_paths
     )
-    common = {
-        "tool_id": tool_id,
-        "capabilities": tuple(capabilities),
-        "env_passthrough": tuple(env_passthrough),
-        "scratch_paths": tuple(scratch_paths),
-        "watch_paths": tuple(watch_paths),
-    }
     path = context.which(program)
     if path is None:
-        return ToolDetection(
-            installed=False,
-            reason=f"'{program}' not found on PATH (install: {install_hint})",
-            **common,
-        )
+        return attrs.evolve(base, reason=f"'{program}' not found on PATH (install: {install_hint})")
     r = context.run([path, *version_args], timeout_s=VERSION_TIMEOUT_S)
-    if r.timed_out:
-        return ToolDetection(
-            installed=True,
-            path=path,
-            ready=False,
-            failure=Failure.UNAVAILABLE,
-            reason=f"'{program} {' '.join(version_args)}' did not answer in time",
-            **common,
+    if r.timed_out or r.exit_code != 0:
+        if r.timed_out:
+            reason = f"'{program} {' '.join(version_args)}' did not answer in time"
+        else:
+            said = first_line(r.stderr, r.stdout) or f"exit code {r.exit_code}"
+            explained = explain_failure(r) if explain_failure else None
+            reason = explained or f"'{program}' does not start: {said}"
+        return attrs.evolve(
+            base, installed=True, path=path, ready=False, failure=Failure.UNAVAILABLE, reason=reason
         )
-    if r.exit_code != 0:
-        said = first_line(r.stderr, r.stdout) or f"exit code {r.exit_code}"
-        reason = explain_failure(r) if explain_failure else None
-        return ToolDetection(
-            installed=True,
-            path=path,
-            ready=False,
-            failure=Failure.UNAVAILABLE,
-            reason=reason or f"'{program}' does not start: {said}",
-            **common,
-        )
-    version = first_line(r.stdout, r.stderr) or None
-    ready, reason, failure = (None, None, None)
+    ready, why, failure = (None, None, None)
     if readiness is not None:
-        ready, reason, failure = readiness(context, path)
-    return ToolDetection(
+        ready, why, failure = readiness(context, path)
+    return attrs.evolve(
+        base,
         installed=True,
         path=path,
-        version=version,
+        version=first_line(r.stdout, r.stderr) or None,
         ready=ready,
-        reason=reason,
+        reason=why,
         failure=failure if ready is False else None,
-        **common,
     )
 
 

@@ -89,14 +89,14 @@ def _strict_str_list(value: Any, _: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _strict_dict(value: Any, _: Any) -> dict:
+def _strict_dict(value: Any, _: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     raise _Mismatch("an object", value)
 
 
 @functools.lru_cache(maxsize=1)
-def _converter():
+def _converter() -> Any:
     import cattrs
     from cattrs.gen import make_dict_structure_fn
 
@@ -109,7 +109,7 @@ def _converter():
         attrs.resolve_types(cls)
         inner = make_dict_structure_fn(cls, conv)
 
-        def hook(value, _type, inner=inner):
+        def hook(value: Any, _type: Any, inner: Any = inner) -> Any:
             if not isinstance(value, dict):
                 raise _Mismatch("an object", value)
             return inner(value, _type)
@@ -127,7 +127,13 @@ def _attrs_class(tp: Any) -> type | None:
     return None
 
 
-def _collect(exc: BaseException, cls: type | None, meta: Mapping, path: str, out: list) -> None:
+def _collect(
+    exc: BaseException,
+    cls: type | None,
+    meta: Mapping[str, Any],
+    path: str,
+    out: list[tuple[str, str]],
+) -> None:
     from cattrs.errors import ClassValidationError, IterableValidationError
 
     if isinstance(exc, ClassValidationError):
@@ -155,7 +161,7 @@ def _collect(exc: BaseException, cls: type | None, meta: Mapping, path: str, out
         out.append((path, str(exc)))
 
 
-def _unknown_keys(data: Mapping, cls: type, path: str) -> list[tuple[str, str]]:
+def _unknown_keys(data: Mapping[str, Any], cls: type, path: str) -> list[tuple[str, str]]:
     names = [f.name for f in attrs.fields(cls)]
     found = []
     for key in data:
@@ -165,7 +171,9 @@ def _unknown_keys(data: Mapping, cls: type, path: str) -> list[tuple[str, str]]:
     return found
 
 
-def parse_workstream(data: Any) -> tuple[Workstream | None, list[tuple[str, str]], list]:
+def parse_workstream(
+    data: Any,
+) -> tuple[Workstream | None, list[tuple[str, str]], list[tuple[str, str]]]:
     """Structure one workstream; return it, the errors and the unknown fields, each as
     ``(field path, message)``."""
     if not isinstance(data, dict):
@@ -520,7 +528,8 @@ def check_graph(
                     f"{v.display}: depends_on[{i}]: no workstream has id '{dep}'"
                     f"{did_you_mean(dep, known)} (looked in {WORKSTREAMS_DIR}/ and the files given)"
                 )
-    for cycle in _cycles({k: vs[0].workstream.depends_on for k, vs in given.items()}):
+    graph = {k: vs[0].workstream.depends_on for k, vs in given.items() if vs[0].workstream}
+    for cycle in _cycles(graph):
         text = " -> ".join([*cycle, cycle[0]])
         for ident in cycle:
             v = given[ident][0]

@@ -66,7 +66,7 @@ def audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
     return value.encode("utf-8") if value else None
 
 
-def _line_start(f, end: int) -> int:
+def _line_start(f: Any, end: int) -> int:
     """The offset just after the last newline before ``end`` (0 when there is none).
     Reads backwards in growing blocks: a record is usually well under 4 KiB."""
     block = 4096
@@ -76,7 +76,7 @@ def _line_start(f, end: int) -> int:
         f.seek(start)
         nl = f.read(pos - start).rfind(b"\n")
         if nl >= 0:
-            return start + nl + 1
+            return int(start + nl + 1)
         pos = start
         block = min(block * 4, 1 << 20)
     return 0

@@ -16,6 +16,7 @@ import shutil
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from aim_core.audit import checkpoints
 from aim_core.audit.canonical import utc_timestamp
@@ -26,7 +27,7 @@ from aim_core.locks import FileLock
 LAST_PRUNE = ".last_prune"
 
 
-def _last_record(path: Path) -> dict | None:
+def _last_record(path: Path) -> dict[str, Any] | None:
     last = None
     with open(path, "rb") as f:
         for line in f:

@@ -87,9 +87,8 @@ def _first_record(log: JsonlAuditLog) -> dict[str, Any] | None:
     return None
 
 
-def plan_reset(log: JsonlAuditLog, tip: tuple[int, str | None, str | None]) -> ResetPlan | None:
-    """What ``reset-head`` would accept and write for ``log`` whose last record is ``tip``
-    (called under the append lock); None when the log is not cut."""
+def _read_heads(log: JsonlAuditLog) -> tuple[list[Any], list[str]]:
+    """The heads that could be read (``HEAD.json``, this machine's), and the problems."""
     problems: list[str] = []
     heads = []
     for path, name in (
@@ -103,6 +102,13 @@ def plan_reset(log: JsonlAuditLog, tip: tuple[int, str | None, str | None]) -> R
             continue
         if head is not None:
             heads.append(head)
+    return heads, problems
+
+
+def plan_reset(log: JsonlAuditLog, tip: tuple[int, str | None, str | None]) -> ResetPlan | None:
+    """What ``reset-head`` would accept and write for ``log`` whose last record is ``tip``
+    (called under the append lock); None when the log is not cut."""
+    heads, problems = _read_heads(log)
     cps = checkpoints.read(log.dir, log.key)
     new_entries: list[dict[str, Any]] | None = None
     problems += [f"{checkpoints.CHECKPOINTS_NAME}:{n}: {msg}" for n, msg in cps.problems]
@@ -130,7 +136,8 @@ def plan_reset(log: JsonlAuditLog, tip: tuple[int, str | None, str | None]) -> R
         new_entries.append(checkpoints.make_entry(fields, previous, log.key))
     seq, digest, _ = tip
     if not seq:
-        chain_last = (new_entries if new_entries is not None else cps.entries) or [None]
+        chain_last: list[Any] = list(new_entries if new_entries is not None else cps.entries)
+        chain_last = chain_last or [None]
         if chain_last[-1] is not None:
             seq, digest = chain_last[-1]["seq"], chain_last[-1]["hash"]
     for head in heads:

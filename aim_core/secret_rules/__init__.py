@@ -228,7 +228,7 @@ class RuleSet:
             low = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
         where = self.occurrences(low)
         picked = {r.id: r for kw in where for r in self.by_keyword[kw]}
-        hits = []
+        hits: list[Hit] = []
         for rule in (*self.always, *picked.values()):
             if rule.id in skip or not rule.applies_to(path):
                 continue
@@ -288,13 +288,21 @@ class RuleSet:
             stop = max(a, ms - rule.left)
             while ms > stop and text[ms - 1] in _IDENT:
                 ms -= 1
-        if self._allowed(rule, secret, text[ms : m.end()], text, ms, m.end(), path):
+        if self._allowed(rule, secret, text[ms : m.end()], text, span=(ms, m.end()), path=path):
             return None
         return Hit(rule.id, s, e)
 
     def _allowed(
-        self, rule: Rule, secret: str, match: str, text: str, ms: int, me: int, path: str | None
+        self,
+        rule: Rule,
+        secret: str,
+        match: str,
+        text: str,
+        *,
+        span: tuple[int, int],
+        path: str | None,
     ) -> bool:
+        ms, me = span
         lists = [self.allowlist, *rule.allowlists]
         line = ""
         if any(x.target == "line" for x in lists):
@@ -304,7 +312,8 @@ class RuleSet:
 
 
 def _load(name: str) -> dict[str, Any]:
-    return json.loads(Path(__file__).with_name(name).read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(Path(__file__).with_name(name).read_text(encoding="utf-8"))
+    return data
 
 
 @lru_cache(maxsize=1)
