@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml $(PLUGIN_PROJECTS) Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -qq --disable-pip-version-check \
 		--config-settings editable_mode=compat \
-		-e '.[test]' $(foreach p,$(dir $(PLUGIN_PROJECTS)),-e $(p))
+		-e '.[test,serve]' $(foreach p,$(dir $(PLUGIN_PROJECTS)),-e $(p))
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -631,6 +631,9 @@ def plugin_new(
     return 0
 
 
+# Commands kept in their own modules register themselves on `cli` when imported.
+from aim_core import cli_feedback, cli_serve  # noqa: E402, F401
+
 # --------------------------------------------------------------------------- entry
 
 

@@ -36,11 +36,39 @@ def _p95(values: list[float]) -> float:
 
 
 def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
-    """Every metric of the report as JSON-ready data."""
-    runs: dict[str, dict[str, Any]] = {}
-    attempts_by_tool: dict[str, Counter] = defaultdict(Counter)
-    failures: Counter = Counter()
+    """Every metric of the report as JSON-ready data (the survey answers of
+    ``AIM_feedback/`` beside ``audit_dir`` counted for the runs reported)."""
+    from aim_core.feedback import feedback_path, read_entries
+
+    builder = ReportBuilder()
     for _, rec in iter_matches(audit_dir, flt or Filter()):
+        builder.add(rec)
+    for entry in read_entries(feedback_path(audit_dir.parent)):
+        builder.add_feedback(entry)
+    return builder.build()
+
+
+class ReportBuilder:
+    """The report's figures, fed one record at a time: ``aim audit report`` feeds it the
+    whole log once, ``aim serve`` keeps one and feeds it only the lines appended since."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.attempts_by_tool: dict[str, Counter] = defaultdict(Counter)
+        self.failures: Counter = Counter()
+        self.feedback: list[dict[str, Any]] = []
+
+    def add_feedback(self, entry: dict[str, Any]) -> None:
+        """One line of ``AIM_feedback/feedback.jsonl`` (counted if its run is reported)."""
+        self.feedback.append(entry)
+
+    def build(self) -> dict[str, Any]:
+        """The report of everything added so far."""
+        return _summarize(self.runs, self.attempts_by_tool, self.failures, self.feedback)
+
+    def add(self, rec: dict[str, Any]) -> None:
+        """Count one audit record."""
+        runs, attempts_by_tool, failures = self.runs, self.attempts_by_tool, self.failures
         rid = rec.get("run_id") or f"seq-{rec.get('seq')}"
         run = runs.setdefault(
             rid,
@@ -74,6 +102,14 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
         if result.get("success"):
             run["success"] = True
             run["final_tool"] = tool
+
+
+def _summarize(
+    runs: dict[str, dict[str, Any]],
+    attempts_by_tool: dict[str, Counter],
+    failures: Counter,
+    feedback: list[dict[str, Any]],
+) -> dict[str, Any]:
     n = len(runs)
     ok = [r for r in runs.values() if r["success"]]
     fell_back = [r for r in ok if r["final_tool"] and r["final_tool"] != r["first_tool"]]
@@ -125,6 +161,10 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
         if auth_rate >= 0.10:
             actions.append(("auth_error_rate", TARGETS["auth_error_rate"][1]))
     verdict, reasons = _verdict(n, success_rate, avg, workstreams)
+    from aim_core.feedback import feedback_levels, summarize_feedback, with_feedback
+
+    survey = summarize_feedback(feedback, runs)
+    verdict, reasons = with_feedback(verdict, reasons, survey)
     return {
         "runs": n,
         "workstreams": workstreams,
@@ -144,11 +184,14 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
             {"metric": m, "target": TARGETS[m][0], "value": round(metrics[m], 4), "action": a}
             for m, a in actions
         ],
-        "levels": _levels(n, success_rate, avg, fallback_rate, workstreams),
+        "levels": feedback_levels(
+            _levels(n, success_rate, avg, fallback_rate, workstreams), survey
+        ),
         "verdict": verdict,
         "reasons": reasons,
-        "not_measured": list(NOT_MEASURED),
+        "not_measured": [m for m in NOT_MEASURED if not (survey["answers"] and "survey" in m)],
         "counted_per": "workstream run (run_id), not per attempt",
+        "feedback": survey,
     }
 
 
@@ -234,6 +277,10 @@ def render_report(data: dict[str, Any]) -> str:
     for level, checks in data["levels"].items():
         for name, met in checks.items():
             lines.append(f"  [{'x' if met else ' '}] {level.replace('_', ' ')}: {name}")
+    if "feedback" in data:
+        from aim_core.feedback import render_feedback
+
+        lines += ["", *render_feedback(data["feedback"])]
     lines += ["", f"Verdict: {data['verdict'].upper()}"]
     lines += [f"  - {r}" for r in data["reasons"]]
     lines += ["Not measured by the audit:"] + [f"  - {m}" for m in data["not_measured"]]
