@@ -88,7 +88,8 @@ class AuditState:
         self.audit_dir = self.registry / AUDIT_DIRNAME
         self.key = key
         self.lock = threading.RLock()
-        self.resets = 0
+        self.resets = 0  # times history changed other than by appending (rebuilt)
+        self.lines_read = 0  # audit lines parsed since the server started
         self._reset()
 
     def _reset(self) -> None:
@@ -127,6 +128,7 @@ class AuditState:
                 self.resets += 1
                 self.rewrites.append(str(e))
                 new = self.days.read_new()
+            self.lines_read += len(new)
             for day, offset, line in new:
                 self._add_line(day, offset, line)
             try:
@@ -321,6 +323,8 @@ class AuditState:
                 "last_seq": self.chain.last_seq,
                 "problems": problems,
                 "full_check_at": self.full_checked_at,
+                "lines_read": self.lines_read,
+                "rebuilds": self.resets,
             }
 
     def full_check(self) -> None:
