@@ -224,9 +224,15 @@ def run_page(
         verification = ((rec.get("result") or {}).get("content") or {}).get("verification")
         for c in (verification or {}).get("checks") or []:
             checks.append({"attempt": rec.get("attempt"), "tool": rec.get("tool_id"), **c})
+    prompts: list[str] = []
+    for rec in records:
+        prompt = (rec.get("payload") or {}).get("prompt")
+        if isinstance(prompt, str) and prompt and prompt not in prompts:
+            prompts.append(prompt)
     return render(
         "run.html",
         run_id=run_id,
+        prompts=prompts,
         summary=summary,
         records=records,
         checks=checks,

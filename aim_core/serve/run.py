@@ -65,7 +65,8 @@ def _imports() -> None:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening-ready TCP socket on ``host:port`` (port 0: the system picks one)."""
+    """A listening TCP socket on ``host:port`` (port 0: the system picks one), so the URL
+    printed before uvicorn starts already accepts connections."""
     name = host.strip("[]")
     try:
         infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -78,6 +79,7 @@ def bind(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(address)
+        sock.listen(2048)  # connections wait in the backlog until uvicorn accepts them
     except OSError as e:
         sock.close()
         raise UsageError(f"--port {port}: cannot bind {host}:{port} ({e.strerror})") from None
