@@ -17,6 +17,7 @@ size of records or outputs; a request costs the lines appended since the last on
 from __future__ import annotations
 
 import bisect
+import gc
 import json
 import threading
 import time
@@ -129,8 +130,17 @@ class AuditState:
                 self.rewrites.append(str(e))
                 new = self.days.read_new()
             self.lines_read += len(new)
-            for day, offset, line in new:
-                self._add_line(day, offset, line)
+            # a bulk read allocates hundreds of thousands of small objects that hold no
+            # cycles: the cyclic collector would walk them again and again for nothing
+            paused = len(new) > 10_000 and gc.isenabled()
+            if paused:
+                gc.disable()
+            try:
+                for day, offset, line in new:
+                    self._add_line(day, offset, line)
+            finally:
+                if paused:
+                    gc.enable()
             try:
                 fresh = self.feedback_tail.read_new()
             except Rewritten:
