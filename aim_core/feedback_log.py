@@ -156,6 +156,7 @@ def render_entry(entry: Mapping[str, Any], facts: Mapping[str, Any] | None) -> s
         "",
         "---",
         "",
+        "",
     ]
     return "\n".join(lines)
 

@@ -303,7 +303,7 @@ def test_feedback_log_writes_the_guides_template_once(repo, aim, step_1_5):
         "### Code Quality: 4/5\n"
     )
     assert log.startswith(expected_head), log
-    assert "- Would recommend AIM routing: yes" in log and log.endswith("---\n")
+    assert "- Would recommend AIM routing: yes" in log and log.endswith("---\n\n")
 
     again = aim("feedback", "log", cwd=repo)
     assert "already has every answer (1)" in again.stdout

@@ -123,11 +123,13 @@ class AuditState:
         """Read what was appended since the last call; returns the number of new lines."""
         with self.lock:
             try:
+                from_scratch = not self.days.tails
                 new = self.days.read_new()
             except Rewritten as e:
                 self._reset()
                 self.resets += 1
                 self.rewrites.append(str(e))
+                from_scratch = True
                 new = self.days.read_new()
             self.lines_read += len(new)
             # a bulk read allocates hundreds of thousands of small objects that hold no
@@ -141,6 +143,8 @@ class AuditState:
             finally:
                 if paused:
                     gc.enable()
+            if from_scratch and new:
+                self.full_checked_at = time.time()  # every record was just checked
             try:
                 fresh = self.feedback_tail.read_new()
             except Rewritten:
