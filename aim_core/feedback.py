@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -128,10 +129,20 @@ def run_facts(audit_dir: Path, run_id: str) -> dict[str, Any] | None:
     ``fallback_from`` the first tool of the route when another one did the work."""
     from aim_core.audit.query import Filter, iter_matches
 
-    records = [rec for _, rec in iter_matches(audit_dir, Filter(run=run_id))]
+    records = [rec for _, rec in iter_matches(audit_dir, Filter(run=run_id, since=_began(run_id)))]
     if not records:
         return None
     return facts_from_records(run_id, records)
+
+
+def _began(run_id: str) -> datetime | None:
+    """The UTC day a run id (``20251120T214500Z-3f9a1c``) says the run began, so only the
+    day files from then on are read; None for another kind of id."""
+    try:
+        day = datetime.strptime(run_id[:8], "%Y%m%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return day if run_id[8:9] == "T" else None
 
 
 def facts_from_records(run_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:

