@@ -56,8 +56,12 @@ def report(aim, repo: Path) -> dict:
 # --------------------------------------------------------------------------- /healthz
 
 
-def test_healthz_reports_a_healthy_repository(served, repo, aim, history):
-    assert aim("status", cwd=repo).returncode == 0  # fills the detection cache
+def test_healthz_reports_a_healthy_repository(served, repo, aim, history, fake, fakeai):
+    jules = fake("jules", version_output="jules 0.1.42 needs-login")
+    aider = fake("aider", version="0.86.2")
+    assert aim("status", cwd=repo, env=fakeai).returncode == 0  # fills the detection cache
+    calls = len(jules.calls) + len(aider.calls)
+    assert calls > 0
     r = served.get("/healthz")
     assert r.status == 200, r.text
     body = r.json()
@@ -70,8 +74,13 @@ def test_healthz_reports_a_healthy_repository(served, repo, aim, history):
     assert body["audit"]["last_record_at"] == json.loads(lines[-1])["timestamp"]
     assert body["last_run"]["run_id"] == history[-1]
     assert body["runs_in_progress"] == 0
-    assert isinstance(body["tools"], list)
-    assert body["detection"] in ("cached by 'aim status'", "no cache yet: run 'aim status'")
+    tools = {t["tool_id"]: t for t in body["tools"]}
+    assert tools["jules"]["installed"] is True and tools["jules"]["ready"] is False
+    assert tools["jules"]["reason"] == "Jules requires login (run 'jules login')"
+    assert tools["aider"]["ready"] is True and tools["aider"]["plugin"] == "fakeai"
+    assert tools["claude-cli"]["installed"] is False
+    assert body["detection"] == "cached by 'aim status'"
+    assert len(jules.calls) + len(aider.calls) == calls  # no tool process was started
 
 
 def test_healthz_reads_only_what_was_appended(served, repo):
