@@ -17,7 +17,6 @@ if TYPE_CHECKING:
         AimError,
         AuditIntegrityError,
         ConfigError,
-        NoToolAvailable,
         SecurityError,
         WorkstreamError,
     )
@@ -48,7 +47,6 @@ __all__ = [
     "FileChanges",
     "Invocation",
     "InvocationResult",
-    "NoToolAvailable",
     "Problem",
     "ProcessResult",
     "RunResult",
@@ -67,7 +65,6 @@ _WHERE = {
     "AimError": "aim_core.errors",
     "AuditIntegrityError": "aim_core.errors",
     "ConfigError": "aim_core.errors",
-    "NoToolAvailable": "aim_core.errors",
     "SecurityError": "aim_core.errors",
     "WorkstreamError": "aim_core.errors",
     "AuditRecord": "aim_core.models",

@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"aim {__version__}\n")
         return 0
     if args in (["status"], ["status", "--json"]):
-        from aim_core.fastpath import try_status
+        from aim_core.status_snapshot import try_status
 
         rc = try_status(args[1:])
         if rc is None:

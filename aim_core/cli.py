@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from aim_core._version import __version__
 from aim_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AimError
+
+if TYPE_CHECKING:
+    from aim_core.project import Project
+    from aim_core.workstream import FileVerdict
 
 ISSUES_URL = "https://github.com/aim-dev/aim/issues"
 
@@ -25,7 +30,7 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def common_options(f: Callable) -> Callable:
+def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The global options, accepted before or after the subcommand."""
     options = [
         click.option(
@@ -82,19 +87,27 @@ def _meta(name: str) -> Any:
     return click.get_current_context().find_root().meta.get(f"aim.{name}")
 
 
-def open_project(*, recover: bool = True):
+# The projects a command opened, so that their audit sinks are flushed before exit.
+_OPENED: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("aim_opened_projects")
+
+
+def open_project(*, recover: bool = True) -> Project:
     """The :class:`~aim_core.project.Project` of the current directory, with the global
     options; first restores what a killed run left (unless ``recover`` is false)."""
     from aim_core.log import configure
     from aim_core.project import Project
 
     configure(verbosity=_meta("verbose") or 0, quiet=bool(_meta("quiet")))
-    return Project.for_command(
+    project = Project.for_command(
         config_path=_meta("config"),
         registry=_meta("registry"),
         actor=_meta("actor"),
         recover=recover,
     )
+    opened = _OPENED.get(None)
+    if opened is not None:
+        opened.append(project)
+    return project
 
 
 def emit_json(data: Any) -> None:
@@ -274,14 +287,15 @@ def validate(paths: tuple[Path, ...], strict: bool) -> int:
     return EXIT_USAGE if bad else 0
 
 
-def _with_security(project, verdict):
+def _with_security(project: Project, verdict: FileVerdict) -> FileVerdict:
     """Add the plugins' objections to the workstream as a whole -- the core's security
     rules (paths, size, credentials) among them -- to a valid file's verdict."""
     if verdict.workstream is None or verdict.errors:
         return verdict
     import attrs
 
-    from aim_core.runner import invocation_for, workstream_problems
+    from aim_core.admission import workstream_problems
+    from aim_core.request import invocation_for
 
     ws = verdict.workstream
     request = invocation_for(ws, project.settings)
@@ -289,7 +303,7 @@ def _with_security(project, verdict):
     problems = workstream_problems(project, request, capability)
     if not problems:
         return verdict
-    errors = tuple(f"{verdict.display}: {p}" for p in problems)
+    errors = tuple(f"{verdict.display}: {p.field}: {p.message}" for p in problems)
     return attrs.evolve(verdict, errors=verdict.errors + errors)
 
 
@@ -348,7 +362,7 @@ def route(capability: str, workstream_tool: str | None, as_json: bool) -> int:
         if c.usable:
             state = "would run" if c is first else "ready (fallback)"
         else:
-            state = f"skip ({c.skip.value}): {c.reason}"
+            state = f"skip ({c.skip}): {c.reason}"
         click.echo(f"  {n}. {c.tool_id:<14} {c.role:<16} {state}")
     if first is None and cands:
         click.echo(
@@ -400,10 +414,65 @@ def run(paths: tuple[Path, ...], jobs: int, dry_run: bool, as_json: bool) -> int
     two whose files overlap). Exit codes: 0 success, 1 the work failed,
     2 bad input, 3 no tool available, 130 interrupted.
     """
-    from aim_core.graph import run_many
+    from aim_core.graph import load_all
 
     project = open_project()
-    return run_many(project, list(paths), jobs=jobs, dry_run=dry_run, as_json=as_json)
+    verdicts = load_all(project, list(paths))
+    if dry_run:
+        return _print_plan(project, verdicts)
+    return _run_graph(project, verdicts, jobs=jobs, as_json=as_json)
+
+
+def _print_plan(project: Any, verdicts: list[Any]) -> int:
+    from aim_core.graph import plan
+
+    for p in plan(project, verdicts):
+        deps = f" after {', '.join(p.depends_on)}" if p.depends_on else ""
+        click.echo(f"{p.workstream_id} ({p.source}): {p.what}{deps}")
+        for t in p.tools:
+            click.echo(f"  {t.tool_id:<14} {t.role:<16} {t.state}")
+        click.echo(f"  may change: {', '.join(p.may_change) or '(none)'}")
+    click.echo("Dry run: nothing was run.")
+    return 0
+
+
+def _run_graph(project: Any, verdicts: list[Any], *, jobs: int, as_json: bool) -> int:
+    import contextlib
+
+    from aim_core.graph import run_graph
+    from aim_core.process import enable_subreaper
+    from aim_core.progress import ProgressView
+    from aim_core.runner import Runner
+
+    def show(r: Any) -> None:
+        if as_json:
+            click.echo(json.dumps(r.to_json(), ensure_ascii=False))
+            return
+        mark = "OK  " if r.success else "FAIL"
+        tool = f" [{r.tool_id}, {r.duration_sec:.1f}s]" if r.tool_id else ""
+        click.echo(f"{mark} {r.workstream_id}: {r.message}{tool}")
+
+    ids = [v.workstream.id for v in verdicts]
+    view = ProgressView(ids) if len(ids) > 1 and ProgressView.wanted(as_json) else None
+    runner = Runner(project, on_event=view.event if view is not None else None)
+    enable_subreaper()
+    with contextlib.ExitStack() as stack:
+        if view is not None:
+            stack.enter_context(view)
+        stack.callback(runner.close)
+        _stop_on_sigterm(runner)
+        return run_graph(runner, verdicts, jobs=jobs, on_result=show)
+
+
+def _stop_on_sigterm(runner: Any) -> None:
+    import contextlib
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: runner.request_stop())
 
 
 @cli.command()
@@ -427,13 +496,13 @@ def audit() -> None:
     """Read, verify, prune and report on the audit log (AIM_audit/*/audit.jsonl)."""
 
 
-def _audit_dir(project):
-    from aim_core.registry import AUDIT_DIRNAME
+def _audit_dir(project: Project) -> Path:
+    from aim_core.paths import AUDIT_DIRNAME
 
     return project.registry / AUDIT_DIRNAME
 
 
-def _filter(**kw):
+def _filter(**kw: Any) -> Any:
     from aim_core.audit.query import Filter, parse_when
 
     since, until = kw.pop("since"), kw.pop("until")
@@ -463,7 +532,17 @@ def _filter(**kw):
     help="table: one record per line ending in success=true|false; json: JSON Lines (for jq).",
 )
 @common_options
-def audit_query(capability, tool, since, until, failed, workstream, run_id, fmt) -> int:
+def audit_query(
+    *,
+    capability: str | None,
+    tool: str | None,
+    since: str | None,
+    until: str | None,
+    failed: bool,
+    workstream: str | None,
+    run_id: str | None,
+    fmt: str,
+) -> int:
     """Print audit records, oldest first; only the day files in range are read."""
     from aim_core.audit.query import write_query
 
@@ -477,7 +556,7 @@ def audit_query(capability, tool, since, until, failed, workstream, run_id, fmt)
         workstream=workstream,
         run=run_id,
     )
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     try:
         write_query(_audit_dir(project), flt, fmt, out)
         out.flush()
@@ -514,7 +593,12 @@ def audit_verify(head: str | None) -> int:
         return 0
     bad = sum(f.fatal for f in v.findings)
     click.echo(f"{_mark(False)} audit verification failed: {bad} problem(s) in {v.records} records")
-    return 4
+    from aim_core.errors import AuditIntegrityError
+
+    raise AuditIntegrityError(
+        f"the audit log in {_audit_dir(project)} failed verification ({bad} problem(s), "
+        "listed above); find out who changed it before trusting its figures"
+    )
 
 
 @audit.command("prune")
@@ -568,7 +652,7 @@ def audit_report(since: str | None, as_json: bool) -> int:
 def audit_show(run_id: str) -> int:
     """Print one run's records and its run log (commands, capped and masked output)."""
     from aim_core.audit.query import iter_matches, table_line
-    from aim_core.registry import RUNS_DIRNAME
+    from aim_core.paths import RUNS_DIRNAME
 
     project = open_project()
     found = [
@@ -648,7 +732,18 @@ def _print_error(e: AimError) -> None:
 
 
 def run_cli(args: list[str]) -> int:
-    """Run the CLI with ``args``; return the exit code (see ARCHITECTURE.md)."""
+    """Run the CLI with ``args``; return the exit code (see ARCHITECTURE.md). Before it
+    returns, every audit sink flushes what it queued (``audit_flush``)."""
+    token = _OPENED.set([])
+    try:
+        return _run_cli(args)
+    finally:
+        for project in _OPENED.get():
+            project.audit.flush()
+        _OPENED.reset(token)
+
+
+def _run_cli(args: list[str]) -> int:
     debug = "--debug" in args or os.environ.get("AIM_DEBUG") == "1"
     try:
         rv = cli.main(args=args, prog_name="aim", standalone_mode=False)

@@ -16,9 +16,9 @@ from typing import Any
 from attrs import field, frozen
 
 from aim_core.errors import ConfigError
+from aim_core.paths import CONFIG_RELPATH
 from aim_core.suggest import did_you_mean, show
 
-CONFIG_RELPATH = "config/aim_config.yaml"
 SCHEMA_VERSION = 1
 
 
@@ -115,7 +115,7 @@ def _parse_yaml(text: str, where: str) -> Any:
     import hashlib
     import json
 
-    from aim_core.fastpath import cache_dir
+    from aim_core.paths import cache_dir
 
     cached = cache_dir() / "config-v1" / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
     try:

@@ -28,9 +28,9 @@ from typing import Any
 import attrs
 from attrs import define, field
 
-from aim_core.fastpath import tool_variables_key
 from aim_core.models import ToolDetection
 from aim_core.plugins import AimPlugins
+from aim_core.status_snapshot import tool_variables_key
 
 CACHE_FILE = "detection-v1.json"
 DETECT_TIMEOUT_S = 10.0
@@ -82,7 +82,7 @@ class DetectionReport:
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where aim keeps machine-local state (``AIM_CACHE_DIR`` or the platform's cache dir)."""
-    from aim_core.fastpath import cache_dir as platform_cache_dir
+    from aim_core.paths import cache_dir as platform_cache_dir
 
     return platform_cache_dir(environ)
 
@@ -106,7 +106,7 @@ def _path_dirs(path_value: str) -> dict[str, int | None]:
     return dirs
 
 
-def _patterns(answers: list[ToolDetection] | list[dict]) -> list[str]:
+def _patterns(answers: list[ToolDetection] | list[dict[str, Any]]) -> list[str]:
     out: set[str] = set()
     for a in answers:
         out.update(
@@ -180,8 +180,9 @@ class DetectionCache:
             return None
         checked = entry.get("checked_at", 0)
         age = now - checked
-        answers = [_from_json(a) for a in entry.get("answers", [])]
-        if any(a is None for a in answers) or age < 0 or age > ttl_s:
+        parsed = [_from_json(a) for a in entry.get("answers", [])]
+        answers = [a for a in parsed if a is not None]
+        if len(answers) != len(parsed) or age < 0 or age > ttl_s:
             return None
         if any(a.installed and a.ready is False for a in answers) and age > readiness_ttl_s:
             return None
@@ -197,7 +198,7 @@ class DetectionCache:
             path_value
         ):
             return None
-        return answers, checked  # type: ignore[return-value]
+        return answers, checked
 
     def put(
         self,
@@ -293,44 +294,65 @@ def detect_tools(
             cached.add(name)
         else:
             to_ask.append(name)
-
     if to_ask:
         report.spawned = True
-        deadline = time.monotonic() + timeout_s
-        context = make_context(deadline)
-
-        def kwargs_for(name: str) -> dict[str, Any]:
-            return {"context": context}
-
-        outcomes = plugins.call_each(
-            "detect_tool", kwargs_for, timeout_s=timeout_s, parallel=True, plugins=to_ask
-        )
-        for outcome in outcomes:
-            got = _normalise(outcome.value) if outcome.ok else outcome.error
-            if isinstance(got, str):
-                report.failed[outcome.plugin] = got
-                plugins.mark_broken(outcome.plugin, got)
-                continue
-            got = _fill_versions(plugins, outcome.plugin, got, context)
-            answers[outcome.plugin] = got
-            checked[outcome.plugin] = now
+        asked = _ask(plugins, make_context(time.monotonic() + timeout_s), to_ask, timeout_s, report)
+        for name, got in asked.items():
+            answers[name], checked[name] = got, now
             if cache is not None:
-                cache.put(
-                    outcome.plugin, plugins.infos[outcome.plugin].version, path_value, got, now
-                )
+                cache.put(name, plugins.infos[name].version, path_value, got, now)
         if cache is not None:
             cache.save()
+    _validity(report, cache, answers, ttl_s, readiness_ttl_s)
+    _assemble(report, plugins, answers, checked, cached)
+    return report
 
+
+def _ask(
+    plugins: AimPlugins, context: Any, names: list[str], timeout_s: float, report: DetectionReport
+) -> dict[str, list[ToolDetection]]:
+    """Call ``detect_tool`` of ``names`` in parallel; a plugin that fails is marked broken."""
+    out: dict[str, list[ToolDetection]] = {}
+    outcomes = plugins.call_each(
+        "detect_tool", {"context": context}, timeout_s=timeout_s, parallel=True, plugins=names
+    )
+    for outcome in outcomes:
+        got = _normalise(outcome.value) if outcome.ok else (outcome.error or "failed")
+        if isinstance(got, str):
+            report.failed[outcome.plugin] = got
+            plugins.mark_broken(outcome.plugin, got)
+            continue
+        out[outcome.plugin] = _fill_versions(plugins, outcome.plugin, got, context)
+    return out
+
+
+def _validity(
+    report: DetectionReport,
+    cache: DetectionCache | None,
+    answers: dict[str, list[ToolDetection]],
+    ttl_s: float,
+    readiness_ttl_s: float,
+) -> None:
     report.valid_until = time.time() + ttl_s
-    if cache is not None:
+    if cache is None:
+        report.valid_until = 0.0
+    else:
         for name in answers:
             files, dirs, until = cache.validity(name, ttl_s=ttl_s, readiness_ttl_s=readiness_ttl_s)
             report.stamps += files
             report.path_dirs += dirs
             report.valid_until = min(report.valid_until, until)
-    else:
-        report.valid_until = 0.0
     report.env_patterns = _patterns([a for got in answers.values() for a in got])
+
+
+def _assemble(
+    report: DetectionReport,
+    plugins: AimPlugins,
+    answers: dict[str, list[ToolDetection]],
+    checked: dict[str, float],
+    cached: set[str],
+) -> None:
+    """Owners in load order: the first plugin to answer for a tool id keeps it."""
     for name in plugins.plugin_names():
         for d in answers.get(name, []):
             existing = report.tools.get(d.tool_id)
@@ -343,7 +365,6 @@ def detect_tools(
         info = plugins.infos.get(name)
         if info is not None:
             info.tools = [d.tool_id for d in answers.get(name, [])]
-    return report
 
 
 def _fill_versions(
@@ -354,10 +375,11 @@ def _fill_versions(
     out = []
     for d in found:
         if d.installed and d.version is None:
+            tool_context = attrs.evolve(context, tool_id=d.tool_id)
             outcome = plugins.call(
                 "get_version",
                 plugin,
-                {"tool_id": d.tool_id, "context": context},
+                {"tool_id": d.tool_id, "context": tool_context},
                 timeout_s=context.remaining() if context.deadline else DETECT_TIMEOUT_S,
             )
             if outcome.ok and isinstance(outcome.value, str):

@@ -24,6 +24,16 @@ class Check:
 
 def run_checks(project: Project) -> list[Check]:
     """Every check of the guide's Environment Requirements, in its order."""
+    checks = _python_checks()
+    checks.append(_git_check(project))
+    checks.append(_write_access(project))
+    checks.append(_workspace_check(project))
+    checks += _registry_checks(project)
+    checks += _tool_checks(project)
+    return checks
+
+
+def _python_checks() -> list[Check]:
     checks: list[Check] = []
     v = sys.version_info
     checks.append(
@@ -42,32 +52,71 @@ def run_checks(project: Project) -> list[Check]:
         checks.append(
             Check(name="PyYAML", ok=False, detail="not installed", fix="pip install PyYAML")
         )
+    return checks
 
+
+def _git_check(project: Project) -> Check:
     git = project.context().which("git")
     if git is None:
-        checks.append(
-            Check(
-                name="git",
-                ok=False,
-                detail="git not found on PATH",
-                fix="install git",
-                blocking=False,
-            )
+        return Check(
+            name="git", ok=False, detail="git not found on PATH", fix="install git", blocking=False
         )
-    else:
-        r = project.context().run([git, "--version"], timeout_s=10)
-        inside = (project.root / ".git").exists()
-        checks.append(
-            Check(
-                name="git",
-                ok=r.exit_code == 0,
-                detail=(r.stdout.strip() or r.stderr.strip())
-                + ("" if inside else " (this directory is not a git repository)"),
-                fix="check the git installation",
-                blocking=False,
-            )
+    r = project.context().run([git, "--version"], timeout_s=10)
+    inside = (project.root / ".git").exists()
+    return Check(
+        name="git",
+        ok=r.exit_code == 0,
+        detail=(r.stdout.strip() or r.stderr.strip())
+        + ("" if inside else " (this directory is not a git repository)"),
+        fix="check the git installation",
+        blocking=False,
+    )
+
+
+def _workspace_check(project: Project) -> Check:
+    """Whether aim can see and undo what a tool changes here (docs/SECURITY.md)."""
+    from aim_core.gitmeta import find_git_dir, read_status
+    from aim_core.treestate import COPY_BUDGET_BYTES
+
+    found = find_git_dir(project.root)
+    if found is None:
+        return Check(
+            name="Workspace",
+            ok=True,
+            detail="not a git repository: every file outside the scope is copied before "
+            f"each attempt (up to {COPY_BUDGET_BYTES >> 20} MB)",
+            blocking=False,
         )
-    checks.append(_write_access(project))
+    status = read_status(project.root, found[0])
+    if not status.readable:
+        return Check(
+            name="Workspace",
+            ok=False,
+            detail=f"git cannot read this repository ({status.error}): aim copies every "
+            f"file before each attempt and refuses above {COPY_BUDGET_BYTES >> 20} MB",
+            fix=f"git config --global --add safe.directory {project.root}",
+            blocking=False,
+        )
+    size = 0
+    for rel in status.untracked | status.dirty:
+        try:
+            size += (project.root / rel).lstat().st_size
+        except OSError:
+            continue
+    fits = size <= COPY_BUDGET_BYTES
+    return Check(
+        name="Workspace",
+        ok=fits,
+        detail=f"{len(status.untracked)} untracked and {len(status.dirty)} changed files "
+        f"({size >> 20} MB) are copied before each attempt; "
+        f"{len(status.ignored_dirs)} git-ignored folders watched two levels deep",
+        fix="commit, stash or ignore them, or raise AIM_COPY_BUDGET_MB",
+        blocking=False,
+    )
+
+
+def _registry_checks(project: Project) -> list[Check]:
+    checks: list[Check] = []
     checks.append(
         Check(
             name="AIM registry",
@@ -84,6 +133,11 @@ def run_checks(project: Project) -> list[Check]:
                 detail=f"{len(project.rules.capabilities)} capabilities routed",
             )
         )
+    return checks
+
+
+def _tool_checks(project: Project) -> list[Check]:
+    checks: list[Check] = []
     report = project.detect()
     ai = sorted(
         t

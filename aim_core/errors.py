@@ -16,6 +16,14 @@ EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 
 
+class Interrupted(Exception):
+    """A run was asked to stop (Ctrl-C or SIGTERM, or :meth:`Runner.request_stop`).
+
+    Not an :class:`AimError`: the run ends with exit code 130 after restoring
+    its files and recording the attempt as ``interrupted``.
+    """
+
+
 class AimError(Exception):
     """Base class of every error aim reports to a user.
 
@@ -65,13 +73,8 @@ class SecurityError(AimError):
     """A workstream breaks a security rule; nothing was run."""
 
 
-class NoToolAvailable(AimError):
-    """No candidate tool for a capability is installed and ready."""
-
-    exit_code = EXIT_NO_TOOL
-
-
 class AuditIntegrityError(AimError):
-    """The audit log failed verification."""
+    """The audit log failed verification (``aim audit verify``), or an append found
+    the log behind its recorded head: exit code 4."""
 
     exit_code = EXIT_AUDIT

@@ -9,33 +9,22 @@ time (the run lock table makes the second wait).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import signal
-import threading
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
 
-import click
+from attrs import frozen
 
-from aim_core.errors import EXIT_INTERRUPTED, EXIT_WORK_FAILED, AimError
+from aim_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_WORK_FAILED, AimError
 from aim_core.log import current_workstream
 from aim_core.models import Workstream
-from aim_core.progress import ProgressView
 from aim_core.project import Project
-from aim_core.runner import (
-    STOP,
-    Cooldowns,
-    RunResult,
-    exit_code_for,
-    new_run_id,
-    request_stop,
-    run_workstream,
-)
+from aim_core.request import new_run_id
+from aim_core.runner import Runner
+from aim_core.runresult import RunResult, exit_code_for
 from aim_core.workstream import (
-    FileVerdict,
     check_graph,
     display_path,
     expand_paths,
@@ -51,7 +40,7 @@ def succeeded_before(project: Project, ids: set[str]) -> set[str]:
     if not ids:
         return set()
     from aim_core.audit.jsonl import JsonlAuditLog
-    from aim_core.registry import AUDIT_DIRNAME
+    from aim_core.paths import AUDIT_DIRNAME
 
     found: set[str] = set()
     needles = {i: f'"workstream_id":{json.dumps(i)}'.encode() for i in ids}
@@ -62,7 +51,15 @@ def succeeded_before(project: Project, ids: set[str]) -> set[str]:
     return found
 
 
-def load_all(project: Project, paths: list[Path]) -> list[FileVerdict]:
+@frozen(kw_only=True)
+class Loaded:
+    """A valid workstream and how to name its file in messages."""
+
+    workstream: Workstream
+    display: str
+
+
+def load_all(project: Project, paths: list[Path]) -> list[Loaded]:
     """Load and check every file; raise :class:`AimError` listing every problem."""
     files = expand_paths(paths)
     if not files:
@@ -80,10 +77,10 @@ def load_all(project: Project, paths: list[Path]) -> list[FileVerdict]:
         from aim_core.errors import WorkstreamError
 
         raise WorkstreamError(problems[0], problems=problems)
-    return verdicts
+    return [Loaded(workstream=v.workstream, display=v.display) for v in verdicts if v.workstream]
 
 
-def _skipped(v: FileVerdict, reason: str) -> RunResult:
+def _skipped(v: Loaded, reason: str) -> RunResult:
     ws = v.workstream
     return RunResult(
         run_id="",
@@ -96,82 +93,134 @@ def _skipped(v: FileVerdict, reason: str) -> RunResult:
     )
 
 
-def run_many(
-    project: Project,
-    paths: list[Path],
+@frozen(kw_only=True)
+class PlannedTool:
+    """One candidate of a dry run: the tool, its role, and what would happen to it."""
+
+    tool_id: str
+    role: str
+    state: str  # "would run" | "fallback, ready" | "skip (<failure>): <reason>"
+
+
+@frozen(kw_only=True)
+class PlannedRun:
+    """What ``aim run --dry-run`` shows for one workstream."""
+
+    workstream_id: str
+    source: str
+    what: str  # "capability linting" or "tool ruff directly"
+    depends_on: tuple[str, ...]
+    tools: tuple[PlannedTool, ...]
+    may_change: tuple[str, ...]
+
+
+def plan(project: Project, verdicts: list[Loaded]) -> list[PlannedRun]:
+    """The dry run: each workstream in dependency order with its candidate tools."""
+    from aim_core.router import candidates
+
+    report = project.detect()
+    out = []
+    for v in _topological(verdicts):
+        ws = v.workstream
+        routed = bool(ws.capability) and project.settings.enable_aim
+        tools, first = [], True
+        for c in candidates(project.rules, report, ws.capability if routed else None, ws.tool):
+            if c.usable:
+                state = "would run" if first else "fallback, ready"
+                first = False
+            else:
+                state = f"skip ({c.skip.value if c.skip else 'unavailable'}): {c.reason}"
+            tools.append(PlannedTool(tool_id=c.tool_id, role=c.role, state=state))
+        out.append(
+            PlannedRun(
+                workstream_id=ws.id,
+                source=v.display,
+                what=f"capability {ws.capability}" if routed else f"tool {ws.tool} directly",
+                depends_on=ws.depends_on,
+                tools=tuple(tools),
+                may_change=tuple(ws.writable_files()),
+            )
+        )
+    return out
+
+
+def run_graph(
+    runner: Runner,
+    verdicts: list[Loaded],
     *,
     jobs: int = 1,
-    dry_run: bool = False,
-    as_json: bool = False,
+    on_result: Callable[[RunResult], None] | None = None,
 ) -> int:
-    """Run every workstream of ``paths`` as a graph; print results; return the exit code."""
-    verdicts = load_all(project, paths)
-    by_id: dict[str, FileVerdict] = {v.workstream.id: v for v in verdicts}
-    if dry_run:
-        return _dry_run(project, verdicts)
-    external = {d for v in verdicts for d in v.workstream.depends_on if d not in by_id}
-    met_outside = succeeded_before(project, external)
+    """Run every workstream as a graph by ``depends_on``, up to ``jobs`` at once.
 
-    results: dict[str, RunResult] = {}
-    pending = dict(by_id)
-    cooldowns = Cooldowns()
-    running: dict[Future, str] = {}
-    parallel = jobs > 1 or len(by_id) > 1
-    _install_sigterm()
-    from aim_core.process import enable_subreaper
-
-    enable_subreaper()
-
-    view = None
-    if len(by_id) > 1 and ProgressView.wanted(as_json):
-        view = ProgressView(list(by_id))
-
-    def start(ident: str, pool: ThreadPoolExecutor) -> None:
-        v = pending.pop(ident)
-        if view is not None:
-            view.event(ident, "start", {})
-        running[pool.submit(_run_one, project, v, cooldowns, parallel, view)] = ident
-
-    interrupted = False
-    with contextlib.ExitStack() as stack:
-        if view is not None:
-            stack.enter_context(view)
-        pool = stack.enter_context(
-            ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="aim-run")
-        )
-        while pending or running:
-            for ident in list(pending):
-                ws: Workstream = pending[ident].workstream
-                blocked = _blocked_by(ws, results, by_id, met_outside)
-                if blocked is not None:
-                    results[ident] = _skipped(pending.pop(ident), blocked)
-                    _print(results[ident], as_json)
-                    log.warning(f"{ident}: {results[ident].message}")
-                elif (
-                    all(d in met_outside or _ok(results.get(d)) for d in ws.depends_on)
-                    and len(running) < jobs
-                    and not STOP.is_set()
-                ):
-                    start(ident, pool)
-            if not running:
-                if pending and not STOP.is_set():
+    :param runner: runs each workstream (its ``on_event`` hears ``start`` too).
+    :param on_result: called with each :class:`RunResult` as it is known (skipped
+        ones included), in the order they end.
+    :returns: the exit code of the whole (:func:`exit_code_for`; 130 when stopped).
+    """
+    state = _GraphState(runner, verdicts, on_result)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="aim-run") as pool:
+        while state.pending or state.running:
+            state.start_ready(pool, jobs)
+            if not state.running:
+                if state.pending and not runner.stop.is_set():
                     continue  # progress was made above; re-examine
                 break
-            try:
-                done, _ = wait(list(running), timeout=0.5, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
-                interrupted = True
-                request_stop()
-                continue
-            for fut in done:
-                ident = running.pop(fut)
-                results[ident] = _result(fut, by_id[ident])
-                _print(results[ident], as_json)
-    if interrupted or STOP.is_set():
-        for ident in pending:
-            results[ident] = _skipped(by_id[ident], "interrupted before it started")
+            state.collect()
+    if state.interrupted or runner.stop.is_set():
+        for ident in state.pending:
+            state.results[ident] = _skipped(state.by_id[ident], "interrupted before it started")
         return EXIT_INTERRUPTED
-    return exit_code_for(list(results.values()))
+    return exit_code_for(list(state.results.values()))
+
+
+class _GraphState:
+    def __init__(
+        self,
+        runner: Runner,
+        verdicts: list[Loaded],
+        on_result: Callable[[RunResult], None] | None,
+    ):
+        self.runner = runner
+        self.by_id: dict[str, Loaded] = {v.workstream.id: v for v in verdicts}
+        external = {d for v in verdicts for d in v.workstream.depends_on if d not in self.by_id}
+        self.met_outside = succeeded_before(runner.project, external)
+        self.results: dict[str, RunResult] = {}
+        self.pending = dict(self.by_id)
+        self.running: dict[Future[RunResult], str] = {}
+        self.on_result = on_result or (lambda r: None)
+        self.interrupted = False
+        self.prefix = len(self.by_id) > 1
+
+    def start_ready(self, pool: ThreadPoolExecutor, jobs: int) -> None:
+        for ident in list(self.pending):
+            ws: Workstream = self.pending[ident].workstream
+            blocked = _blocked_by(ws, self.results, self.by_id, self.met_outside)
+            if blocked is not None:
+                self.results[ident] = _skipped(self.pending.pop(ident), blocked)
+                self.on_result(self.results[ident])
+                log.warning(f"{ident}: {self.results[ident].message}")
+            elif (
+                all(d in self.met_outside or _ok(self.results.get(d)) for d in ws.depends_on)
+                and len(self.running) < jobs
+                and not self.runner.stop.is_set()
+            ):
+                v = self.pending.pop(ident)
+                if self.runner.on_event is not None:
+                    self.runner.on_event(ident, "start", {})
+                self.running[pool.submit(_run_one, self.runner, v, self.prefix)] = ident
+
+    def collect(self) -> None:
+        try:
+            done, _ = wait(list(self.running), timeout=0.5, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.runner.request_stop()
+            return
+        for fut in done:
+            ident = self.running.pop(fut)
+            self.results[ident] = _result(fut, self.by_id[ident])
+            self.on_result(self.results[ident])
 
 
 def _ok(result: RunResult | None) -> bool:
@@ -181,7 +230,7 @@ def _ok(result: RunResult | None) -> bool:
 def _blocked_by(
     ws: Workstream,
     results: dict[str, RunResult],
-    by_id: dict[str, FileVerdict],
+    by_id: dict[str, Loaded],
     met_outside: set[str],
 ) -> str | None:
     for dep in ws.depends_on:
@@ -197,26 +246,15 @@ def _blocked_by(
     return None
 
 
-def _run_one(
-    project: Project, v: FileVerdict, cooldowns: Cooldowns, prefix: bool, view: Any
-) -> RunResult:
+def _run_one(runner: Runner, v: Loaded, prefix: bool) -> RunResult:
     token = current_workstream.set(v.workstream.id if prefix else None)
-    ws_id = v.workstream.id
     try:
-        result = run_workstream(
-            v.workstream,
-            project=project,
-            cooldowns=cooldowns,
-            run_id=new_run_id(),
-            source=v.display,
-            on_event=(lambda kind, data: view.event(ws_id, kind, data)) if view else None,
-        )
+        return runner.run(v.workstream, run_id=new_run_id(), source=v.display)
     finally:
         current_workstream.reset(token)
-    return result
 
 
-def _result(fut: Future, v: FileVerdict) -> RunResult:
+def _result(fut: Future[RunResult], v: Loaded) -> RunResult:
     try:
         r = fut.result()
     except AimError as e:
@@ -237,7 +275,7 @@ def _result(fut: Future, v: FileVerdict) -> RunResult:
             workstream_id=v.workstream.id,
             capability=v.workstream.capability,
             success=False,
-            exit_code=70,
+            exit_code=EXIT_INTERNAL,
             message=f"internal error: {type(e).__name__}: {e}",
             source=v.display,
         )
@@ -246,43 +284,9 @@ def _result(fut: Future, v: FileVerdict) -> RunResult:
     return attrs.evolve(r, source=v.display)
 
 
-def _print(r: RunResult, as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(r.to_json(), ensure_ascii=False))
-        return
-    mark = "OK  " if r.success else "FAIL"
-    tool = f" [{r.tool_id}, {r.duration_sec:.1f}s]" if r.tool_id else ""
-    click.echo(f"{mark} {r.workstream_id}: {r.message}{tool}")
-
-
-def _dry_run(project: Project, verdicts: list[FileVerdict]) -> int:
-    from aim_core.router import candidates
-
-    report = project.detect()
-    for v in _topological(verdicts):
-        ws = v.workstream
-        routed = bool(ws.capability) and project.settings.enable_aim
-        deps = f" after {', '.join(ws.depends_on)}" if ws.depends_on else ""
-        what = f"capability {ws.capability}" if routed else f"tool {ws.tool} directly"
-        click.echo(f"{ws.id} ({v.display}): {what}{deps}")
-        cands = candidates(project.rules, report, ws.capability if routed else None, ws.tool)
-        first = True
-        for c in cands:
-            if c.usable:
-                state = "would run" if first else "fallback, ready"
-                first = False
-            else:
-                state = f"skip ({c.skip.value}): {c.reason}"
-            click.echo(f"  {c.tool_id:<14} {c.role:<16} {state}")
-        files = ", ".join(ws.writable_files()) or "(none)"
-        click.echo(f"  may change: {files}")
-    click.echo("Dry run: nothing was run.")
-    return 0
-
-
-def _topological(verdicts: list[FileVerdict]) -> list[FileVerdict]:
+def _topological(verdicts: list[Loaded]) -> list[Loaded]:
     by_id = {v.workstream.id: v for v in verdicts}
-    out: list[FileVerdict] = []
+    out: list[Loaded] = []
     seen: set[str] = set()
 
     def visit(ident: str) -> None:
@@ -296,14 +300,3 @@ def _topological(verdicts: list[FileVerdict]) -> list[FileVerdict]:
     for v in verdicts:
         visit(v.workstream.id)
     return out
-
-
-def _install_sigterm() -> None:
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(_signum: int, _frame: Any) -> None:
-        request_stop()
-
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGTERM, handler)

@@ -7,9 +7,12 @@ whose names are the hooks below. It is found through the entry-point group
     [project.entry-points.aim]
     mytool = "aim_plugin_mytool"
 
-How the core calls hooks: never with a bare ``pm.hook.X()``. Each
-implementation is called on its own (``aim_core.plugins``), so one plugin that
-raises or hangs is reported and isolated while every other one keeps working.
+How the core calls hooks: each plugin's implementation on its own, through
+pluggy (``aim_core.plugins``), so one plugin that raises or hangs is reported
+and isolated while every other one keeps working. ``wrapper=True``
+implementations run around each call; ``tryfirst``/``trylast`` order the
+plugins of a hook that reaches every plugin; old-style ``hookwrapper=True`` is
+refused when the plugin loads. ``AIM_TRACE_PLUGINS=1`` prints every call.
 ``detect_tool``, ``validate_payload`` and ``audit_sink`` reach every plugin;
 ``get_version`` and ``invoke_capability`` reach only the plugin that *owns*
 the tool id -- the one whose ``detect_tool`` answered for it.
@@ -96,8 +99,10 @@ def get_version(tool_id: str, context: AimContext) -> str | None:
     A plugin must never raise for a missing program and never start a
     process except through ``context.run``.
 
-    Use in plugins: called by ``aim status`` when detection left ``version``
-    empty, at most once per detection.
+    Use in plugins: called as part of every detection (``aim status``,
+    ``aim route``, ``aim doctor``, ``aim run`` when the detection cache is cold,
+    stale or refreshed), once for each installed tool whose ``ToolDetection``
+    left ``version`` empty, within the detection's time limit.
     """
 
 
@@ -184,20 +189,44 @@ def audit_sink(record: AuditRecord) -> None:
     """Receive one audit record.
 
     :param record: the :class:`~aim_core.AuditRecord`, already redacted and
-        already appended to the JSONL log with its ``seq`` and ``hash`` (the
-        record of truth); ``record.to_dict()`` is the JSON object of that line.
+        already appended by the core to its JSONL log with its ``seq`` and
+        ``hash`` (the record of truth); ``record.to_dict()`` is the JSON object
+        of that line.
+
+    :returns: None (an answer is ignored).
+
+    Every plugin is called, one after the other, after the core wrote the
+    record to its JSONL log. A sink that raises or passes its time limit (5 s
+    by default) is reported once per run and never stops the run, the other
+    sinks or the JSONL record.
+
+    A sink must never change the record, never block for long (hand slow
+    work to a queue of its own and empty it in :func:`audit_flush`) and never
+    write the record anywhere a secret scanner of the user's would not expect.
+
+    Use in plugins: called by ``aim run`` once per audit record: one per
+    attempt, per security refusal, per recovered run and one when no tool
+    could be invoked.
+    """
+
+
+@hookspec
+def audit_flush(timeout_s: float) -> None:
+    """Finish handing over every record received so far, before aim exits.
+
+    :param timeout_s: how long aim waits for this call (seconds); finish
+        within it. Records still queued afterwards may be lost.
 
     :returns: None.
 
-    Every plugin is called, one after the other, after the core's own JSONL
-    sink. A sink that raises or passes its time limit (5 s by default) is
-    reported once per run and never stops the run, the other sinks or the
-    JSONL record.
+    Every plugin is called, one after the other, bounded by ``timeout_s``
+    (10 s by default); one that raises or hangs is reported and the others
+    are still called.
 
-    A sink must never change the record, never block for long (hand slow
-    work to a queue of its own) and never write the record anywhere a secret
-    scanner of the user's would not expect.
-
-    Use in plugins: called by ``aim run`` once per audit record: one per
-    attempt, per security refusal, and one when no tool could be invoked.
+    Use in plugins: a sink that queues records in :func:`audit_sink` (to a
+    thread, a batch for a remote service) sends what it holds and waits for
+    it here. Called once at the end of every ``aim`` command that wrote audit
+    records, and by ``aim_core.run_workstream`` before it returns; the aim
+    process may end right after (without running ``atexit`` handlers or
+    waiting for other threads).
     """

@@ -10,11 +10,12 @@ Everything platform-specific about locks lives in this module.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 from typing import ClassVar
 
-if os.name == "nt":  # pragma: no cover - Windows
+if sys.platform == "win32":  # pragma: no cover - Windows
     import msvcrt
 
     def _lock(fd: int, blocking: bool) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from contextvars import ContextVar
+from typing import Any
 
 logger = logging.getLogger("aim")
 logger.addHandler(logging.NullHandler())
@@ -31,7 +32,7 @@ class _WorkstreamFilter(logging.Filter):
         return True
 
 
-def configure(verbosity: int = 0, quiet: bool = False, stream=None) -> None:
+def configure(verbosity: int = 0, quiet: bool = False, stream: Any = None) -> None:
     """Print aim's log to ``stream`` (stderr): INFO by default, DEBUG with ``-v``,
     only warnings and errors with ``-q``."""
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -12,7 +12,7 @@ from typing import Any
 from attrs import field, frozen
 
 
-def _tuple(value: Any) -> tuple:
+def _tuple(value: Any) -> tuple[Any, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -340,10 +340,15 @@ class FileChanges:
 
 @frozen(kw_only=True)
 class Problem:
-    """One objection of ``validate_payload``: the field path and what is wrong with it."""
+    """One objection of ``validate_payload``: the field path and what is wrong with it.
+
+    ``path`` is the repository path the objection is about, as the workstream
+    wrote it (the audit record's ``refused_paths``), or None.
+    """
 
     field: str
     message: str
+    path: str | None = None
 
 
 @frozen(kw_only=True)

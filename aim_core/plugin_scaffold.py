@@ -97,7 +97,7 @@ def render(spec: PluginSpec) -> dict[str, str]:
         f"{spec.module}/__init__.py": "module.py.tmpl",
         f"tests/test_{spec.module}.py": "test_plugin.py.tmpl",
     }
-    folder = resources.files("aim_core").joinpath("templates", "plugin")
+    folder = resources.files("aim_core") / "templates" / "plugin"
     return {
         path: Template(folder.joinpath(tmpl).read_text(encoding="utf-8")).substitute(values)
         for path, tmpl in templates.items()

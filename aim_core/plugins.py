@@ -6,10 +6,15 @@ blocked), then every entry point of the group ``aim``, each loaded in its own
 one line -- and the others keep working. ``AIM_LOAD_PLUGINS=a,b`` loads only
 those (by entry-point or distribution name; an empty value loads none).
 
-Hook implementations are called one at a time through :meth:`AimPlugins.call`
-(in a thread, with a time limit), never with a bare ``pm.hook.X()``: that is
-how a plugin that raises or hangs is isolated and how a call reaches only the
-plugin that owns a tool.
+Hook implementations are called one plugin at a time through
+:meth:`AimPlugins.call` (in a thread, with a time limit): that is how a plugin
+that raises or hangs is isolated and how a call reaches only the plugin that
+owns a tool. Each call still goes through pluggy (a subset hook caller holding
+that plugin's implementation and every ``wrapper=True`` implementation), so
+wrappers run around it, ``tryfirst``/``trylast`` order the plugins of
+:meth:`AimPlugins.call_each`, and pluggy's tracing sees every call
+(``AIM_TRACE_PLUGINS=1`` prints them). Old-style ``hookwrapper=True`` is
+refused when the plugin loads.
 """
 
 from __future__ import annotations
@@ -31,13 +36,10 @@ hookimpl = pluggy.HookimplMarker("aim")
 
 PROJECT = "aim"
 ENTRY_POINT_GROUP = "aim"
-HOOK_NAMES = (
-    "detect_tool",
-    "get_version",
-    "invoke_capability",
-    "validate_payload",
-    "audit_sink",
+HOOK_NAMES: tuple[str, ...] = tuple(
+    name for name, spec in vars(hookspecs).items() if hasattr(spec, f"{PROJECT}_spec")
 )
+"""Every hook of the specs, in the order :mod:`aim_core.hookspecs` defines them."""
 # Built-in plugins registered through the same hooks; never blocked.
 ESSENTIAL_PLUGINS: tuple[tuple[str, str], ...] = (
     ("aim.security", "aim_core.default_plugins.security"),
@@ -79,6 +81,7 @@ class CallOutcome:
     error: str | None = None  # one line: what it raised, or that it timed out
     timed_out: bool = False
     traceback: str | None = None  # the whole of it, for -v / --debug
+    exception: BaseException | None = None
 
     @property
     def ok(self) -> bool:
@@ -125,9 +128,10 @@ def entry_points_of_group() -> list[EntryPoint]:
     """
     import json
 
-    from aim_core.fastpath import _sys_path_stamps, cache_dir
+    from aim_core.paths import cache_dir
+    from aim_core.status_snapshot import sys_path_stamps
 
-    key = json.dumps(_sys_path_stamps(), sort_keys=True)
+    key = json.dumps(sys_path_stamps(), sort_keys=True)
     path = cache_dir() / "entry-points-v1.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -161,7 +165,7 @@ def entry_points_of_group() -> list[EntryPoint]:
     return found
 
 
-def attrs_astuple(ep: EntryPoint) -> list:
+def attrs_astuple(ep: EntryPoint) -> list[str | None]:
     return [ep.name, ep.value, ep.distribution, ep.version]
 
 
@@ -193,7 +197,18 @@ class AimPlugins:
                 self.register(importlib.import_module(module), name, status="essential")
         if entry_points:
             self.load_entry_points(env.get("AIM_LOAD_PLUGINS"))
+        if env.get("AIM_TRACE_PLUGINS"):
+            self.trace()
         return self
+
+    def trace(self, write: Callable[[str], None] | None = None) -> None:
+        """Report every hook call and its result through pluggy's tracing (to the
+        ``aim`` logger at warning level, or to ``write``)."""
+        from aim_core.log import logger
+
+        out = write or (lambda text: logger.warning(text.rstrip()))
+        self.pm.trace.root.setwriter(out)
+        self.pm.enable_tracing()
 
     def load_entry_points(self, only: str | None = None) -> None:
         """Load every ``aim`` entry point, each in isolation."""
@@ -260,7 +275,8 @@ class AimPlugins:
         return info
 
     def _check_hooks(self, plugin: object) -> str | None:
-        """After pluggy registered it: every hook it implements must be one of ours."""
+        """After pluggy registered it: every hook it implements must be one of ours,
+        with options aim can honour."""
         callers = self.pm.get_hookcallers(plugin) or []
         for caller in callers:
             if caller.name not in HOOK_NAMES:
@@ -268,6 +284,12 @@ class AimPlugins:
                     f"hook implementation '{caller.name}' matches no aim hook"
                     f"{did_you_mean(caller.name, HOOK_NAMES)}"
                 )
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and impl.hookwrapper:
+                    return (
+                        f"its {caller.name} uses hookwrapper=True, which aim does not run "
+                        "(old-style wrappers cannot be isolated); use wrapper=True"
+                    )
         if not callers:
             return "defines no @aim_core.hookimpl functions"
         return None
@@ -290,10 +312,27 @@ class AimPlugins:
         return [n for n, i in self.infos.items() if i.status in ("loaded", "essential")]
 
     def implementers(self, hook: str) -> list[str]:
-        """Plugins (in service) that implement ``hook``, in load order."""
+        """Plugins (in service) with a plain implementation of ``hook`` (wrappers left
+        out), in the order pluggy calls them: ``tryfirst`` first, ``trylast`` last,
+        otherwise the last registered first."""
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        in_service = set(self.plugin_names())
+        return [
+            i.plugin_name
+            for i in reversed(impls)
+            if not i.wrapper and not i.hookwrapper and i.plugin_name in in_service
+        ]
+
+    def _caller(self, hook: str, plugin: str) -> tuple[Any, Any] | None:
+        """A pluggy caller of ``hook`` holding only ``plugin``'s implementation and the
+        wrappers, and the spec's call mode; None when ``plugin`` does not implement it."""
         caller = getattr(self.pm.hook, hook)
-        have = {impl.plugin_name for impl in caller.get_hookimpls()}
-        return [n for n in self.plugin_names() if n in have]
+        impls = caller.get_hookimpls()
+        if not any(i.plugin_name == plugin and not i.wrapper for i in impls):
+            return None
+        others = [i.plugin for i in impls if i.plugin_name != plugin and not i.wrapper]
+        subset = self.pm.subset_hook_caller(hook, others) if others else caller
+        return subset, caller.spec.opts.get("firstresult", False)
 
     def call(
         self,
@@ -303,23 +342,23 @@ class AimPlugins:
         *,
         timeout_s: float | None = None,
     ) -> CallOutcome:
-        """Call ``plugin``'s implementation of ``hook`` alone, bounded by ``timeout_s``.
+        """Call ``plugin``'s implementation of ``hook`` (with the wrappers around it),
+        bounded by ``timeout_s``: its answer, or what it raised, or that it hung.
 
-        The implementation gets only the arguments it names. It runs in a
-        daemon thread so that one that hangs can be left behind.
+        It runs in a daemon thread so that one that hangs can be left behind.
+        ``kwargs`` holds the spec's arguments; each implementation takes the ones
+        it names (pluggy's rule).
         """
-        impl = next(
-            (i for i in getattr(self.pm.hook, hook).get_hookimpls() if i.plugin_name == plugin),
-            None,
-        )
-        if impl is None:
+        found = self._caller(hook, plugin)
+        if found is None:
             return CallOutcome(plugin, None)
-        args = {a: kwargs[a] for a in impl.argnames if a in kwargs}
+        caller, firstresult = found
         box: dict[str, Any] = {}
 
         def target() -> None:
             try:
-                box["value"] = impl.function(**args)
+                value = caller(**kwargs)
+                box["value"] = value if firstresult else (value[0] if value else None)
             except BaseException as e:
                 import traceback
 
@@ -344,7 +383,7 @@ class AimPlugins:
 
             logger.debug(f"{plugin}'s {hook} raised:\n{box['traceback'].rstrip()}")
             return CallOutcome(
-                plugin, None, f"{hook} raised {one_line(e)}", False, box["traceback"]
+                plugin, None, f"{hook} raised {one_line(e)}", False, box["traceback"], e
             )
         return CallOutcome(plugin, box.get("value"))
 

@@ -20,6 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from aim_core.models import ProcessResult
 
@@ -138,7 +139,7 @@ class _CappedBuffer:
         return head + tail
 
 
-def _pump(stream, buffer: _CappedBuffer) -> None:
+def _pump(stream: Any, buffer: _CappedBuffer) -> None:
     try:
         while True:
             chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
@@ -217,21 +218,7 @@ def run_process(
     :raises FileNotFoundError: when the program does not exist.
     """
     start = time.monotonic()
-    kwargs: dict = {}
-    if IS_POSIX:
-        kwargs["start_new_session"] = True
-    else:  # pragma: no cover - Windows
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-    proc = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        close_fds=True,
-        **kwargs,
-    )
+    proc = _spawn(argv, cwd=cwd, env=env, piped_stdin=stdin is not None)
     if on_start is not None:
         on_start(proc.pid)
     out, err = _CappedBuffer(output_cap), _CappedBuffer(output_cap)
@@ -243,7 +230,48 @@ def run_process(
         t.start()
     if stdin is not None:
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+    timed_out, interrupted = _wait(proc, readers, timeout_s)
+    return ProcessResult(
+        exit_code=None if timed_out else proc.returncode,
+        stdout=out.text(),
+        stderr=err.text(),
+        duration_sec=round(time.monotonic() - start, 6),
+        timed_out=timed_out,
+        dropped_bytes=out.dropped + err.dropped,
+        interrupted=interrupted,
+    )
 
+
+def _spawn(
+    argv: Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None,
+    env: Mapping[str, str] | None,
+    piped_stdin: bool,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a session of its own, its output piped."""
+    kwargs: dict[str, Any] = {}
+    if sys.platform == "win32":  # pragma: no cover - Windows
+        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+    else:
+        kwargs["start_new_session"] = True
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.PIPE if piped_stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        close_fds=True,
+        **kwargs,
+    )
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], readers: list[threading.Thread], timeout_s: float | None
+) -> tuple[bool, bool]:
+    """Wait for the tool; on timeout or interruption kill its tree. ``(timed_out,
+    interrupted)``; an interruption is re-raised after the tree is gone."""
     timed_out = interrupted = False
     try:
         proc.wait(timeout=timeout_s)
@@ -263,20 +291,12 @@ def run_process(
             t.join(timeout=PIPE_GRACE_S)
         for stream in (proc.stdout, proc.stderr):
             with contextlib.suppress(OSError):
-                stream.close()
-
-    return ProcessResult(
-        exit_code=None if timed_out else proc.returncode,
-        stdout=out.text(),
-        stderr=err.text(),
-        duration_sec=round(time.monotonic() - start, 6),
-        timed_out=timed_out,
-        dropped_bytes=out.dropped + err.dropped,
-        interrupted=interrupted,
-    )
+                if stream is not None:
+                    stream.close()
+    return timed_out, interrupted
 
 
-def _finish_pipes(proc: subprocess.Popen, readers: list[threading.Thread]) -> None:
+def _finish_pipes(proc: subprocess.Popen[bytes], readers: list[threading.Thread]) -> None:
     """After the tool exited: give its pipes a moment, then kill what still holds them."""
     deadline = time.monotonic() + PIPE_GRACE_S
     for t in readers:
@@ -286,7 +306,7 @@ def _finish_pipes(proc: subprocess.Popen, readers: list[threading.Thread]) -> No
         kill_tree(proc.pid)
 
 
-def _feed(stream, data: str | bytes) -> None:
+def _feed(stream: Any, data: str | bytes) -> None:
     try:
         stream.write(data.encode() if isinstance(data, str) else data)
         stream.close()
@@ -307,6 +327,6 @@ def enable_subreaper() -> bool:
 
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_CHILD_SUBREAPER = 36
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except Exception:
         return False

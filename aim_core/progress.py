@@ -19,7 +19,7 @@ class ProgressView:
     def __init__(self, ids: list[str]):
         self.rows: dict[str, dict[str, Any]] = {i: {"state": "waiting", "start": None} for i in ids}
         self._lock = threading.Lock()
-        self._live = None
+        self._live: Any = None
         self._handler: logging.Handler | None = None
         self._replaced: list[logging.Handler] = []
 
@@ -44,7 +44,7 @@ class ProgressView:
         if self._live is not None:
             self._live.update(self._table())
 
-    def _table(self):
+    def _table(self) -> Any:
         from rich.table import Table
         from rich.text import Text
 

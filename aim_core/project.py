@@ -9,11 +9,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aim_core.config import Settings, load_settings
 from aim_core.context import AimContext
 from aim_core.registry import KNOWN_CAPABILITIES, Rules, find_root, load_rules, locate_registry
+
+if TYPE_CHECKING:
+    from aim_core.audit.emit import AuditEmitter
+    from aim_core.detection import DetectionReport
+    from aim_core.plugins import AimPlugins
 
 
 class Project:
@@ -31,8 +36,9 @@ class Project:
         self.registry = registry
         self.environ = environ
         self._rules: Rules | None = None
-        self._plugins = None
-        self._detection = None
+        self._plugins: AimPlugins | None = None
+        self._detection: DetectionReport | None = None
+        self._audit: AuditEmitter | None = None
 
     @classmethod
     def open(
@@ -67,11 +73,32 @@ class Project:
         project = cls.open(config_path=config_path, registry=registry, actor=actor)
         for warning in project.settings.warnings:
             logger.warning(warning)
-        if recover and (project.registry / "AIM_runs" / "active").is_dir():
+        if recover and (project.runs_state / "active").is_dir():
             from aim_core.recovery import recover_dead_runs
 
             recover_dead_runs(project)
         return project
+
+    @property
+    def audit(self) -> AuditEmitter:
+        """The audit emitter of this project (JSONL log, then the ``audit_sink`` plugins)."""
+        if self._audit is None:
+            from aim_core.audit.emit import AuditEmitter
+
+            self._audit = AuditEmitter(self)
+        return self._audit
+
+    @property
+    def state_dir(self) -> Path:
+        """This repository's machine-local state (:func:`aim_core.paths.state_dir`)."""
+        from aim_core.paths import state_dir
+
+        return state_dir(self.root, self.environ)
+
+    @property
+    def runs_state(self) -> Path:
+        """The lock table and the snapshots of attempts in progress (machine-local)."""
+        return self.state_dir / "runs"
 
     @property
     def has_registry(self) -> bool:
@@ -86,31 +113,17 @@ class Project:
         return self._rules
 
     @property
-    def plugins(self):
+    def plugins(self) -> AimPlugins:
         """The loaded plugins (:class:`aim_core.plugins.AimPlugins`)."""
         if self._plugins is None:
             from aim_core.plugins import AimPlugins
 
             self.use_plugins(AimPlugins.load(environ=self.environ))
+        assert self._plugins is not None
         return self._plugins
 
     def use_plugins(self, plugins: Any) -> None:
-        """Work with an already loaded plugin manager (tests, embedding programs);
-        the core's JSONL audit sink for this registry is added to it."""
-        from aim_core.audit.emit import JSONL_PLUGIN
-
-        if JSONL_PLUGIN not in plugins.infos:
-            from aim_core.audit.jsonl import JsonlAuditLog, audit_key
-            from aim_core.default_plugins.audit_jsonl import JsonlAuditSink
-            from aim_core.log import logger
-            from aim_core.registry import AUDIT_DIRNAME
-
-            log = JsonlAuditLog(
-                self.registry / AUDIT_DIRNAME,
-                key=audit_key(self.environ),
-                on_warning=logger.warning,
-            )
-            plugins.register(JsonlAuditSink(log), JSONL_PLUGIN, status="essential")
+        """Work with an already loaded plugin manager (tests, embedding programs)."""
         self._plugins = plugins
         self._detection = None
 
@@ -129,7 +142,7 @@ class Project:
             **kw,
         )
 
-    def detect(self, *, refresh: bool = False, only: set[str] | None = None):
+    def detect(self, *, refresh: bool = False, only: set[str] | None = None) -> DetectionReport:
         """Detect the tools (cached; see :mod:`aim_core.detection`)."""
         if self._detection is not None and not refresh and only is None:
             return self._detection

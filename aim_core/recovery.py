@@ -14,12 +14,13 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aim_core.registry import RUNS_DIRNAME
-
 if TYPE_CHECKING:
     from aim_core.project import Project
+    from aim_core.workspace import Recovered
 
 log = logging.getLogger("aim")
+
+CUTOFF_GRACE_S = 2.0  # the heartbeat's period and then some
 
 
 def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
@@ -41,41 +42,62 @@ def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
 
 
 def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
-    """Restore every dead run of this registry; return what was done, one dict per run."""
+    """Restore every dead run of this repository, each exactly once even when several
+    aim commands start together; return what was done, one dict per run."""
     from aim_core.runlocks import RunTable
-    from aim_core.workspace import Snapshot
 
-    runs_dir = project.registry / RUNS_DIRNAME
+    runs_dir = project.runs_state
     if not (runs_dir / "active").is_dir():
         return []
     table = RunTable(runs_dir)
     done = []
-    for entry in table.dead():
-        run_id = entry["run_id"]
-        killed = _kill_recorded_tool(entry)
-        restored: list[str] = []
-        snap_dir = Path(entry["snapshot"]) if entry.get("snapshot") else None
-        if entry.get("state") == "attempting" and snap_dir is not None and snap_dir.is_dir():
-            snapshot = Snapshot.load(project.root, snap_dir)
-            from aim_core.workspace import Scope
-
-            restored = snapshot.restore(scope=Scope(project.root, entry.get("scope", [])))
-            _audit_interrupted(project, entry, restored, killed)
-        table.forget(run_id)
-        shutil.rmtree(runs_dir / run_id, ignore_errors=True)
-        what = f"restored {len(restored)} file(s)" if restored else "nothing to restore"
-        log.warning(
-            f"Recovered run {run_id} ({entry.get('workstream_id')}), which was killed: {what}"
-            + (f", stopped the {entry.get('tool_id')} process it left" if killed else "")
-        )
-        done.append({"run_id": run_id, "restored": restored, "killed_tool": killed})
+    for dead in table.dead():
+        with table.claim(dead["run_id"]) as entry:
+            if entry is None:
+                continue  # alive again, or another command recovers it
+            done.append(_recover_one(project, entry))
+            table.forget(entry["run_id"])
+        shutil.rmtree(runs_dir / dead["run_id"], ignore_errors=True)
     return done
 
 
+def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
+    from aim_core.scope import Scope
+    from aim_core.workspace import Recovered, recover_attempt
+
+    run_id = entry["run_id"]
+    killed = _kill_recorded_tool(entry)
+    # aim was last known alive then: what changed later is left as it is and named (the
+    # user's edits since, or what an orphaned tool did before it was stopped just now).
+    cutoff = float(entry.get("alive_at") or 0) + CUTOFF_GRACE_S
+    outcome = Recovered()
+    snap_dir = Path(entry["snapshot"]) if entry.get("snapshot") else None
+    if entry.get("state") == "attempting" and snap_dir is not None and snap_dir.is_dir():
+        scope = Scope(project.root, entry.get("scope", []))
+        outcome = recover_attempt(project.root, snap_dir, scope, cutoff)
+        _audit_interrupted(project, entry, outcome, killed)
+    undone = [*outcome.restored, *outcome.reverted]
+    what = f"restored {', '.join(undone)}" if undone else "nothing to restore"
+    if outcome.left:
+        what += f"; left as they are (changed after it died): {', '.join(outcome.left)}"
+    if outcome.stuck:
+        what += f"; could not undo: {', '.join(outcome.stuck)}"
+    log.warning(
+        f"Recovered run {run_id} ({entry.get('workstream_id')}), which was killed: {what}"
+        + (f", stopped the {entry.get('tool_id')} process it left" if killed else "")
+    )
+    return {
+        "run_id": run_id,
+        "restored": undone,
+        "left": list(outcome.left),
+        "stuck": list(outcome.stuck),
+        "killed_tool": killed,
+    }
+
+
 def _audit_interrupted(
-    project: Project, entry: dict[str, Any], restored: list[str], killed: bool
+    project: Project, entry: dict[str, Any], outcome: Recovered, killed: bool
 ) -> None:
-    from aim_core.audit.emit import emit, sync_head
     from aim_core.audit.records import build_record
 
     message = (
@@ -93,7 +115,12 @@ def _audit_interrupted(
         message=message,
         attempt=entry.get("attempt", 0),
         failure="interrupted",
-        extra_content={"restored": sorted(restored), "stopped_tool": killed},
+        extra_content={
+            "restored": sorted([*outcome.restored, *outcome.reverted]),
+            "left": list(outcome.left),
+            "not_undone": list(outcome.stuck),
+            "stopped_tool": killed,
+        },
     )
-    emit(project, record)
-    sync_head(project)
+    project.audit.emit(record)
+    project.audit.sync_head()

@@ -16,12 +16,9 @@ import attrs
 from attrs import field, frozen
 
 from aim_core.errors import ConfigError
+from aim_core.paths import REGISTRY_RELPATH, RULES_RELPATH
 from aim_core.suggest import did_you_mean, show
 
-REGISTRY_RELPATH = "aim/.AIM_ai-tools-registry"
-RULES_RELPATH = "AIM_cross-tool/AIM_coordination-rules.json"
-AUDIT_DIRNAME = "AIM_audit"
-RUNS_DIRNAME = "AIM_runs"
 RULES_SCHEMA_VERSION = 1
 
 # The five capabilities of the deployment guide; plugins may serve more.
@@ -100,7 +97,7 @@ DEFAULT_RULES: dict[str, Any] = {
 
 def find_root(start: Path) -> Path:
     """The repository root for ``start`` (see the module docstring)."""
-    from aim_core.fastpath import find_root as find
+    from aim_core.paths import find_root as find
 
     return find(start)
 
@@ -184,7 +181,12 @@ def parse_rules(data: Any, where: str) -> Rules:
             file=where,
             field="schema_version",
         )
-    caps = data.get("capabilities")
+    routes = _parse_routes(data.get("capabilities"), where)
+    security = _parse_security(data.get("security", {}), where)
+    return Rules(capabilities=routes, security=security, schema_version=version, source=where)
+
+
+def _parse_routes(caps: Any, where: str) -> dict[str, Route]:
     if not isinstance(caps, dict):
         raise ConfigError(
             'expected an object of capabilities ("linting": {"primary": "ruff"}), '
@@ -223,7 +225,10 @@ def parse_rules(data: Any, where: str) -> Rules:
                 field=f"{base}.fallback",
             )
         routes[cap] = Route(primary=primary, fallback=tuple(fallback))
-    security = data.get("security", {})
+    return routes
+
+
+def _parse_security(security: Any, where: str) -> dict[str, Any]:
     if not isinstance(security, dict):
         raise ConfigError(f"expected an object, got {show(security)}", file=where, field="security")
     for key, value in security.items():
@@ -246,7 +251,7 @@ def parse_rules(data: Any, where: str) -> Rules:
                 file=where,
                 field=f"security.{key}",
             )
-    return Rules(capabilities=routes, security=security, schema_version=version, source=where)
+    return security
 
 
 def load_rules(registry: Path) -> Rules:

@@ -8,11 +8,20 @@ working or not logged in is skipped with its reason.
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
+import attrs
 from attrs import frozen
 
 from aim_core.detection import DetectionReport, ToolState
 from aim_core.models import Failure
 from aim_core.registry import PLUGIN_HINTS, Rules
+
+if TYPE_CHECKING:
+    from aim_core.project import Project
+
+log = logging.getLogger("aim")
 
 
 @frozen(kw_only=True)
@@ -94,3 +103,42 @@ def candidates(
         skip, reason = assess(tool_id, state, capability if role != "direct" else None)
         out.append(Candidate(tool_id=tool_id, role=role, state=state, skip=skip, reason=reason))
     return out
+
+
+def recheck_negative(
+    project: Project, found: list[Candidate], capability: str | None
+) -> list[Candidate]:
+    """A cached "not installed / not ready" is checked again before it is believed."""
+    stale = {
+        c.state.plugin for c in found if c.state is not None and not c.usable and c.state.from_cache
+    }
+    if not stale:
+        return found
+    report = project.detect(only=stale)
+    out = []
+    for c in found:
+        state = report.tools.get(c.tool_id)
+        skip, reason = assess(c.tool_id, state, capability if c.role != "direct" else None)
+        out.append(attrs.evolve(c, state=state, skip=skip, reason=reason))
+    return out
+
+
+def capability_for(capability: str | None, cand: Candidate) -> str | None:
+    """The run's capability, or (a direct invocation) the tool's first one."""
+    if capability or cand.state is None:
+        return capability
+    return (cand.state.detection.capabilities or ("",))[0] or None
+
+
+def announce(cand: Candidate, n: int) -> None:
+    """The guide's log line for trying ``cand`` as the ``n``-th candidate (0-based)."""
+    if cand.role == "primary":
+        log.info(f"AIM routing to primary tool: {cand.tool_id}")
+    elif cand.role == "workstream tool":
+        log.info(f"Falling back to direct tool invocation: {cand.tool_id}")
+    elif cand.role == "direct":
+        pass  # "Invoking tool ... directly" was said already
+    elif n == 0:
+        log.info(f"AIM routing to tool: {cand.tool_id}")
+    else:
+        log.info(f"Falling back to tool: {cand.tool_id}")

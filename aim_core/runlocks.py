@@ -1,4 +1,5 @@
-"""The lock table in ``AIM_runs/active/``: which runs are alive and what they touch.
+"""The lock table of live runs (``runs/active/`` in the repository's machine-local
+state directory, outside the repository): which runs are alive and what they touch.
 
 Each run holds an OS lock on ``active/<run_id>.lock`` for its whole life and
 describes itself in ``active/<run_id>.json`` (its scope, the snapshot of the
@@ -9,21 +10,24 @@ command restores what it left (:mod:`aim_core.recovery`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from aim_core.errors import Interrupted
 from aim_core.locks import FileLock, is_free
-from aim_core.workspace import Scope
+from aim_core.scope import Scope
 
 ACTIVE = "active"
 RECENT = "recent"  # entries of runs that ended lately: their changes are theirs, not ours
 RECENT_KEEP_S = 24 * 3600
 TABLE_LOCK = ".table.lock"
+HEARTBEAT_S = 1.0
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -40,6 +44,7 @@ class ActiveRun:
         self.run_id = run_id
         self.entry = entry
         self._lock = lock
+        self._write_lock = threading.Lock()
 
     @property
     def path(self) -> Path:
@@ -47,8 +52,31 @@ class ActiveRun:
 
     def update(self, **fields: Any) -> None:
         """Change the entry (atomically), e.g. the snapshot or the tool's pid."""
-        self.entry.update(fields)
-        _write_json(self.path, self.entry)
+        with self._write_lock:
+            self.entry.update(fields)
+            _write_json(self.path, self.entry)
+
+    @contextlib.contextmanager
+    def heartbeat(self, every_s: float = HEARTBEAT_S) -> Iterator[None]:
+        """While the block runs, write ``alive_at`` (wall time) every ``every_s``: after
+        a crash, recovery knows until when the attempt's changes were the tool's."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(every_s):
+                with contextlib.suppress(OSError):
+                    self.update(alive_at=time.time())
+
+        self.update(alive_at=time.time())
+        t = threading.Thread(target=beat, name=f"aim-heartbeat-{self.run_id}", daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            done.set()
+            t.join()
+            with contextlib.suppress(OSError):
+                self.update(alive_at=time.time())
 
     def release(self) -> None:
         """Leave the table: the entry moves to ``recent/``, the lock goes."""
@@ -69,7 +97,7 @@ class RunTable:
 
     def entries(self) -> list[dict[str, Any]]:
         """Every entry, each with ``"alive"`` telling whether its run still holds its lock."""
-        out = []
+        out: list[dict[str, Any]] = []
         if not self.active.is_dir():
             return out
         for p in sorted(self.active.glob("*.json")):
@@ -120,8 +148,6 @@ class RunTable:
                 waited_for = blocker["run_id"]
             if stop is not None and stop.wait(poll_s):
                 lock.release()
-                from aim_core.runner import Interrupted
-
                 raise Interrupted()
             if stop is None:
                 time.sleep(poll_s)
@@ -151,6 +177,24 @@ class RunTable:
     def dead(self) -> list[dict[str, Any]]:
         """Entries of runs that died (their lock is free)."""
         return [e for e in self.entries() if not e["alive"]]
+
+    @contextlib.contextmanager
+    def claim(self, run_id: str) -> Iterator[dict[str, Any] | None]:
+        """Hold a dead run's lock while recovering it: yields its entry, or None when
+        it is alive or another aim command recovers (or recovered) it already."""
+        lock = FileLock(self.active / f"{run_id}.lock")
+        if not lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            path = self.active / f"{run_id}.json"
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                entry = None
+            yield entry
+        finally:
+            lock.release()
 
     def forget(self, run_id: str) -> None:
         """Remove a dead run's entry."""

@@ -64,7 +64,7 @@ class RunLog:
     def write(self, text: str) -> None:
         """Append aim's own lines (ids, states, timings): written as they are."""
         stamp = time.strftime("%H:%M:%S")
-        with self._lock, open(self.path, "a", encoding="utf-8") as f:
+        with self._lock, open(self.path, "a", encoding="utf-8", errors="backslashreplace") as f:
             for line in text.splitlines() or [""]:
                 f.write(f"{stamp} {line}\n")
 

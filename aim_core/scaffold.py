@@ -13,14 +13,14 @@ from pathlib import Path
 
 from attrs import define, field
 
-from aim_core.config import CONFIG_RELPATH
-from aim_core.registry import (
+from aim_core.paths import (
     AUDIT_DIRNAME,
-    DEFAULT_RULES,
+    CONFIG_RELPATH,
     REGISTRY_RELPATH,
     RULES_RELPATH,
     RUNS_DIRNAME,
 )
+from aim_core.registry import DEFAULT_RULES
 
 EXAMPLES_DIR = "workstreams/staging_test"
 EXAMPLES = ("ws-aim-validation", "ws-add-docstrings", "ws-add-tests", "ws-refactor-simple")

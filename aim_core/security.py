@@ -70,16 +70,20 @@ def check_path(value: Any, field: str, root: Path, forbidden: Sequence[str]) -> 
         or (len(text) > 1 and text[1] == ":")
     ):
         return Problem(
+            path=value,
             field=field,
             message=f"'{value}' is an absolute path; write it relative to the repository root",
         )
     if ".." in _components(text):
         return Problem(
-            field=field, message=f"'{value}' leaves the repository root ('..'); remove the '..'"
+            path=value,
+            field=field,
+            message=f"'{value}' leaves the repository root ('..'); remove the '..'",
         )
     rule = forbidden_match(text, forbidden)
     if rule is not None:
         return Problem(
+            path=value,
             field=field,
             message=f"'/{'/'.join(_components(text))}' is a forbidden path (rule '{rule}'); "
             "take it out of the workstream",
@@ -89,12 +93,15 @@ def check_path(value: Any, field: str, root: Path, forbidden: Sequence[str]) -> 
         resolved = full.resolve()
         root_resolved = root.resolve()
     except (OSError, RuntimeError):  # symlink loop
-        return Problem(field=field, message=f"'{value}' cannot be resolved (symlink loop?)")
+        return Problem(
+            field=field, message=f"'{value}' cannot be resolved (symlink loop?)", path=value
+        )
     if resolved != root_resolved / Path(*_components(text)):  # a symlink on the way
         try:
             rel = resolved.relative_to(root_resolved).as_posix()
         except ValueError:
             return Problem(
+                path=value,
                 field=field,
                 message=f"'{value}' is a symlink that leads outside the repository; "
                 "use the real file inside the repository",
@@ -102,6 +109,7 @@ def check_path(value: Any, field: str, root: Path, forbidden: Sequence[str]) -> 
         rule = forbidden_match(rel, forbidden)
         if rule is not None:
             return Problem(
+                path=value,
                 field=field,
                 message=f"'{value}' is a symlink to the forbidden path '/{rel}' (rule '{rule}')",
             )
@@ -136,6 +144,7 @@ def _check_glob(pattern: str, field: str, root: Path, forbidden: Sequence[str]) 
         rule = forbidden_match(rel + ("/" if hit.is_dir() else ""), forbidden)
         if rule is not None:
             return Problem(
+                path=pattern,
                 field=field,
                 message=f"the glob '{pattern}' reaches the forbidden path '/{rel}' "
                 f"(rule '{rule}'); narrow it",
@@ -145,6 +154,7 @@ def _check_glob(pattern: str, field: str, root: Path, forbidden: Sequence[str]) 
         probe = rule.strip().strip("/").replace("*", "x")
         if probe and "/" not in probe and fnmatch.fnmatchcase(probe.casefold(), name.casefold()):
             return Problem(
+                path=pattern,
                 field=field,
                 message=f"the glob '{pattern}' could match forbidden files (rule '{rule}'); "
                 "name the files, or narrow it (e.g. '*.py')",
@@ -160,6 +170,7 @@ def _check_allowed(value: str, field: str, root: Path, allowed: Sequence[str]) -
     if any(fnmatch.fnmatchcase(name.casefold(), p.casefold()) for p in allowed):
         return None
     return Problem(
+        path=value,
         field=field,
         message=f"'{value}' is not an allowed kind of file (security.allowed_file_patterns); "
         "add its pattern to the rules or leave it out",
@@ -213,6 +224,7 @@ def check_request(payload: Any, root: Path, security: Mapping[str, Any]) -> list
     if limit and total > limit:
         problems.append(
             Problem(
+                path=max(sizes, key=lambda k: sizes[k]) if sizes else None,
                 field="capability_payload",
                 message=f"the request is {total} bytes (prompt {len(payload.prompt.encode())}, "
                 f"files {sum(sizes.values())}), over max_payload_bytes {limit}; "
@@ -243,6 +255,7 @@ def check_request(payload: Any, root: Path, security: Mapping[str, Any]) -> list
             if leaks:
                 problems.append(
                     Problem(
+                        path=f,
                         field=f"{where}[{i}]",
                         message=f"'{f}' holds a credential: {credentials.describe(leaks)}; "
                         "take it out of the file before a tool reads it",

@@ -22,7 +22,7 @@ def collect(project: Project, *, refresh: bool = False) -> dict[str, Any]:
     plugins = project.plugins
     order = list(rules.tool_ids())
     order += [t for t in report.tools if t not in order]
-    tools = []
+    tools: list[dict[str, Any]] = []
     for tool_id in order:
         state = report.tools.get(tool_id)
         if state is None:
@@ -127,7 +127,7 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plugin_files(plugins) -> list[str]:
+def plugin_files(plugins: Any) -> list[str]:
     """The source files of the loaded plugins (modules, or the modules of plugin objects)."""
     import sys
 
@@ -142,8 +142,8 @@ def plugin_files(plugins) -> list[str]:
 
 def save_snapshot(project: Project, outputs: dict[str, str]) -> None:
     """Let the next ``aim status`` print ``outputs`` without loading anything, for as
-    long as nothing they depend on changes (:mod:`aim_core.fastpath`)."""
-    from aim_core import fastpath
+    long as nothing they depend on changes (:mod:`aim_core.status_snapshot`)."""
+    from aim_core import status_snapshot
 
     if project._detection is None:
         return
@@ -155,10 +155,12 @@ def save_snapshot(project: Project, outputs: dict[str, str]) -> None:
         "valid_until": report.valid_until,
         "env_patterns": report.env_patterns,
     }
-    stamps = fastpath.stamps_for(
+    stamps = status_snapshot.stamps_for(
         project.root, project.registry, project.settings.source, project.environ, detection
     )
-    fastpath.save(project.root, project.environ, stamps, outputs, list(project.settings.warnings))
+    status_snapshot.save(
+        project.root, project.environ, stamps, outputs, list(project.settings.warnings)
+    )
 
 
 def command(project: Project, *, refresh: bool = False, as_json: bool = False) -> str:

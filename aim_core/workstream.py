@@ -20,9 +20,8 @@ from attrs import field, frozen
 from aim_core import jsonc
 from aim_core.errors import UsageError, WorkstreamError
 from aim_core.models import CapabilityPayload, Workstream
+from aim_core.paths import WORKSTREAMS_DIR
 from aim_core.suggest import did_you_mean, nearest, show
-
-WORKSTREAMS_DIR = "workstreams"
 
 
 class _Mismatch(Exception):

@@ -23,7 +23,7 @@ from _common import CACHE_ROOT
 from aim_core.audit.canonical import record_hash
 from aim_core.audit.records import build_record
 from aim_core.models import Invocation
-from aim_core.registry import AUDIT_DIRNAME
+from aim_core.paths import AUDIT_DIRNAME
 
 VERSION = 1
 DAYS = 30

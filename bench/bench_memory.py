@@ -19,7 +19,7 @@ from pathlib import Path
 from _auditgen import day_names, ensure
 from _common import Result, World, cli_main, launch, log, workstream
 
-from aim_core.registry import AUDIT_DIRNAME
+from aim_core.paths import AUDIT_DIRNAME
 
 RECORDS = 1_000_000
 FACTOR, PLUS_MB = 1.5, 10.0

@@ -28,7 +28,7 @@ from _common import (
     time_argv,
 )
 
-from aim_core.registry import AUDIT_DIRNAME
+from aim_core.paths import AUDIT_DIRNAME
 
 RECORDS = 1_000_000
 

@@ -17,7 +17,7 @@ import subprocess
 from _common import AIM, Result, World, cli_main, interleaved, launch, log, median, time_argv
 from _common import workstream as make_workstream
 
-BUDGET_MS = 150.0
+BUDGET_MS = 100.0
 FLOOD_BYTES = 10 << 20
 
 

@@ -5,7 +5,7 @@ The first-party plugins are installed (as `make install` leaves the venv) and fi
 five fake tools (aider, claude, jules, ruff, pytest) on PATH, all ready. One
 `aim status` fills the detection cache and the status snapshot. Two figures:
 
-* `aim status` as a user sees it: served from the snapshot (aim_core.fastpath);
+* `aim status` as a user sees it: served from the snapshot (aim_core.status_snapshot);
 * `aim status` with the snapshot removed before each run: the full command
   (click, plugins, detection from its cache), which runs whenever the snapshot
   is stale (a config, rules, PATH or package change, a live run).

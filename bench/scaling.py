@@ -18,7 +18,7 @@ from pathlib import Path
 from _auditgen import day_names, ensure
 from _common import AIM, World, interleaved, log, median, time_argv, workstream
 
-from aim_core.registry import AUDIT_DIRNAME
+from aim_core.paths import AUDIT_DIRNAME
 
 
 def ms(seconds: float) -> str:

@@ -153,3 +153,72 @@ def fakeai(tmp_path):
     site.mkdir()
     write_dist(site, "aim-plugin-fakeai", "aim_plugin_fakeai", FAKEAI, ep_name="fakeai")
     return {"PYTHONPATH": str(site), "AIM_LOAD_PLUGINS": "fakeai"}
+
+
+# A tool driven by a shell script the test writes (tests/test_workspace_trust.py).
+SCRIPTTOOL_PLUGIN = """
+from aim_core import InvocationResult, ToolDetection, hookimpl
+
+
+@hookimpl
+def detect_tool(context):
+    path = context.which("scripttool")
+    return ToolDetection(
+        tool_id="scripttool", capabilities=["code_generation"], installed=path is not None,
+        path=path, version="1.0",
+    )
+
+
+@hookimpl
+def invoke_capability(tool_id, capability, payload, context):
+    if tool_id != "scripttool":
+        return None
+    r = context.run([context.which("scripttool"), *payload.files])
+    text = (r.stdout + r.stderr).strip()
+    return InvocationResult(
+        success=r.exit_code == 0, message=text[-200:] or "done", exit_code=r.exit_code,
+        failure=None if r.exit_code == 0 else "timeout" if r.timed_out else "work_failed",
+    )
+"""
+
+SCRIPTTOOL_RULES = {"capabilities": {"code_generation": {"primary": "scripttool", "fallback": []}}}
+
+
+@pytest.fixture
+def scripted_repo(aim_project):
+    """An initialised, committed git repository with a script tool routed for
+    code_generation; ``repo.tool(body)`` sets what the tool does (a shell script)."""
+    project = aim_project(
+        files={
+            "a.py": "a = 1\n",
+            "b.py": "b = 1\n",
+            "c.py": "c = 1\n",
+            "src/m.py": "m = 1\n",
+            ".gitignore": "certs/\n.venv/\n",
+        },
+        rules=SCRIPTTOOL_RULES,
+        plugins=[],
+    )
+    (project.env.site / "aim_scripttool_plugin.py").write_text(SCRIPTTOOL_PLUGIN, encoding="utf-8")
+    project.env.add_entry_point("scripttool", "aim_scripttool_plugin")
+    project.env.always_load.append("scripttool")
+    root = project.root
+    for args in (
+        ("init", "-q", "-b", "main"),
+        ("config", "user.email", "t@example.com"),
+        ("config", "user.name", "T"),
+        ("add", "-A"),
+        ("commit", "-qm", "init"),
+    ):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    (root / "certs").mkdir()
+    (root / ".venv" / "lib").mkdir(parents=True)
+    (root / ".venv" / "lib" / "site.py").write_text("x = 1\n")
+
+    def tool(body: str) -> None:
+        path = project.env.bin_dir / "scripttool"
+        path.write_text("#!/bin/sh\nset -e\n" + body + "\n", encoding="utf-8")
+        path.chmod(0o755)
+
+    project.tool = tool
+    return project

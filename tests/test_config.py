@@ -8,7 +8,8 @@ import pytest
 
 from aim_core.config import load_settings
 from aim_core.errors import ConfigError
-from aim_core.registry import DEFAULT_RULES, RULES_RELPATH, find_root, load_rules
+from aim_core.paths import RULES_RELPATH
+from aim_core.registry import DEFAULT_RULES, find_root, load_rules
 
 
 def test_defaults_without_file(tmp_path):

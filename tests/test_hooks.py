@@ -199,3 +199,41 @@ def test_hook_audit_sink(aim_project, fake_tool, aim_plugin_manager, audit_captu
         "audit sink 'raising-sink' failed (audit_sink raised OSError: disk full); "
         "the run and the JSONL log go on" in caplog.messages
     )
+
+
+def test_hook_audit_flush(aim_project, fake_tool, aim_plugin_manager, caplog):
+    fake_tool("first")
+    aim_plugin_manager.register(Tool("first"), "first-plugin")
+    seen: list[str] = []
+
+    class Queued:
+        def __init__(self):
+            self.queue: list[dict] = []
+
+        @hookimpl
+        def audit_sink(self, record):
+            self.queue.append(record.to_dict())  # held back, as a batching sink does
+
+        @hookimpl
+        def audit_flush(self, timeout_s):
+            seen.extend(r["tool_id"] for r in self.queue)
+            self.queue.clear()
+            assert timeout_s > 0
+
+    class Raises:
+        @hookimpl
+        def audit_flush(self):
+            raise OSError("network down")
+
+    aim_plugin_manager.register(Queued(), "queued")
+    aim_plugin_manager.register(Raises(), "raising-flush")
+    project, ws = linting_project(aim_project)
+    aim_log = logging.getLogger("aim")
+    aim_log.addHandler(caplog.handler)
+    try:
+        result = project.run_workstream(ws, plugins=aim_plugin_manager)
+    finally:
+        aim_log.removeHandler(caplog.handler)
+    assert result.exit_code == 0
+    assert seen == ["first"]  # flushed once the run ended, every record
+    assert any("'raising-flush' could not flush" in m for m in caplog.messages)

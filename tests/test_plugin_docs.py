@@ -59,13 +59,14 @@ def sections(text: str, level: str = "## ") -> dict[str, str]:
     return out
 
 
-def test_the_hooks_are_the_five_of_the_architecture():
+def test_the_hooks_are_those_of_the_architecture():
     assert set(HOOKS) == {
         "detect_tool",
         "get_version",
         "invoke_capability",
         "validate_payload",
         "audit_sink",
+        "audit_flush",
     }
 
 

@@ -121,9 +121,7 @@ def test_plugins_loads_only_the_plugins_named(aim_project):
     listed = aim_project(plugins=["ruff"]).run("plugins", "--json").json()
     status = {p["name"]: p["status"] for p in listed}
     assert status["ruff"] == "loaded"
-    assert {
-        s for n, s in status.items() if n not in ("ruff", "aim.security", "aim.audit-jsonl")
-    } <= {"blocked"}
+    assert {s for n, s in status.items() if n not in ("ruff", "aim.security")} <= {"blocked"}
     only_builtins = aim_project(plugins=[]).run("plugins", "--json").json()
     assert {p["status"] for p in only_builtins} <= {"essential", "blocked"}
 
@@ -519,7 +517,6 @@ def test_a_plugin_made_outside_the_repo_works_in_a_fresh_venv(tmp_path_factory, 
     listed = json.loads(run(python, "-m", "aim_core", "plugins", "--json", cwd=repo).stdout)
     assert {p["name"]: p["status"] for p in listed} == {
         "aim.security": "essential",
-        "aim.audit-jsonl": "essential",
         "hello": "loaded",
     }
     [hello] = [p for p in listed if p["name"] == "hello"]

@@ -85,3 +85,21 @@ def from_dict(data: Mapping[str, Any]) -> AuditRecord:
         prev_hash=data.get("prev_hash"),
         hash=data.get("hash"),
     )
+
+
+def printable(value: Any) -> Any:
+    """``value`` with every string that holds undecodable bytes (a file name that is not
+    UTF-8, read with ``surrogateescape``) spelled with escapes: ``caf\\xe9.txt``.
+    Lists, tuples and dicts are walked; everything else is returned as it is."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogateescape")
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [printable(v) for v in value]
+    return value

@@ -98,7 +98,8 @@ class AimResult:
             raise ValueError(f"stream must be 'stdout', 'stderr' or 'both', not {stream!r}")
         if stream == "both":
             return [*self.outlines, *self.errlines]
-        return getattr(self, stream).splitlines()
+        text: str = getattr(self, stream)
+        return text.splitlines()
 
     def fnmatch_lines(
         self, patterns: Sequence[str], *, stream: str = "stdout", consecutive: bool = False
@@ -148,7 +149,7 @@ class AimProject:
     @property
     def registry(self) -> Path:
         """``aim/.AIM_ai-tools-registry`` of this repository."""
-        from aim_core.registry import REGISTRY_RELPATH
+        from aim_core.paths import REGISTRY_RELPATH
 
         return self.root / REGISTRY_RELPATH
 
@@ -181,7 +182,7 @@ class AimProject:
 
     def audit_records(self) -> list[dict[str, Any]]:
         """Every record of the JSONL audit log (``AIM_audit/*/audit.jsonl``), oldest first."""
-        from aim_core.registry import AUDIT_DIRNAME
+        from aim_core.paths import AUDIT_DIRNAME
 
         out: list[dict[str, Any]] = []
         for day in sorted((self.registry / AUDIT_DIRNAME).glob("*/audit.jsonl")):
@@ -239,25 +240,36 @@ class AimProject:
         Its ``changes()`` reports what changed anywhere in the project (outside
         ``.git`` and ``aim/``) since this call, as the core measures an attempt.
         """
-        from aim_core.workspace import tree_measurer
+        from aim_core.snapshot import tree_measurer
 
-        return self.open().context(
+        context: AimContext = self.open().context(
             deadline=time.monotonic() + timeout_s,
             tool_id=tool_id,
             measure=tree_measurer(self.root, exclude=[".git", "aim"]),
         )
+        return context
 
     def run_workstream(
         self, workstream: str | os.PathLike[str], *, plugins: AimPlugins | None = None
     ) -> RunResult:
         """Run one workstream in this process (``aim_core.run_workstream``), with
         ``plugins`` (e.g. ``aim_plugin_manager``) or the plugins ``aim`` would load."""
-        from aim_core.runner import run_workstream
+        from aim_core.runner import Runner
+        from aim_core.workstream import load_workstream
 
         project = self.open()
         project.use_plugins(plugins if plugins is not None else self.plugins())
         path = Path(workstream)
-        return run_workstream(path if path.is_absolute() else self.root / path, project=project)
+        loaded = load_workstream(
+            path if path.is_absolute() else self.root / path,
+            root=project.root,
+            known_capabilities=project.known_capabilities(),
+        )
+        runner = Runner(project)
+        try:
+            return runner.run(loaded.workstream, source=loaded.display)
+        finally:
+            runner.close()
 
 
 def init_project(
@@ -272,8 +284,7 @@ def init_project(
     """``aim init`` in ``root`` (the real scaffold), then the overrides."""
     import yaml
 
-    from aim_core.config import CONFIG_RELPATH
-    from aim_core.registry import RULES_RELPATH
+    from aim_core.paths import CONFIG_RELPATH, RULES_RELPATH
     from aim_core.scaffold import init_project as scaffold_init
 
     root.mkdir(parents=True, exist_ok=True)

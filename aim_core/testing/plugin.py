@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,9 +29,14 @@ from aim_core.testing.environment import AimTestEnv
 from aim_core.testing.fake_tools import FakeTool, make_fake_tool
 from aim_core.testing.harness import AimProject, init_project
 
+if TYPE_CHECKING:
+    from aim_core.plugins import AimPlugins
+
 
 @pytest.fixture
-def aim_test_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+def aim_test_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> AimTestEnv:
     """The isolated environment the other aim fixtures share: HOME and aim's cache in a
     temporary directory, every ``AIM_*`` variable removed, a bin directory for fake
     tools first on PATH. Requested by ``aim_project``, ``fake_tool`` and ``audit_capture``;
@@ -154,7 +159,7 @@ def aim_project(tmp_path: Path, aim_test_env: AimTestEnv) -> AimProjectFactory:
 
 
 @pytest.fixture
-def aim_plugin_manager():
+def aim_plugin_manager() -> AimPlugins:
     """A fresh :class:`aim_core.plugins.AimPlugins`: the core's essential plugins and no
     entry points. ``aim_plugin_manager.register(plugin, "name")`` adds a plugin (a module
     or an object with ``@hookimpl`` methods) for this test and returns its
@@ -166,7 +171,7 @@ def aim_plugin_manager():
 
 
 @pytest.fixture
-def audit_capture(aim_test_env: AimTestEnv, aim_plugin_manager) -> AuditCapture:
+def audit_capture(aim_test_env: AimTestEnv, aim_plugin_manager: AimPlugins) -> AuditCapture:
     """An ``audit_sink`` plugin registered for this test that collects every audit record
     (``audit_capture.records``: dicts in the JSON line's shape). It is registered with
     ``aim_plugin_manager`` (in-process runs) and installed for the ``aim`` subprocesses

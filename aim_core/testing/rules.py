@@ -14,7 +14,6 @@ import hashlib
 import os
 import sys
 import sysconfig
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -106,11 +105,11 @@ _watching: list[str] | None = None
 _hook_installed = False
 
 
-def _spawn_watcher(event: str, args: tuple) -> None:
+def _spawn_watcher(event: str, args: tuple[Any, ...]) -> None:
     found = _watching
     if found is None or event not in _SPAWN_EVENTS:
         return
-    frame = sys._getframe(1)
+    frame: Any = sys._getframe(1)
     origin = None
     while frame is not None:
         code = frame.f_code
@@ -266,33 +265,17 @@ class ConformanceHarness:
         is a broken rule."""
         __tracebackhide__ = True
         self.require_hook(hook)
-        impl = next(
-            i
-            for i in getattr(self.plugins.pm.hook, hook).get_hookimpls()
-            if i.plugin_name == PLUGIN_NAME
-        )
-        args = {a: kwargs[a] for a in impl.argnames if a in kwargs}
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["value"] = impl.function(**args)
-            except BaseException as e:
-                box["error"] = e
-
         limit = (timeout_s if timeout_s is not None else self.suite.hook_timeout_s) + GRACE_S
-        shown = f"{hook}({', '.join(_arg(k, v) for k, v in args.items())})"
+        shown = f"{hook}({', '.join(_arg(k, v) for k, v in kwargs.items())})"
         with watch_processes() as spawned:
-            thread = threading.Thread(target=target, name=f"aim-conformance-{hook}", daemon=True)
-            thread.start()
-            thread.join(limit)
+            outcome = self.plugins.call(hook, PLUGIN_NAME, kwargs, timeout_s=limit)
         self.stray += [(shown, s) for s in spawned]
-        if thread.is_alive():
+        if outcome.timed_out:
             raise broken(rule, f"{shown} did not answer within {limit:g} s")
-        if "error" in box:
-            e = box["error"]
+        if outcome.exception is not None:
+            e = outcome.exception
             raise broken(rule, f"{shown} raised {type(e).__name__}: {e}") from e
-        return box.get("value")
+        return outcome.value
 
     def done(self) -> None:
         """End of a test: a process started other than through ``context.run`` in any of

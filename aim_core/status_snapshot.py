@@ -21,15 +21,16 @@ import sys
 import time
 import zlib
 
+from aim_core.paths import CONFIG_RELPATH, cache_dir_str, find_root_str, state_dir_str
+
 TYPE_CHECKING = False  # typing costs ~9 ms to import; this module must start fast
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
     from typing import Any
 
+
 VERSION = 1
-REGISTRY_RELPATH = "aim/.AIM_ai-tools-registry"
-CONFIG_RELPATH = "config/aim_config.yaml"
 
 
 def _digest(text: str) -> str:
@@ -37,49 +38,6 @@ def _digest(text: str) -> str:
     costs ~4 ms here)."""
     data = text.encode("utf-8", "surrogatepass")
     return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}{len(data):x}"
-
-
-def _cache_dir(env: Mapping[str, str]) -> str:
-    if env.get("AIM_CACHE_DIR"):
-        return env["AIM_CACHE_DIR"]
-    home = env.get("HOME") or os.path.expanduser("~")
-    if sys.platform == "darwin":
-        return os.path.join(home, "Library", "Caches", "aim")
-    if os.name == "nt":  # pragma: no cover - Windows
-        base = env.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
-        return os.path.join(base, "aim", "Cache")
-    return os.path.join(env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"), "aim")
-
-
-def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """aim's machine-local cache directory: ``AIM_CACHE_DIR``, else the platform's user
-    cache directory, named as platformdirs names it (its ~15 ms import is not paid)."""
-    from pathlib import Path
-
-    return Path(_cache_dir(os.environ if environ is None else environ))
-
-
-def _find_root(start: str) -> str:
-    start = os.path.realpath(start)
-    git_root = None
-    d = start
-    while True:
-        if os.path.isdir(os.path.join(d, REGISTRY_RELPATH)):
-            return d
-        if git_root is None and os.path.exists(os.path.join(d, ".git")):
-            git_root = d
-        parent = os.path.dirname(d)
-        if parent == d:
-            return git_root or start
-        d = parent
-
-
-def find_root(start: Path) -> Path:
-    """The repository root: the directory holding the registry, else the git root,
-    else ``start`` (see :mod:`aim_core.registry`)."""
-    from pathlib import Path
-
-    return Path(_find_root(str(start)))
 
 
 def _stat(path: str | os.PathLike[str]) -> list[int] | None:
@@ -97,7 +55,7 @@ def _dir_mtime(path: str) -> int | None:
         return None
 
 
-def _sys_path_stamps() -> dict[str, int | None]:
+def sys_path_stamps() -> dict[str, int | None]:
     """Where packages (plugins) are installed, with mtimes that change when one is
     added or removed. ``sys.path[0]`` (the script's directory, or the current one
     under ``python -m``) is left out, so ``aim`` and ``python -m aim_core`` agree."""
@@ -123,7 +81,7 @@ def environment_key(environ: Mapping[str, str]) -> str:
 
 
 def _snapshot_path(root: str, environ: Mapping[str, str]) -> str:
-    return os.path.join(_cache_dir(environ), "status", f"{_digest(str(root))}.marshal")
+    return os.path.join(cache_dir_str(environ), "status", f"{_digest(str(root))}.marshal")
 
 
 def stamps_for(
@@ -141,7 +99,7 @@ def stamps_for(
         "default_config": _stat(os.path.join(root, CONFIG_RELPATH)),
         "registry": str(registry),
         "rules": _stat(os.path.join(registry, "AIM_cross-tool", "AIM_coordination-rules.json")),
-        "sys_path": _sys_path_stamps(),
+        "sys_path": sys_path_stamps(),
         "files": {p: _stat(p) for p in detection.get("stamps", [])},
         "path_dirs": {d: _dir_mtime(d) for d in detection.get("path_dirs", [])},
         "valid_until": detection.get("valid_until", 0),
@@ -190,12 +148,13 @@ def _still_valid(root: str, stamps: dict[str, Any], environ: Mapping[str, str]) 
         return False
     try:
         if any(
-            n.endswith(".json") for n in os.listdir(os.path.join(registry, "AIM_runs", "active"))
+            n.endswith(".json")
+            for n in os.listdir(os.path.join(state_dir_str(root, environ), "runs", "active"))
         ):
             return False  # a run is live or died: the full command looks after it
     except OSError:
         pass
-    if _sys_path_stamps() != stamps["sys_path"]:
+    if sys_path_stamps() != stamps["sys_path"]:
         return False
     if any(_stat(p) != s for p, s in stamps["files"].items()):
         return False
@@ -207,7 +166,7 @@ def try_status(args: list[str], environ: Mapping[str, str] | None = None) -> int
     full command must run."""
     env = os.environ if environ is None else environ
     try:
-        root = _find_root(os.getcwd())
+        root = find_root_str(os.getcwd())
         with open(_snapshot_path(root, env), "rb") as f:
             data = marshal.load(f)
         if not _still_valid(root, data["stamps"], env):

@@ -1,0 +1,396 @@
+"""One attempt of one tool: workspace → run table → invoke → measured changes →
+scope check → keep or restore → audit, returning a typed :class:`AttemptOutcome`.
+
+Every path that invokes a tool ends with exactly one audit record of the
+attempt: success, a failure, or ``interrupted`` when the user stopped it. What
+went wrong travels as typed values (:class:`~aim_core.models.Failure`, paths,
+:class:`~aim_core.models.FileChanges`) from the check to the record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from attrs import field, frozen
+
+from aim_core import process
+from aim_core.errors import Interrupted
+from aim_core.gitmeta import GitState
+from aim_core.models import Failure, FileChanges, Invocation, InvocationResult, Usage
+from aim_core.paths import AUDIT_DIRNAME, RUNS_DIRNAME
+from aim_core.scope import Scope
+from aim_core.treestate import WorkspaceRefused
+from aim_core.workspace import InPlaceWorkspace, Workspace
+
+if TYPE_CHECKING:
+    from aim_core.models import ProcessResult
+    from aim_core.plugins import CallOutcome
+    from aim_core.router import Candidate
+    from aim_core.runstate import RunState
+
+log = logging.getLogger("aim")
+
+PLUGIN_GRACE_S = 10.0  # a plugin's own code may run this long past the tool's deadline
+INTERRUPTED_MESSAGE = "Interrupted: the tool was stopped and the files in scope restored"
+
+
+def capability_title(capability: str | None) -> str:
+    """``code_generation`` -> ``Code generation`` (the guide's log line)."""
+    if not capability:
+        return "Work"
+    text = capability.replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+@frozen(kw_only=True)
+class AttemptOutcome:
+    """What one attempt came to. ``failure`` is None exactly when it succeeded.
+
+    ``changes`` are the files in scope the attempt changed (kept on success,
+    restored otherwise); ``outside`` the repository paths outside the scope it
+    changed (always reverted); ``git_restored`` git's own state it changed (HEAD,
+    refs, index, stash: put back, the work kept uncommitted); ``duration_sec`` the
+    wall time of the invocation.
+    """
+
+    tool_id: str
+    attempt: int
+    message: str
+    failure: Failure | None
+    exit_code: int | None = None
+    duration_sec: float = 0.0
+    changes: FileChanges = field(factory=FileChanges)
+    outside: tuple[str, ...] = ()
+    git_restored: tuple[str, ...] = ()
+    retry_after_s: float | None = None
+    usage: Usage | None = None
+
+    @property
+    def success(self) -> bool:
+        """True when the attempt succeeded."""
+        return self.failure is None
+
+    @property
+    def files_created(self) -> tuple[str, ...]:
+        """Files the attempt created (kept only on success)."""
+        return self.changes.created if self.success else ()
+
+    @property
+    def files_modified(self) -> tuple[str, ...]:
+        """Files the attempt modified or deleted (kept only on success)."""
+        return (*self.changes.modified, *self.changes.deleted) if self.success else ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The shape ``aim run --json`` prints for each attempt."""
+        return {
+            "tool_id": self.tool_id,
+            "attempt": self.attempt,
+            "success": self.success,
+            "message": self.message,
+            "failure": self.failure.value if self.failure else None,
+            "exit_code": self.exit_code,
+            "duration_sec": round(self.duration_sec, 3),
+            "files_created": list(self.files_created),
+            "files_modified": list(self.files_modified),
+            "retry_after_s": self.retry_after_s,
+            "usage": self.usage.to_dict() if self.usage else None,
+        }
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+class Attempt:
+    """One invocation of one tool for a run (see the module docstring).
+
+    :param run: the run it belongs to.
+    :param candidate: the tool (its detection says its caches and variables).
+    :param capability: the capability asked of the tool.
+    :param payload: the request, already redacted.
+    :param number: which try of this tool it is (1-based), as the guide counts.
+    """
+
+    def __init__(
+        self,
+        run: RunState,
+        candidate: Candidate,
+        capability: str | None,
+        payload: Invocation,
+        number: int,
+    ):
+        assert candidate.state is not None
+        self.run = run
+        self.candidate = candidate
+        self.tool_id = candidate.tool_id
+        self.plugin = candidate.state.plugin
+        self.detection = candidate.state.detection
+        self.capability = capability
+        self.payload = payload
+        self.number = number
+        self.tool_pid: int | None = None
+        self._logged: set[str] = set()
+
+    # ----------------------------------------------------------------- the flow
+
+    def execute(self) -> AttemptOutcome:
+        """Do the attempt and record it; raise :class:`Interrupted` when stopped, and
+        :class:`~aim_core.treestate.WorkspaceRefused` (recorded) when aim could not
+        undo what the tool might change."""
+        try:
+            workspace = self._open_workspace()
+        except WorkspaceRefused as e:
+            self.run.record(
+                tool_id=self.tool_id,
+                payload=self.payload,
+                message=f"Refused before {self.tool_id} ran: {e.message}",
+                attempt=self.number,
+                failure=Failure.INVALID_PAYLOAD,
+                capability=self.capability,
+            )
+            raise
+        began = time.monotonic()
+        try:
+            try:
+                call = self._invoke(workspace, began)
+            except BaseException:
+                self._abandon(workspace, began)
+                raise
+            if self.run.stop.is_set():
+                self._abandon(workspace, began)
+                raise Interrupted()
+            return self._conclude(workspace, call, began)
+        finally:
+            if self.run.active is not None:
+                self.run.active.update(state="done", tool_pid=None)
+            workspace.discard()
+
+    def _open_workspace(self) -> Workspace:
+        project, run = self.run.project, self.run
+        scope = Scope(project.root, run.ws.writable_files())
+        snap_dir = project.runs_state / run.run_id / f"attempt-{len(run.attempts) + 1}"
+        shutil.rmtree(snap_dir, ignore_errors=True)
+        registry_rel = _relative(project.registry, project.root)
+        exclude = [f"{registry_rel}/{AUDIT_DIRNAME}", f"{registry_rel}/{RUNS_DIRNAME}"]
+        try:
+            workspace = InPlaceWorkspace(
+                project.root,
+                scope,
+                snap_dir,
+                exclude=exclude,
+                forbidden=project.rules.security.get("forbidden_paths", ()),
+                scratch=self.detection.scratch_paths,
+            )
+        except BaseException:
+            shutil.rmtree(snap_dir, ignore_errors=True)
+            raise
+        if run.active is not None:
+            run.active.update(
+                snapshot=str(snap_dir),
+                state="attempting",
+                tool_id=self.tool_id,
+                tool_pid=None,
+                capability=self.capability,
+                attempt=self.number,
+            )
+        return workspace
+
+    def _invoke(self, workspace: Workspace, began: float) -> CallOutcome:
+        timeout_s = self.payload.timeout_ms / 1000.0
+        ctx = self.run.project.context(
+            deadline=began + timeout_s,
+            tool_id=self.tool_id,
+            env_passthrough=self.detection.env_passthrough,
+            on_start=self._started,
+            on_process=self._finished_process,
+            measure=workspace.changes,
+        )
+        self.run.runlog.write(f"attempt {self.number} with {self.tool_id} (timeout {timeout_s:g}s)")
+        self.run.on_event("attempt", {"tool_id": self.tool_id, "attempt": self.number})
+        args = {
+            "tool_id": self.tool_id,
+            "capability": self.capability,
+            "payload": self.payload,
+            "context": ctx,
+        }
+        plugins = self.run.project.plugins
+        with contextlib.ExitStack() as stack:
+            if self.run.active is not None:
+                stack.enter_context(self.run.active.heartbeat())
+            return plugins.call(
+                "invoke_capability", self.plugin, args, timeout_s=timeout_s + PLUGIN_GRACE_S
+            )
+
+    def _conclude(self, workspace: Workspace, call: CallOutcome, began: float) -> AttemptOutcome:
+        duration = time.monotonic() - began
+        try:
+            result = self._result_of(call)
+            if call.timed_out:
+                self.stop_tool()
+            if result.output and result.output not in self._logged:
+                self.run.runlog.output(f"--- {self.tool_id} output ---", result.output)
+            outcome = self._judge(workspace, result, duration)
+        except Exception as e:  # aim could not check the work: never keep it unseen
+            log.debug("checking the attempt failed", exc_info=True)
+            workspace.restore()
+            outcome = AttemptOutcome(
+                tool_id=self.tool_id,
+                attempt=self.number,
+                message=f"aim could not check what {self.tool_id} changed "
+                f"({type(e).__name__}: {e}); its changes were undone",
+                failure=Failure.TOOL_ERROR,
+                duration_sec=duration,
+            )
+        self._record(outcome)
+        return outcome
+
+    def _judge(
+        self, workspace: Workspace, result: InvocationResult, duration: float
+    ) -> AttemptOutcome:
+        """Measure, check the scope, keep or restore; the outcome (not yet recorded)."""
+        run = self.run
+        changes = workspace.changes()
+        began_wall = time.time() - duration
+        table = run.active.table if run.active is not None else None
+        ignore = table.other_scopes(run.run_id, began_wall) if table is not None else []
+        outside = workspace.outside(ignore=ignore)
+        git_state = [p for p in outside if p.startswith(".git/") and not GitState.is_security(p)]
+        if git_state:  # a commit, a branch switch, the stash: undone, the work itself kept
+            workspace.revert_outside(git_state)
+            outside = [p for p in outside if p not in git_state]
+        failure, message = (None, "") if result.success else (result.failure, result.message)
+        if outside:
+            failure, message = Failure.OUT_OF_SCOPE, self._outside_message(workspace, outside)
+        elif result.success:
+            missing = [f for f in run.ws.files_create if not (run.project.root / f).exists()]
+            if missing:
+                failure = Failure.TOOL_ERROR
+                message = f"{self.tool_id} reported success but did not create {', '.join(missing)}"
+        if failure is None:
+            message = f"{capability_title(self.capability)} completed (attempt {self.number})"
+            workspace.keep()
+        else:
+            from aim_core.audit.records import printable
+            from aim_core.security import redact_text
+
+            # printed, logged and audited: no credential, no undecodable byte of a name
+            message = printable(redact_text(message, run.project.environ))
+            workspace.restore()
+        return AttemptOutcome(
+            tool_id=self.tool_id,
+            attempt=self.number,
+            message=message,
+            failure=failure,
+            exit_code=result.exit_code,
+            duration_sec=duration,
+            changes=changes,
+            outside=tuple(outside),
+            git_restored=tuple(git_state),
+            retry_after_s=result.retry_after_s,
+            usage=result.usage,
+        )
+
+    def _outside_message(self, workspace: Workspace, outside: Sequence[str]) -> str:
+        from aim_core.security import forbidden_match
+
+        _reverted, stuck = workspace.revert_outside(outside)
+        message = f"{self.tool_id} changed files outside its scope: {', '.join(outside)}"
+        message += " (reverted)" if not stuck else f" (could not revert: {', '.join(stuck)})"
+        rules = self.run.project.rules.security.get("forbidden_paths", ())
+        forbidden = [p for p in outside if forbidden_match(p, rules)]
+        if forbidden:
+            message += f"; forbidden: {', '.join('/' + p.lstrip('/') for p in forbidden)}"
+        return message
+
+    # ----------------------------------------------------------------- pieces
+
+    def _result_of(self, call: CallOutcome) -> InvocationResult:
+        if call.timed_out:
+            return InvocationResult(
+                success=False,
+                message=f"{self.tool_id} did not finish in time (its plugin stopped answering)",
+                failure=Failure.TIMEOUT,
+            )
+        if not call.ok:
+            return InvocationResult(
+                success=False,
+                message=f"the {self.plugin} plugin failed: {call.error}",
+                failure=Failure.TOOL_ERROR,
+            )
+        value = call.value
+        if not isinstance(value, InvocationResult):
+            return InvocationResult(
+                success=False,
+                message=f"the {self.plugin} plugin returned {type(value).__name__} "
+                f"instead of an InvocationResult for '{self.tool_id}'",
+                failure=Failure.UNAVAILABLE,
+            )
+        if not value.success and value.failure is None:
+            value = attrs.evolve(value, failure=Failure.TOOL_ERROR)
+        return value
+
+    def _abandon(self, workspace: Workspace, began: float) -> None:
+        """Cut short by the user: stop the tool, restore, record ``interrupted``."""
+        self.stop_tool()
+        workspace.restore()
+        outcome = AttemptOutcome(
+            tool_id=self.tool_id,
+            attempt=self.number,
+            message=INTERRUPTED_MESSAGE,
+            failure=Failure.INTERRUPTED,
+            duration_sec=time.monotonic() - began,
+        )
+        self._record(outcome)
+        self.run.attempts.append(outcome)
+
+    def _record(self, outcome: AttemptOutcome) -> None:
+        extra: dict[str, Any] = {}
+        if outcome.outside:
+            extra["out_of_scope"] = ["/" + p.lstrip("/") for p in outcome.outside]
+        if outcome.git_restored:
+            extra["git_restored"] = ["/" + p for p in outcome.git_restored]
+        self.run.record(
+            tool_id=self.tool_id,
+            payload=self.payload,
+            message=outcome.message,
+            attempt=self.number,
+            failure=outcome.failure,
+            capability=self.capability,
+            exit_code=outcome.exit_code,
+            duration_sec=outcome.duration_sec,
+            changes=outcome.changes if outcome.success else None,
+            usage=outcome.usage,
+            extra=extra,
+        )
+
+    def stop_tool(self) -> None:
+        """Kill the tool's process tree, if it runs (any thread may call this)."""
+        pid, self.tool_pid = self.tool_pid, None
+        if pid is not None:
+            process.kill_tree(pid)
+
+    def _started(self, pid: int) -> None:
+        self.tool_pid = pid
+        if self.run.active is not None:
+            # when it started, so that recovery never kills a process that reused the pid
+            self.run.active.update(tool_pid=pid, tool_started=time.time())
+        log.debug(f"{self.tool_id} started (pid {pid})")
+
+    def _finished_process(self, argv: Sequence[str], result: ProcessResult) -> None:
+        from aim_core.toolkit import joined_output
+
+        runlog = self.run.runlog
+        self._logged.add(joined_output(result.stdout, result.stderr))
+        runlog.process(argv, result)
+        ended = "timed out" if result.timed_out else result.exit_code
+        log.debug(f"{' '.join(runlog.mask_argv(argv))} -> {ended} in {result.duration_sec:.2f}s")

@@ -1,0 +1,116 @@
+"""``Scope``: which repository paths an attempt may change (files, directories, globs)."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+GLOB_CHARS = "*?["
+
+
+def _rel(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _is_entry(path: Path) -> bool:
+    """A regular file or a link (never a FIFO, socket or device: opening one blocks)."""
+    return path.is_symlink() or path.is_file()
+
+
+def linked_parent(root: Path, rel: str) -> str | None:
+    """The first directory on the way from ``root`` to ``rel`` that is a symbolic link
+    (writing or deleting through it would reach outside what was checked), or None."""
+    parts = rel.replace("\\", "/").strip("/").split("/")[:-1]
+    current = root
+    walked = []
+    for part in parts:
+        current = current / part
+        walked.append(part)
+        if current.is_symlink():
+            return "/".join(walked)
+        if not current.exists():
+            return None
+    return None
+
+
+def make_real_parents(root: Path, rel: str) -> None:
+    """Create the directories on the way to ``rel``; a link on the way (a directory a
+    tool replaced by a link) is removed first, so nothing is written through it."""
+    parts = rel.replace("\\", "/").strip("/").split("/")[:-1]
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            current.unlink()
+        if not current.is_dir():
+            current.mkdir()
+
+
+class Scope:
+    """Which repository paths an attempt may change: files, directories, globs."""
+
+    def __init__(self, root: Path, entries: Iterable[str]):
+        self.root = root
+        self.files: set[str] = set()
+        self.dirs: list[str] = []
+        self.globs: list[str] = []
+        for e in entries:
+            e = e.replace("\\", "/")
+            while e.startswith("./"):
+                e = e[2:]
+            if any(c in e for c in GLOB_CHARS):
+                self.globs.append(e)
+            elif e.endswith("/") or (root / e).is_dir():
+                self.dirs.append(e.rstrip("/") + "/")
+            else:
+                self.files.add(e)
+
+    def contains(self, rel: str) -> bool:
+        """Whether the repository-relative path ``rel`` is inside the scope."""
+        if rel in self.files:
+            return True
+        if any(rel.startswith(d) for d in self.dirs):
+            return True
+        return any(fnmatch.fnmatchcase(rel, g) for g in self.globs)
+
+    def existing(self) -> list[str]:
+        """The files and links in the scope that exist now. Links are never followed:
+        a directory of the scope replaced by a link is listed as that link."""
+        out = set()
+        for f in self.files:
+            if not linked_parent(self.root, f) and _is_entry(self.root / f):
+                out.add(f)
+        for d in self.dirs:
+            rel = d.rstrip("/")
+            if linked_parent(self.root, rel):
+                continue
+            base = self.root / rel
+            if base.is_symlink():
+                out.add(rel)
+                continue
+            for dirpath, dirnames, filenames in os.walk(base):  # never follows links
+                here = Path(dirpath)
+                for name in filenames + [n for n in dirnames if (here / n).is_symlink()]:
+                    out.add(_rel(self.root, here / name))
+        for g in self.globs:
+            for p in self.root.glob(g):
+                rel = _rel(self.root, p)
+                if not linked_parent(self.root, rel) and _is_entry(p):
+                    out.add(rel)
+        return sorted(out)
+
+    def overlaps(self, other: Scope) -> bool:
+        """Whether two scopes share any path (used to keep runs apart)."""
+        mine = self.files | set(self.existing())
+        theirs = other.files | set(other.existing())
+        if mine & theirs:
+            return True
+        if any(other.contains(p) for p in mine) or any(self.contains(p) for p in theirs):
+            return True
+        for a in self.dirs:
+            for b in other.dirs:
+                if a.startswith(b) or b.startswith(a):
+                    return True
+        return bool(self.globs and other.globs and set(self.globs) & set(other.globs))
