@@ -57,7 +57,7 @@ def feedback_add(run_id: str | None, improve: str | None, **given: Any) -> int:
     audit does not know exits 2 naming the field.
     """
     from aim_core import feedback as fb
-    from aim_core.registry import AUDIT_DIRNAME
+    from aim_core.paths import AUDIT_DIRNAME
 
     project = open_project(recover=False)
     audit_dir = project.registry / AUDIT_DIRNAME
@@ -146,7 +146,7 @@ def feedback_log(run_ids: tuple[str, ...], output: Path | None) -> int:
     """
     from aim_core import feedback as fb
     from aim_core.feedback_log import STAGING_RELPATH, append_log, render_entry
-    from aim_core.registry import AUDIT_DIRNAME
+    from aim_core.paths import AUDIT_DIRNAME
 
     project = open_project(recover=False)
     audit_dir = project.registry / AUDIT_DIRNAME

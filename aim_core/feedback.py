@@ -34,8 +34,8 @@ from attrs import frozen
 
 from aim_core.audit.canonical import utc_timestamp
 from aim_core.errors import UsageError
+from aim_core.paths import FEEDBACK_DIRNAME
 
-FEEDBACK_DIRNAME = "AIM_feedback"
 FEEDBACK_FILE = "feedback.jsonl"
 SCHEMA_VERSION = 1
 # the guide's Go / Stay / Rollback thresholds for user feedback

@@ -26,7 +26,7 @@ from _common import AIM, Result, World, cli_main, interleaved, log, median, time
 from aim_core.audit.jsonl import JsonlAuditLog
 from aim_core.audit.records import build_record
 from aim_core.models import Invocation
-from aim_core.registry import AUDIT_DIRNAME
+from aim_core.paths import AUDIT_DIRNAME
 
 RECORDS = 100_000
 URL_LINE = re.compile(r"^aim serve: (http://127\.0\.0\.1:\d+/) ")

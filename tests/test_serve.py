@@ -18,7 +18,7 @@ pytest.importorskip("starlette", reason="aim serve needs the serve extra (make i
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from aim_core.registry import RULES_RELPATH
+from aim_core.paths import RULES_RELPATH, state_dir
 
 from ._serve import REGISTRY, audit_log, record, seed_history, start_server, tree_state
 
@@ -280,13 +280,14 @@ def _paths(repo: Path, run_id: str) -> list[str]:
 
 def test_no_route_writes(served, repo, history):
     # a dead run's entry in the lock table: a command would restore it, the server must not
-    active = repo / REGISTRY / "AIM_runs" / "active"
+    runs_state = state_dir(repo) / "runs"
+    active = runs_state / "active"
     active.mkdir(parents=True, exist_ok=True)
     (active / "20251120T000000Z-dead00.json").write_text(
         json.dumps({"run_id": "20251120T000000Z-dead00", "pid": 999999, "scope": ["src/a.py"]})
     )
     (active / "20251120T000000Z-dead00.lock").write_text("")
-    before = tree_state(repo)
+    before = tree_state(repo), tree_state(runs_state)
     paths = _paths(repo, history[0])
     assert {"/", "/healthz", "/metrics", f"/runs/{history[0]}", "/static/aim.css"} <= set(paths)
     for path in paths:
@@ -296,7 +297,7 @@ def test_no_route_writes(served, repo, history):
             r = served.request(path, method)
             assert r.status == 405, (method, path)
             assert r.headers["allow"] == "GET, HEAD"
-    assert tree_state(repo) == before
+    assert (tree_state(repo), tree_state(runs_state)) == before
 
 
 # --------------------------------------------------------------------------- access
@@ -422,7 +423,7 @@ def test_runs_are_paginated_newest_first(repo):
 def test_live_endpoint_lists_runs_in_progress(served, repo):
     from aim_core.runlocks import RunTable
 
-    table = RunTable(repo / REGISTRY / "AIM_runs")
+    table = RunTable(state_dir(repo) / "runs")
     run = table.join(
         "20251123T000000Z-live00", repo, ["src/b.py"], info={"workstream_id": "ws-live"}
     )

@@ -138,13 +138,13 @@ def _host_name(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
-def active_runs(registry: Path) -> list[dict[str, Any]]:
-    """The runs in ``AIM_runs/active/`` (the lock table), as the pages show them."""
-    from aim_core.registry import RUNS_DIRNAME
+def active_runs(runs_state: Path) -> list[dict[str, Any]]:
+    """The runs in the lock table (``runs/active/`` in the repository's machine-local
+    state directory), as the pages show them."""
     from aim_core.runlocks import RunTable
 
     out = []
-    for e in RunTable(registry / RUNS_DIRNAME).entries():
+    for e in RunTable(runs_state).entries():
         started = e.get("started")
         out.append(
             {
@@ -184,10 +184,14 @@ class Server:
         key: bytes | None,
         poll_ms: int = 2000,
         full_check_s: float = 600.0,
+        runs_state: Path | None = None,
     ):
+        from aim_core.paths import state_dir
+
         self.root = root
         self.registry = registry
         self.environ = dict(environ)
+        self.runs_state = runs_state or state_dir(root, self.environ) / "runs"
         self.state = AuditState(registry, key=key)
         self.rules = RulesCheck(registry)
         self.poll_ms = poll_ms
@@ -196,9 +200,14 @@ class Server:
         self._full_started = time.monotonic()
 
     def warm(self) -> None:
-        """Read the whole audit once (the server does it at start, in a thread)."""
+        """Read the whole audit once (the server does it at start, in a thread), then walk
+        the chain with ``aim audit verify``'s own code (heads, checkpoints and all), so the
+        first answers already agree with the command."""
         self.state.refresh()
         self.state.chain_status()
+        if self.full_check_s > 0:
+            self._full_started = time.monotonic()
+            self.state.full_check()
 
     def maybe_full_check(self) -> None:
         """Start the background walk of the whole chain when it is due."""
@@ -216,23 +225,25 @@ class Server:
 
     def healthz(self, request: Request) -> Response:
         self.maybe_full_check()
-        code, body = healthz(self.state, self.rules, self.environ, active_runs(self.registry))
+        code, body = healthz(self.state, self.rules, self.environ, active_runs(self.runs_state))
         return JSONResponse(body, status_code=code)
 
     def metrics(self, request: Request) -> Response:
         from aim_core.serve.metrics import exposition
 
+        self.maybe_full_check()
         body, content_type = exposition(self.state)
         return Response(body, media_type=content_type)
 
     def dashboard(self, request: Request) -> Response:
+        self.maybe_full_check()
         self.state.refresh()
         html = dashboard(
             self.state,
             page=_page_number(request),
             root=self.root,
             chain=self.state.chain_status(),
-            active=active_runs(self.registry),
+            active=active_runs(self.runs_state),
             poll_ms=self.poll_ms,
         )
         return HTMLResponse(html)
@@ -258,7 +269,7 @@ class Server:
             report = self.state.report()
             recent = self.state.recent_runs(1)[0] if page == 1 else None
             generation = self.state.generation
-        active = [e for e in active_runs(self.registry) if e["alive"]]
+        active = [e for e in active_runs(self.runs_state) if e["alive"]]
         return JSONResponse(
             {"generation": generation, "report": report, "active": active, "recent": recent}
         )

@@ -27,7 +27,8 @@ class RulesCheck:
 
     def check(self) -> dict[str, Any]:
         """``{valid, source, capabilities, error}``."""
-        from aim_core.registry import RULES_RELPATH, load_rules
+        from aim_core.paths import RULES_RELPATH
+        from aim_core.registry import load_rules
 
         path = self.registry / RULES_RELPATH
         try:

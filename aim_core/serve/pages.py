@@ -194,7 +194,7 @@ def run_log(registry: Path, run_id: str, environ: Mapping[str, str]) -> tuple[st
     written), masked again here for credentials and the environment's secret values, and
     cut to its last 256 KiB; returns ``(text or None, bytes left out)``."""
     from aim_core import credentials
-    from aim_core.registry import RUNS_DIRNAME
+    from aim_core.paths import RUNS_DIRNAME
     from aim_core.security import env_secret_values
 
     path = registry / RUNS_DIRNAME / f"{run_id}.log"

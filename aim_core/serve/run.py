@@ -108,6 +108,7 @@ def serve_forever(project: Any, options: Options, *, echo: Callable[[str], None]
         key=audit_key(project.environ),
         poll_ms=options.poll_ms,
         full_check_s=options.full_check_s,
+        runs_state=project.runs_state,
     )
     app = build_app(server, token=options.token, host=options.host)
     sock = bind(options.host, options.port)

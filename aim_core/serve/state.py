@@ -28,7 +28,7 @@ from typing import Any
 from aim_core.audit.jsonl import LOG_NAME
 from aim_core.audit.report import ReportBuilder
 from aim_core.feedback import feedback_path, parse_line
-from aim_core.registry import AUDIT_DIRNAME
+from aim_core.paths import AUDIT_DIRNAME
 from aim_core.serve.chain import ChainCheck
 from aim_core.serve.follow import DayTails, FileTail, Rewritten
 
