@@ -1,15 +1,40 @@
 """``aim feedback add`` and ``aim feedback log``: the guide's developer survey and its
-staging feedback log. Registered on the ``aim`` group by :mod:`aim_core.cli`."""
+staging feedback log.
+
+:mod:`aim_core.cli` calls :func:`register` with its global options and its way of
+opening the project, so this module never imports the CLI (no import cycle).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from aim_core.cli import cli, common_options, open_project
 from aim_core.errors import AimError, UsageError
+
+_open_project: Callable[..., Any] | None = None
+
+
+def register(
+    group: click.Group,
+    *,
+    common_options: Callable[[Any], Any],
+    open_project: Callable[..., Any],
+) -> None:
+    """Add ``aim feedback`` to ``group``, its subcommands taking the global options."""
+    global _open_project
+    _open_project = open_project
+    feedback.add_command(click.command("add")(common_options(feedback_add)))
+    feedback.add_command(click.command("log")(common_options(feedback_log)))
+    group.add_command(feedback)
+
+
+def _project() -> Any:
+    assert _open_project is not None, "aim_core.cli_feedback.register() was not called"
+    return _open_project(recover=False)
 
 
 class YesNo(click.ParamType):
@@ -30,7 +55,7 @@ YES_NO = YesNo()
 RATING = click.IntRange(1, 5)
 
 
-@cli.group()
+@click.group()
 def feedback() -> None:
     """The guide's developer survey (Phase 4) and staging feedback log (Step 2.4).
 
@@ -39,7 +64,6 @@ def feedback() -> None:
     """
 
 
-@feedback.command("add")
 @click.argument("run_id", required=False)
 @click.option("--ease", type=RATING, help="How easy was it to add `capability`? (1-5)")
 @click.option("--right-tool", type=YES_NO, help="Did AIM select the right tool? (yes|no)")
@@ -48,7 +72,6 @@ def feedback() -> None:
 @click.option("--fallback", type=YES_NO, help="Did fallback work as expected? (yes|no)")
 @click.option("--recommend", type=YES_NO, help="Would you recommend AIM routing? (yes|no)")
 @click.option("--improve", metavar="TEXT", help="What could be improved?")
-@common_options
 def feedback_add(run_id: str | None, improve: str | None, **given: Any) -> int:
     """Answer the survey about a run (default: the latest run in the audit).
 
@@ -59,7 +82,7 @@ def feedback_add(run_id: str | None, improve: str | None, **given: Any) -> int:
     from aim_core import feedback as fb
     from aim_core.paths import AUDIT_DIRNAME
 
-    project = open_project(recover=False)
+    project = _project()
     audit_dir = project.registry / AUDIT_DIRNAME
     if run_id is None:
         run_id = fb.latest_run_id(audit_dir)
@@ -126,7 +149,6 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-@feedback.command("log")
 @click.option(
     "--run", "run_ids", multiple=True, metavar="RUN_ID", help="Only this run (repeatable)."
 )
@@ -136,7 +158,6 @@ def _rel(path: Path, root: Path) -> str:
     default=None,
     help="The log file (default: aim/STAGING_FEEDBACK.md under the repository root).",
 )
-@common_options
 def feedback_log(run_ids: tuple[str, ...], output: Path | None) -> int:
     """Append the survey answers to aim/STAGING_FEEDBACK.md in the guide's template.
 
@@ -148,7 +169,7 @@ def feedback_log(run_ids: tuple[str, ...], output: Path | None) -> int:
     from aim_core.feedback_log import STAGING_RELPATH, append_log, render_entry
     from aim_core.paths import AUDIT_DIRNAME
 
-    project = open_project(recover=False)
+    project = _project()
     audit_dir = project.registry / AUDIT_DIRNAME
     entries = list(fb.read_entries(fb.feedback_path(project.registry)))
     if run_ids:

@@ -1,20 +1,37 @@
-"""``aim serve``: the health endpoint, the metrics and the dashboard. Registered on the
-``aim`` group by :mod:`aim_core.cli`; starlette, uvicorn and prometheus_client are
-imported only when the command runs, so ``aim --version`` never pays for them."""
+"""``aim serve``: the health endpoint, the metrics and the dashboard.
+
+starlette, uvicorn and prometheus_client are imported only when the command runs,
+so ``aim --version`` never pays for them. :mod:`aim_core.cli` calls
+:func:`register` with its global options and its way of opening the project, so
+this module never imports the CLI (no import cycle).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from aim_core.cli import cli, common_options, open_project
 from aim_core.errors import UsageError
 
 TOKEN_ENV = "AIM_SERVE_TOKEN"
+_open_project: Callable[..., Any] | None = None
 
 
-@cli.command()
+def register(
+    group: click.Group,
+    *,
+    common_options: Callable[[Any], Any],
+    open_project: Callable[..., Any],
+) -> None:
+    """Add ``aim serve`` to ``group``, taking the global options."""
+    global _open_project
+    _open_project = open_project
+    group.add_command(click.command("serve")(common_options(serve)))
+
+
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -41,7 +58,6 @@ TOKEN_ENV = "AIM_SERVE_TOKEN"
     show_default=True,
     help="Re-walk the whole audit chain in the background this often (0: never).",
 )
-@common_options
 def serve(host: str, port: int, token: str | None, full_check_minutes: float) -> int:
     """Serve /healthz, /metrics and the dashboard of this repository, read-only.
 
@@ -54,7 +70,8 @@ def serve(host: str, port: int, token: str | None, full_check_minutes: float) ->
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_bind(host, token)
-    project = open_project(recover=False)
+    assert _open_project is not None, "aim_core.cli_serve.register() was not called"
+    project = _open_project(recover=False)
     if not project.has_registry:
         raise UsageError(
             f"no aim registry at {project.registry}; run 'aim init' first (or pass --registry)"

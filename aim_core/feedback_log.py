@@ -79,13 +79,8 @@ def _issues(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def render_entry(entry: Mapping[str, Any], facts: Mapping[str, Any] | None) -> str:
-    """One entry of the log in the guide's template (``facts``: :func:`run_facts`, or
-    None when the run's records were pruned -- then the answer's own copy is used)."""
-    facts = facts or {**entry, "records": []}
-    answers = entry.get("answers") or {}
+def _worked(facts: Mapping[str, Any], answers: Mapping[str, Any]) -> list[str]:
     records = list(facts.get("records") or [])
-    date = (facts.get("started") or entry.get("timestamp") or "")[:10]
     worked: list[str] = []
     if facts.get("success"):
         worked.append(
@@ -105,22 +100,27 @@ def render_entry(entry: Mapping[str, Any], facts: Mapping[str, Any] | None) -> s
         worked.append(f"Generated code quality: {QUALITY_WORDS[answers['quality']]}")
     if answers.get("fallback") is True and facts.get("fallback_from"):
         worked.append("Fallback behaved as expected")
-    issues = _issues(records)
-    if not facts.get("success") and records:
-        issues.append("The run did not succeed")
-    recommendations: list[str] = []
+    return worked
+
+
+def _recommendations(facts: Mapping[str, Any], answers: Mapping[str, Any]) -> list[str]:
+    out: list[str] = []
     if answers.get("improve"):
-        recommendations += [line.strip() for line in answers["improve"].splitlines() if line]
+        out += [line.strip() for line in answers["improve"].splitlines() if line]
     if answers.get("right_tool") is False:
-        recommendations.append(
+        out.append(
             f"Review the routing of {facts.get('capability')}: "
             f"{facts.get('tool_id')} was not the right tool"
         )
     if answers.get("fallback") is False:
-        recommendations.append("Fallback did not work as expected: check the fallback order")
+        out.append("Fallback did not work as expected: check the fallback order")
     if isinstance(answers.get("errors"), int) and answers["errors"] <= 2:
-        recommendations.append(f"Improve error messages (rated {answers['errors']}/5)")
-    quality = answers.get("quality")
+        out.append(f"Improve error messages (rated {answers['errors']}/5)")
+    return out
+
+
+def _notes(entry: Mapping[str, Any], facts: Mapping[str, Any]) -> list[str]:
+    answers = entry.get("answers") or {}
     notes = []
     if isinstance(answers.get("ease"), int):
         notes.append(f"Ease of adding `capability`: {answers['ease']}/5")
@@ -130,29 +130,42 @@ def render_entry(entry: Mapping[str, Any], facts: Mapping[str, Any] | None) -> s
         notes.append(f"Would recommend AIM routing: {'yes' if answers['recommend'] else 'no'}")
     by = f" ({entry['actor']})" if entry.get("actor") else ""
     notes.append(f"Run {facts.get('run_id') or entry.get('run_id')}, answered{by}")
+    return notes
 
-    def bullets(items: Iterable[str], empty: str) -> list[str]:
-        items = list(items)
-        return [f"- {i}" for i in items] if items else [f"- {empty}"]
 
+def _bullets(items: Iterable[str], empty: str) -> list[str]:
+    items = list(items)
+    return [f"- {i}" for i in items] if items else [f"- {empty}"]
+
+
+def render_entry(entry: Mapping[str, Any], facts: Mapping[str, Any] | None) -> str:
+    """One entry of the log in the guide's template (``facts``: :func:`run_facts`, or
+    None when the run's records were pruned -- then the answer's own copy is used)."""
+    facts = facts or {**entry, "records": []}
+    answers = entry.get("answers") or {}
+    records = list(facts.get("records") or [])
+    issues = _issues(records)
+    if not facts.get("success") and records:
+        issues.append("The run did not succeed")
+    quality = answers.get("quality")
     lines = [
         marker(entry),
         f"## Workstream: {facts.get('workstream_id') or '-'}",
-        f"**Date:** {date}  ",
+        f"**Date:** {(facts.get('started') or entry.get('timestamp') or '')[:10]}  ",
         f"**Capability:** {facts.get('capability') or '-'}  ",
         f"**Tool Used:** {_tool_used(facts)}",
         "",
         "### What Worked",
-        *bullets(worked, "(nothing recorded)"),
+        *_bullets(_worked(facts, answers), "(nothing recorded)"),
         "",
         "### Issues Encountered",
-        *bullets(issues, "None recorded"),
+        *_bullets(issues, "None recorded"),
         "",
         "### Recommendations",
-        *bullets(recommendations, "None"),
+        *_bullets(_recommendations(facts, answers), "None"),
         "",
         f"### Code Quality: {quality if isinstance(quality, int) else '-'}/5",
-        *bullets(notes, ""),
+        *_bullets(_notes(entry, facts), ""),
         "",
         "---",
         "",

@@ -120,51 +120,19 @@ def _summarize(
     auth_rate = sum(1 for r in runs.values() if r["auth"]) / n if n else 0.0
     workstreams = len({r["workstream_id"] for r in runs.values() if r["workstream_id"]})
 
-    by_capability: dict[str, dict[str, Any]] = {}
-    for r in runs.values():
-        c = by_capability.setdefault(
-            r["capability"] or "-", {"runs": 0, "successes": 0, "durations": []}
-        )
-        c["runs"] += 1
-        c["successes"] += r["success"]
-        c["durations"].append(r["duration"])
-    for c in by_capability.values():
-        d = c.pop("durations")
-        c["success_rate"] = c["successes"] / c["runs"]
-        c["avg_duration_sec"] = sum(d) / len(d)
-    by_tool = {
-        t: {
-            "attempts": c["attempts"],
-            "successes": c["successes"],
-            "success_rate": c["successes"] / c["attempts"] if c["attempts"] else 0.0,
-        }
-        for t, c in sorted(attempts_by_tool.items())
-    }
+    by_capability = _by_capability(runs)
+    by_tool = _by_tool(attempts_by_tool)
     reliable = max(
         by_tool, key=lambda t: (by_tool[t]["success_rate"], by_tool[t]["attempts"]), default=None
     )
 
-    metrics = {
-        "success_rate": success_rate,
-        "avg_duration_sec": avg,
-        "fallback_rate": fallback_rate,
-        "auth_error_rate": auth_rate,
-    }
-    actions = []
-    if n:
-        if success_rate <= 0.80:
-            actions.append(("success_rate", TARGETS["success_rate"][1]))
-        if avg >= 60:
-            actions.append(("avg_duration_sec", TARGETS["avg_duration_sec"][1]))
-        if fallback_rate >= 0.30:
-            actions.append(("fallback_rate", TARGETS["fallback_rate"][1]))
-        if auth_rate >= 0.10:
-            actions.append(("auth_error_rate", TARGETS["auth_error_rate"][1]))
-    verdict, reasons = _verdict(n, success_rate, avg, workstreams)
+    metrics = {"success_rate": success_rate, "avg_duration_sec": avg}
+    metrics.update(fallback_rate=fallback_rate, auth_error_rate=auth_rate)
+    actions = _actions(metrics) if n else []
     from aim_core.feedback import feedback_levels, summarize_feedback, with_feedback
 
     survey = summarize_feedback(feedback, runs)
-    verdict, reasons = with_feedback(verdict, reasons, survey)
+    verdict, reasons = with_feedback(*_verdict(n, success_rate, avg, workstreams), survey)
     return {
         "runs": n,
         "workstreams": workstreams,
@@ -193,6 +161,44 @@ def _summarize(
         "counted_per": "workstream run (run_id), not per attempt",
         "feedback": survey,
     }
+
+
+def _by_capability(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    by_capability: dict[str, dict[str, Any]] = {}
+    for r in runs.values():
+        c = by_capability.setdefault(
+            r["capability"] or "-", {"runs": 0, "successes": 0, "durations": []}
+        )
+        c["runs"] += 1
+        c["successes"] += r["success"]
+        c["durations"].append(r["duration"])
+    for c in by_capability.values():
+        d = c.pop("durations")
+        c["success_rate"] = c["successes"] / c["runs"]
+        c["avg_duration_sec"] = sum(d) / len(d)
+    return by_capability
+
+
+def _by_tool(attempts_by_tool: dict[str, Counter]) -> dict[str, dict[str, Any]]:
+    return {
+        t: {
+            "attempts": c["attempts"],
+            "successes": c["successes"],
+            "success_rate": c["successes"] / c["attempts"] if c["attempts"] else 0.0,
+        }
+        for t, c in sorted(attempts_by_tool.items())
+    }
+
+
+def _actions(metrics: dict[str, float]) -> list[tuple[str, str]]:
+    """The guide's action for each metric that misses its target."""
+    missed = {
+        "success_rate": metrics["success_rate"] <= 0.80,
+        "avg_duration_sec": metrics["avg_duration_sec"] >= 60,
+        "fallback_rate": metrics["fallback_rate"] >= 0.30,
+        "auth_error_rate": metrics["auth_error_rate"] >= 0.10,
+    }
+    return [(m, TARGETS[m][1]) for m, miss in missed.items() if miss]
 
 
 def _verdict(n: int, success: float, avg: float, workstreams: int) -> tuple[str, list[str]]:

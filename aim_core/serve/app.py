@@ -315,13 +315,13 @@ class Server:
         ]
 
 
-def build_app(server: Server, *, token: str | None, host: str) -> Starlette:
-    """The ASGI app for ``server`` bound on ``host`` (the Host check applies on loopback)."""
-    from aim_core.serve.run import is_loopback
-
+def build_app(server: Server, *, token: str | None, host: str, loopback: bool) -> Starlette:
+    """The ASGI app for ``server`` bound on ``host``; on a ``loopback`` address the Host
+    header must name loopback too."""
     allowed = None
-    if is_loopback(host):
-        allowed = set(LOOPBACK_HOSTS) | {host.lower(), f"[{host.lower()}]"}
+    if loopback:
+        name = host.strip("[]").lower()
+        allowed = set(LOOPBACK_HOSTS) | {name, f"[{name}]"}
     app = Starlette(routes=server.routes())
     app.add_middleware(Guard, token=token, allowed_hosts=allowed)
     app.state.aim = server

@@ -52,102 +52,106 @@ class AuditCollector(Collector):
         state = self.state
         state.refresh()
         report = state.report()
-        counts = state.run_counts()
-        chain = state.chain_status()
-        with state.lock:
-            attempts = {k: list(v) for k, v in state.attempts.items()}
-            failures = dict(state.failures)
-            attempt_hist = {k: (h.cumulative(), h.sum) for k, h in state.attempt_hist.items()}
-            run_hist = {k: (h.cumulative(), h.sum) for k, h in state.run_hist.items()}
+        yield from _run_metrics(state)
+        yield from _attempt_metrics(state)
+        yield from _report_gauges(report)
+        yield from _feedback_metrics(report.get("feedback") or {})
+        yield from _chain_metrics(state.chain_status())
 
-        for name, key, doc in (
-            ("aim_runs", "runs", "Workstream runs in the audit (one run_id each)."),
-            ("aim_run_successes", "successes", "Runs that succeeded."),
-            ("aim_run_fallbacks", "fallbacks", "Runs that succeeded with a fallback tool."),
-            ("aim_run_auth_errors", "auth_errors", "Runs that met an authentication error."),
-        ):
-            c = CounterMetricFamily(name, doc)
-            c.add_metric([], counts[key])
-            yield c
 
-        h = HistogramMetricFamily(
-            "aim_run_duration_seconds",
-            "Time of a run (all its attempts), by capability.",
-            labels=["capability"],
-        )
-        for cap, (buckets, total) in sorted(run_hist.items()):
-            h.add_metric([cap], buckets, total)
-        yield h
-
-        pairs = ["tool", "capability"]
-        a = CounterMetricFamily("aim_attempts", "Tool invocations.", labels=pairs)
-        s = CounterMetricFamily(
-            "aim_attempt_successes", "Invocations that succeeded.", labels=pairs
-        )
-        for (tool, cap), (n, ok) in sorted(attempts.items()):
-            a.add_metric([tool, cap], n)
-            s.add_metric([tool, cap], ok)
-        yield a
-        yield s
-        f = CounterMetricFamily(
-            "aim_attempt_failures",
-            "Failed attempts by failure class (tool '-' when no tool could be invoked).",
-            labels=[*pairs, "failure"],
-        )
-        for (tool, cap, failure), n in sorted(failures.items()):
-            f.add_metric([tool, cap, failure], n)
-        yield f
-        h = HistogramMetricFamily(
-            "aim_attempt_duration_seconds", "Time of one invocation.", labels=pairs
-        )
-        for (tool, cap), (buckets, total) in sorted(attempt_hist.items()):
-            h.add_metric([tool, cap], buckets, total)
-        yield h
-
-        for name, key, doc in (
-            ("aim_success_rate", "success_rate", "Share of runs that succeeded (target >0.8)."),
-            ("aim_avg_duration_seconds", "avg_duration_sec", "Mean run time (target <60)."),
-            ("aim_p95_duration_seconds", "p95_duration_sec", "95th percentile of run time."),
-            ("aim_fallback_rate", "fallback_rate", "Share of runs won by a fallback (<0.3)."),
-            ("aim_auth_error_rate", "auth_error_rate", "Share of runs with an auth error (<0.1)."),
-        ):
-            g = GaugeMetricFamily(name, doc)
-            g.add_metric([], report[key])
-            yield g
-        g = GaugeMetricFamily(
-            "aim_verdict",
-            "The go/stay/rollback verdict (1 for the current one).",
-            labels=["verdict"],
-        )
-        for v in VERDICTS:
-            g.add_metric([v], 1.0 if report["verdict"] == v else 0.0)
-        yield g
-
-        survey = report.get("feedback") or {}
-        c = CounterMetricFamily("aim_feedback_answers", "Survey answers about reported runs.")
-        c.add_metric([], survey.get("answers", 0))
+def _run_metrics(state: AuditState) -> Iterator[Any]:
+    counts = state.run_counts()
+    with state.lock:
+        run_hist = {k: (h.cumulative(), h.sum) for k, h in state.run_hist.items()}
+    for name, key, doc in (
+        ("aim_runs", "runs", "Workstream runs in the audit (one run_id each)."),
+        ("aim_run_successes", "successes", "Runs that succeeded."),
+        ("aim_run_fallbacks", "fallbacks", "Runs that succeeded with a fallback tool."),
+        ("aim_run_auth_errors", "auth_errors", "Runs that met an authentication error."),
+    ):
+        c = CounterMetricFamily(name, doc)
+        c.add_metric([], counts[key])
         yield c
-        if survey.get("satisfaction") is not None:
-            g = GaugeMetricFamily(
-                "aim_feedback_satisfaction", "Mean survey satisfaction, 1-5 (target >3.5)."
-            )
-            g.add_metric([], survey["satisfaction"])
-            yield g
-        if survey.get("right_tool_rate") is not None:
-            g = GaugeMetricFamily(
-                "aim_feedback_right_tool_rate", "Share saying the tool was right."
-            )
-            g.add_metric([], survey["right_tool_rate"])
+    h = HistogramMetricFamily(
+        "aim_run_duration_seconds",
+        "Time of a run (all its attempts), by capability.",
+        labels=["capability"],
+    )
+    for cap, (buckets, total) in sorted(run_hist.items()):
+        h.add_metric([cap], buckets, total)
+    yield h
+
+
+def _attempt_metrics(state: AuditState) -> Iterator[Any]:
+    with state.lock:
+        attempts = {k: list(v) for k, v in state.attempts.items()}
+        failures = dict(state.failures)
+        attempt_hist = {k: (h.cumulative(), h.sum) for k, h in state.attempt_hist.items()}
+    pairs = ["tool", "capability"]
+    a = CounterMetricFamily("aim_attempts", "Tool invocations.", labels=pairs)
+    s = CounterMetricFamily("aim_attempt_successes", "Invocations that succeeded.", labels=pairs)
+    for (tool, cap), (n, ok) in sorted(attempts.items()):
+        a.add_metric([tool, cap], n)
+        s.add_metric([tool, cap], ok)
+    yield a
+    yield s
+    f = CounterMetricFamily(
+        "aim_attempt_failures",
+        "Failed attempts by failure class (tool '-' when no tool could be invoked).",
+        labels=[*pairs, "failure"],
+    )
+    for (tool, cap, failure), n in sorted(failures.items()):
+        f.add_metric([tool, cap, failure], n)
+    yield f
+    h = HistogramMetricFamily(
+        "aim_attempt_duration_seconds", "Time of one invocation.", labels=pairs
+    )
+    for (tool, cap), (buckets, total) in sorted(attempt_hist.items()):
+        h.add_metric([tool, cap], buckets, total)
+    yield h
+
+
+def _report_gauges(report: dict[str, Any]) -> Iterator[Any]:
+    for name, key, doc in (
+        ("aim_success_rate", "success_rate", "Share of runs that succeeded (target >0.8)."),
+        ("aim_avg_duration_seconds", "avg_duration_sec", "Mean run time (target <60)."),
+        ("aim_p95_duration_seconds", "p95_duration_sec", "95th percentile of run time."),
+        ("aim_fallback_rate", "fallback_rate", "Share of runs won by a fallback (<0.3)."),
+        ("aim_auth_error_rate", "auth_error_rate", "Share of runs with an auth error (<0.1)."),
+    ):
+        g = GaugeMetricFamily(name, doc)
+        g.add_metric([], report[key])
+        yield g
+    g = GaugeMetricFamily(
+        "aim_verdict", "The go/stay/rollback verdict (1 for the current one).", labels=["verdict"]
+    )
+    for v in VERDICTS:
+        g.add_metric([v], 1.0 if report["verdict"] == v else 0.0)
+    yield g
+
+
+def _feedback_metrics(survey: dict[str, Any]) -> Iterator[Any]:
+    c = CounterMetricFamily("aim_feedback_answers", "Survey answers about reported runs.")
+    c.add_metric([], survey.get("answers", 0))
+    yield c
+    for name, key, doc in (
+        ("aim_feedback_satisfaction", "satisfaction", "Mean survey satisfaction, 1-5 (>3.5)."),
+        ("aim_feedback_right_tool_rate", "right_tool_rate", "Share saying the tool was right."),
+    ):
+        if survey.get(key) is not None:
+            g = GaugeMetricFamily(name, doc)
+            g.add_metric([], survey[key])
             yield g
 
-        g = GaugeMetricFamily("aim_audit_chain_records", "Records in the audit chain.")
-        g.add_metric([], chain["records"])
-        yield g
-        g = GaugeMetricFamily("aim_audit_chain_last_seq", "The last seq of the chain.")
-        g.add_metric([], chain["last_seq"] or 0)
-        yield g
-        g = GaugeMetricFamily("aim_audit_chain_verified", "1 when the audit chain verifies.")
-        g.add_metric([], 1.0 if chain["verified"] else 0.0)
+
+def _chain_metrics(chain: dict[str, Any]) -> Iterator[Any]:
+    for name, value, doc in (
+        ("aim_audit_chain_records", chain["records"], "Records in the audit chain."),
+        ("aim_audit_chain_last_seq", chain["last_seq"] or 0, "The last seq of the chain."),
+        ("aim_audit_chain_verified", 1.0 if chain["verified"] else 0.0, "1 when it verifies."),
+    ):
+        g = GaugeMetricFamily(name, doc)
+        g.add_metric([], value)
         yield g
 
 

@@ -47,6 +47,60 @@ def render(name: str, **context: Any) -> str:
     return environment().get_template(name).render(**context)
 
 
+class _Frame:
+    """The plotting area of a chart: where a value goes, how an axis value reads."""
+
+    left, right, top, bottom = 48, 12, 14, 28
+
+    def __init__(self, width: int, height: int, y_max: float, fmt: str):
+        self.width, self.height = width, height
+        self.w = width - self.left - self.right
+        self.h = height - self.top - self.bottom
+        self.y_max = y_max or 1.0
+        self.fmt = fmt
+
+    def y(self, v: float) -> float:
+        return self.top + self.h - (min(v, self.y_max) / self.y_max) * self.h
+
+    def label(self, v: float, *, exact: bool = False) -> str:
+        if self.fmt == "pct":
+            return f"{v * 100:.1f}%" if exact else f"{v * 100:.0f}%"
+        return f"{v:.0f}s"
+
+    def hline(self, cls: str, value: float, text: str, *, at_right: bool = False) -> str:
+        y = self.y(value)
+        x, anchor, dy = (self.left + self.w, "end", -4) if at_right else (self.left - 6, "end", 4)
+        return (
+            f'<line class="{cls}" x1="{self.left}" y1="{y:.1f}" x2="{self.left + self.w}" '
+            f'y2="{y:.1f}"/><text class="axis {cls}-label" x="{x}" y="{y + dy:.1f}" '
+            f'text-anchor="{anchor}">{escape(text)}</text>'
+        )
+
+
+def _series(frame: _Frame, points: Sequence[tuple[str, float]]) -> list[str]:
+    n = len(points)
+    if not n:
+        return [
+            f'<text class="axis" x="{frame.left + frame.w / 2}" y="{frame.top + frame.h / 2}" '
+            'text-anchor="middle">no runs yet</text>'
+        ]
+    xs = [frame.left + (frame.w * i / (n - 1) if n > 1 else frame.w / 2) for i in range(n)]
+    coords = " ".join(f"{x:.1f},{frame.y(v):.1f}" for x, (_, v) in zip(xs, points, strict=True))
+    parts = [f'<polyline class="series" points="{coords}"/>']
+    for x, (name, v) in zip(xs, points, strict=True):
+        parts.append(
+            f'<circle class="dot" cx="{x:.1f}" cy="{frame.y(v):.1f}" r="3">'
+            f"<title>{escape(name)}: {frame.label(v, exact=True)}</title></circle>"
+        )
+    for i in sorted({0, n - 1}):
+        anchor = "middle" if n == 1 else "start" if i == 0 else "end"
+        parts.append(
+            f'<text class="axis" x="{xs[i]:.1f}" y="{frame.height - 8}" '
+            f'text-anchor="{anchor}">{escape(points[i][0])}</text>'
+        )
+    return parts
+
+
 def line_chart(
     points: Sequence[tuple[str, float]],
     *,
@@ -57,60 +111,22 @@ def line_chart(
     width: int = 560,
     height: int = 180,
 ) -> str:
-    """An SVG line chart of ``(label, value)`` points, with an optional target line."""
+    """An SVG line chart of ``(label, value)`` points (``fmt``: ``pct`` for 0-1 shares,
+    ``sec`` for seconds), with an optional dashed target line."""
     from markupsafe import Markup
 
-    left, right, top, bottom = 48, 12, 14, 28
-    w, h = width - left - right, height - top - bottom
-    y_max = y_max or 1.0
-
-    def y(v: float) -> float:
-        return top + h - (min(v, y_max) / y_max) * h
-
-    def label(v: float) -> str:
-        return f"{v * 100:.0f}%" if fmt == "pct" else f"{v:.0f}s"
-
-    n = len(points)
-    xs = [left + (w * i / (n - 1) if n > 1 else w / 2) for i in range(n)]
+    frame = _Frame(width, height, y_max, fmt)
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(title)}</title>",
     ]
-    for frac in (0, 0.5, 1):
-        gy = y(y_max * frac)
-        parts.append(
-            f'<line class="grid" x1="{left}" y1="{gy:.1f}" x2="{left + w}" y2="{gy:.1f}"/>'
-            f'<text class="axis" x="{left - 6}" y="{gy + 4:.1f}" text-anchor="end">'
-            f"{label(y_max * frac)}</text>"
-        )
+    parts += [
+        frame.hline("grid", frame.y_max * f, frame.label(frame.y_max * f)) for f in (0, 0.5, 1)
+    ]
     if target is not None:
-        ty = y(target)
-        parts.append(
-            f'<line class="target" x1="{left}" y1="{ty:.1f}" x2="{left + w}" y2="{ty:.1f}"/>'
-            f'<text class="axis target-label" x="{left + w}" y="{ty - 4:.1f}" '
-            f'text-anchor="end">target {label(target)}</text>'
-        )
-    if points:
-        coords = " ".join(f"{x:.1f},{y(v):.1f}" for x, (_, v) in zip(xs, points, strict=True))
-        parts.append(f'<polyline class="series" points="{coords}"/>')
-        for x, (name, v) in zip(xs, points, strict=True):
-            parts.append(
-                f'<circle class="dot" cx="{x:.1f}" cy="{y(v):.1f}" r="3">'
-                f"<title>{escape(name)}: {label(v) if fmt != 'pct' else f'{v * 100:.1f}%'}"
-                "</title></circle>"
-            )
-        for i in sorted({0, n - 1}):
-            parts.append(
-                f'<text class="axis" x="{xs[i]:.1f}" y="{height - 8}" '
-                f'text-anchor="{"start" if i == 0 and n > 1 else "end" if n > 1 else "middle"}">'
-                f"{escape(points[i][0])}</text>"
-            )
-    else:
-        parts.append(
-            f'<text class="axis" x="{left + w / 2}" y="{top + h / 2}" text-anchor="middle">'
-            "no runs yet</text>"
-        )
+        parts.append(frame.hline("target", target, f"target {frame.label(target)}", at_right=True))
+    parts += _series(frame, points)
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -110,7 +110,9 @@ def serve_forever(project: Any, options: Options, *, echo: Callable[[str], None]
         full_check_s=options.full_check_s,
         runs_state=project.runs_state,
     )
-    app = build_app(server, token=options.token, host=options.host)
+    app = build_app(
+        server, token=options.token, host=options.host, loopback=is_loopback(options.host)
+    )
     sock = bind(options.host, options.port)
     threading.Thread(target=server.warm, name="aim-serve-warm", daemon=True).start()
     config = uvicorn.Config(
