@@ -11,7 +11,7 @@ import pytest
 
 from aim_core.audit.jsonl import JsonlAuditLog
 from aim_core.audit.records import build_record
-from aim_core.feedback import summarize_feedback, with_feedback
+from aim_core.feedback_report import summarize_feedback, with_feedback
 from aim_core.models import Invocation
 
 from .test_run import ADD, WS

@@ -129,7 +129,7 @@ def _summarize(
     metrics = {"success_rate": success_rate, "avg_duration_sec": avg}
     metrics.update(fallback_rate=fallback_rate, auth_error_rate=auth_rate)
     actions = _actions(metrics) if n else []
-    from aim_core.feedback import feedback_levels, summarize_feedback, with_feedback
+    from aim_core.feedback_report import feedback_levels, summarize_feedback, with_feedback
 
     survey = summarize_feedback(feedback, runs)
     verdict, reasons = with_feedback(*_verdict(n, success_rate, avg, workstreams), survey)
@@ -284,7 +284,7 @@ def render_report(data: dict[str, Any]) -> str:
         for name, met in checks.items():
             lines.append(f"  [{'x' if met else ' '}] {level.replace('_', ' ')}: {name}")
     if "feedback" in data:
-        from aim_core.feedback import render_feedback
+        from aim_core.feedback_report import render_feedback
 
         lines += ["", *render_feedback(data["feedback"])]
     lines += ["", f"Verdict: {data['verdict'].upper()}"]
