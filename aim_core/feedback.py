@@ -181,7 +181,7 @@ def latest_run_id(audit_dir: Path) -> str | None:
                     rec = json.loads(line)
                 except ValueError:
                     continue
-                if isinstance(rec, dict) and rec.get("run_id"):
+                if isinstance(rec, dict) and rec.get("run_id") and not rec.get("event"):
                     last = rec["run_id"]
         if last:
             return last

@@ -69,6 +69,8 @@ class ReportBuilder:
     def add(self, rec: dict[str, Any]) -> None:
         """Count one audit record."""
         runs, attempts_by_tool, failures = self.runs, self.attempts_by_tool, self.failures
+        if rec.get("event"):  # the log's own events (reset-head) are not runs
+            return
         rid = rec.get("run_id") or f"seq-{rec.get('seq')}"
         run = runs.setdefault(
             rid,

@@ -165,7 +165,7 @@ class AuditState:
         except ValueError:
             rec = None
         self.chain.feed(day, rec)
-        if not isinstance(rec, dict):
+        if not isinstance(rec, dict) or rec.get("event"):  # the log's own events are no run
             return
         rid = _key(rec)
         runs = self.builder.runs
