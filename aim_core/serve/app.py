@@ -185,6 +185,7 @@ class Server:
         poll_ms: int = 2000,
         full_check_s: float = 600.0,
         runs_state: Path | None = None,
+        state: AuditState | None = None,
     ):
         from aim_core.paths import state_dir
 
@@ -192,7 +193,7 @@ class Server:
         self.registry = registry
         self.environ = dict(environ)
         self.runs_state = runs_state or state_dir(root, self.environ) / "runs"
-        self.state = AuditState(registry, key=key)
+        self.state = state or AuditState(registry, key=key)
         self.rules = RulesCheck(registry)
         self.poll_ms = poll_ms
         self.full_check_s = full_check_s

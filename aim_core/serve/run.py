@@ -96,24 +96,31 @@ def url_of(sock: socket.socket) -> str:
 def serve_forever(project: Any, options: Options, *, echo: Callable[[str], None]) -> int:
     """Serve until interrupted (Ctrl-C, SIGTERM); returns the exit code."""
     _imports()
+    from aim_core.audit.jsonl import audit_key
+    from aim_core.serve.state import AuditState
+
+    sock = bind(options.host, options.port)
+    # start reading the audit at once: the imports below overlap with it
+    state = AuditState(project.registry, key=audit_key(project.environ))
+    reading = threading.Thread(target=state.refresh, name="aim-serve-read", daemon=True)
+    reading.start()
     import uvicorn
 
-    from aim_core.audit.jsonl import audit_key
     from aim_core.serve.app import Server, build_app
 
     server = Server(
         root=project.root,
         registry=project.registry,
         environ=project.environ,
-        key=audit_key(project.environ),
+        key=state.key,
         poll_ms=options.poll_ms,
         full_check_s=options.full_check_s,
         runs_state=project.runs_state,
+        state=state,
     )
     app = build_app(
         server, token=options.token, host=options.host, loopback=is_loopback(options.host)
     )
-    sock = bind(options.host, options.port)
     threading.Thread(target=server.warm, name="aim-serve-warm", daemon=True).start()
     config = uvicorn.Config(
         app,
