@@ -56,14 +56,18 @@ bench: compile
 demo: compile
 	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/demo.py
 
-# End-to-end tests: the real aider, claude code and jules (pinned below) against loopback
-# LLM and Jules API stubs. The programs are installed once under $AIM_E2E_CACHE (default
+# End-to-end tests: the real aider, claude code, jules, codex, gemini-cli and opencode
+# (pinned below) against loopback LLM and Jules API stubs. The programs are installed once under $AIM_E2E_CACHE (default
 # ~/.cache/aim-e2e, outside the clone) and reused; then tests/e2e runs with them first on PATH.
 E2E_AIDER_VERSION := 0.86.2
 E2E_CLAUDE_VERSION := 2.1.332
 E2E_JULES_VERSION := 0.1.42
+E2E_CODEX_VERSION := 0.171.0
+E2E_GEMINI_VERSION := 0.61.0
+E2E_OPENCODE_VERSION := 1.18.33
 E2E_VERSIONS := AIDER_VERSION=$(E2E_AIDER_VERSION) CLAUDE_VERSION=$(E2E_CLAUDE_VERSION) \
-	JULES_VERSION=$(E2E_JULES_VERSION)
+	JULES_VERSION=$(E2E_JULES_VERSION) CODEX_VERSION=$(E2E_CODEX_VERSION) \
+	GEMINI_VERSION=$(E2E_GEMINI_VERSION) OPENCODE_VERSION=$(E2E_OPENCODE_VERSION)
 
 e2e: compile
 	@tools=$$($(E2E_VERSIONS) PYTHON=$(PYTHON) tests/e2e/install_tools.sh) && \

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aim")
 
+TURN_LOCK = ".tool-turn.lock"
 PLUGIN_GRACE_S = 10.0  # a plugin's own code may run this long past the tool's deadline
 INTERRUPTED_MESSAGE = "Interrupted: the tool was stopped and the files in scope restored"
 
@@ -147,6 +148,32 @@ class Attempt:
         """Do the attempt and record it; raise :class:`Interrupted` when stopped, and
         :class:`~aim_core.treestate.WorkspaceRefused` (recorded) when aim could not
         undo what the tool might change."""
+        with self._turn():
+            return self._execute()
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Tools of one repository take turns: an attempt in place cannot tell its
+        tool's writes outside the scope from another tool's, so two never overlap
+        (the lock lives in the machine-local state, with the run table)."""
+        from aim_core.locks import FileLock
+
+        lock = FileLock(self.run.project.runs_state / TURN_LOCK)
+        said = False
+        while not lock.acquire(blocking=False):
+            if not said:
+                log.info(
+                    f"Waiting for another tool working in this repository ({self.tool_id} next)"
+                )
+                said = True
+            if self.run.stop.wait(0.1):
+                raise Interrupted()
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _execute(self) -> AttemptOutcome:
         try:
             workspace = self._open_workspace()
         except WorkspaceRefused as e:

@@ -448,9 +448,11 @@ def _run_graph(project: Any, verdicts: list[Any], *, jobs: int, as_json: bool) -
         if as_json:
             click.echo(json.dumps(r.to_json(), ensure_ascii=False))
             return
+        from aim_core.security import redact_text
+
         mark = "OK  " if r.success else "FAIL"
         tool = f" [{r.tool_id}, {r.duration_sec:.1f}s]" if r.tool_id else ""
-        click.echo(f"{mark} {r.workstream_id}: {r.message}{tool}")
+        click.echo(f"{mark} {redact_text(str(r.workstream_id))}: {r.message}{tool}")
 
     ids = [v.workstream.id for v in verdicts]
     view = ProgressView(ids) if len(ids) > 1 and ProgressView.wanted(as_json) else None
@@ -531,6 +533,13 @@ def _filter(**kw: Any) -> Any:
     show_default=True,
     help="table: one record per line ending in success=true|false; json: JSON Lines (for jq).",
 )
+@click.option(
+    "--usage",
+    "show_usage",
+    is_flag=True,
+    help="Print the tokens and cost of the matching records, summed by tool, capability, "
+    "workstream and run, instead of the records (table or json).",
+)
 @common_options
 def audit_query(
     *,
@@ -542,9 +551,10 @@ def audit_query(
     workstream: str | None,
     run_id: str | None,
     fmt: str,
+    show_usage: bool,
 ) -> int:
     """Print audit records, oldest first; only the day files in range are read."""
-    from aim_core.audit.query import write_query
+    from aim_core.audit.query import render_usage, usage_ledger, write_query
 
     project = open_project()
     flt = _filter(
@@ -556,6 +566,17 @@ def audit_query(
         workstream=workstream,
         run=run_id,
     )
+    if show_usage:
+        if fmt == "csv":
+            from aim_core.errors import UsageError
+
+            raise UsageError("--usage prints a table or json, not csv")
+        data = usage_ledger(_audit_dir(project), flt)
+        if fmt == "json":
+            emit_json(data)
+        else:
+            click.echo(render_usage(data), nl=False)
+        return 0
     out = sys.stdout.buffer
     try:
         write_query(_audit_dir(project), flt, fmt, out)
@@ -572,7 +593,7 @@ def audit_query(
 @common_options
 def audit_verify(head: str | None) -> int:
     """Walk the hash chain and the head; exit 0 when intact, 4 when not."""
-    from aim_core.audit.jsonl import audit_key
+    from aim_core.audit.jsonl import audit_key, state_dir
     from aim_core.audit.verify import verify
 
     project = open_project()
@@ -582,7 +603,12 @@ def audit_verify(head: str | None) -> int:
         if not seq.isdigit() or len(digest) != 64:
             raise AimError(f"--head: expected SEQ:HASH (e.g. 1042:3fa9...), got {head!r}")
         given = (int(seq), digest)
-    v = verify(_audit_dir(project), key=audit_key(project.environ), head=given)
+    v = verify(
+        _audit_dir(project),
+        key=audit_key(project.environ),
+        head=given,
+        state_dir=state_dir(project.environ),
+    )
     for f in v.findings:
         click.echo(("warning: " if not f.fatal else "error: ") + str(f))
     span = f"seq {v.first_seq}..{v.last_seq}" if v.records else "no records"
@@ -593,12 +619,50 @@ def audit_verify(head: str | None) -> int:
         return 0
     bad = sum(f.fatal for f in v.findings)
     click.echo(f"{_mark(False)} audit verification failed: {bad} problem(s) in {v.records} records")
+    if any(f.kind in ("truncated", "head", "checkpoint") for f in v.findings):
+        click.echo(
+            "If records were removed on purpose, accept it with "
+            "'aim audit reset-head --reason \"...\"' (the reset is itself audited)."
+        )
     from aim_core.errors import AuditIntegrityError
 
     raise AuditIntegrityError(
         f"the audit log in {_audit_dir(project)} failed verification ({bad} problem(s), "
         "listed above); find out who changed it before trusting its figures"
     )
+
+
+@audit.command("reset-head")
+@click.option(
+    "--reason",
+    required=True,
+    metavar="TEXT",
+    help="Why the loss is accepted (written into the audit record of the reset).",
+)
+@common_options
+def audit_reset_head(reason: str) -> int:
+    """Accept on purpose a log cut at its end (or start): record it, move the heads.
+
+    An append to a log that ends before its saved head is refused (exit 4). This
+    writes one audit record naming what was lost, who accepted it and why, then
+    moves HEAD.json and this machine's copy of the head to that record.
+    """
+    from aim_core.audit.jsonl import JsonlAuditLog, audit_key, state_dir
+    from aim_core.security import redact_text
+
+    project = open_project(recover=False)
+    log = JsonlAuditLog(
+        _audit_dir(project), key=audit_key(project.environ), state_dir=state_dir(project.environ)
+    )
+    sealed = log.reset_head(
+        actor=project.settings.actor,
+        reason=redact_text(reason.strip() or "-", project.environ),
+    )
+    if sealed is None:
+        click.echo("The audit log reaches its head: nothing to reset.")
+        return 0
+    click.echo(f"Reset recorded as seq {sealed['seq']}: {sealed['result']['message']}")
+    return 0
 
 
 @audit.command("prune")
@@ -612,6 +676,7 @@ def audit_verify(head: str | None) -> int:
 @common_options
 def audit_prune(older_than_days: int | None, dry_run: bool) -> int:
     """Remove day directories older than the retention, keeping the chain verifiable."""
+    from aim_core.audit.jsonl import audit_key, state_dir
     from aim_core.audit.prune import prune
 
     project = open_project()
@@ -620,7 +685,13 @@ def audit_prune(older_than_days: int | None, dry_run: bool) -> int:
         if older_than_days is not None
         else project.settings.audit_log_retention_days
     )
-    removed = prune(_audit_dir(project), days, dry_run=dry_run)
+    removed = prune(
+        _audit_dir(project),
+        days,
+        dry_run=dry_run,
+        key=audit_key(project.environ),
+        state_dir=state_dir(project.environ),
+    )
     verb = "would remove" if dry_run else "removed"
     click.echo(
         f"{verb} {len(removed)} day(s) older than {days} days"

@@ -109,30 +109,54 @@ def _from_env(key: str, text: str) -> Any:
     return text
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_DEPTH = 64  # levels of nested mappings and lists
+MAX_NODES = 100_000  # values once every alias is expanded (a "billion laughs" has 10^9)
+
+
 def _parse_yaml(text: str, where: str) -> Any:
     """YAML to data; the result is cached by content (as JSON) because importing PyYAML
-    and parsing costs more than the rest of a warm command."""
+    and parsing costs more than the rest of a warm command. Input no person writes is
+    refused with a clear error: aliases that expand past :data:`MAX_NODES` values (an
+    alias bomb), nesting deeper than :data:`MAX_DEPTH`."""
     import hashlib
     import json
 
     from aim_core.paths import cache_dir
 
+    if text.startswith("\ufeff"):
+        text = text[1:]
     cached = cache_dir() / "config-v1" / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
     try:
         return json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         pass
+    _check_flow_depth(text, where)
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = loader_cls(text)
     try:
-        data = yaml.load(text, Loader=loader)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, where)
+        data = None if node is None else loader.construct_document(node)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{at}not valid YAML: {problem}", file=where) from None
+    except RecursionError:
+        raise ConfigError(
+            f"nested more than {MAX_DEPTH} levels deep; flatten the file", file=where
+        ) from None
+    finally:
+        loader.dispose()
     try:
+        from aim_core import credentials
+
+        if credentials.scan(text, entropy=False):
+            return data  # a credential in the config: never copied into the cache
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_name(f".{cached.name}.tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
@@ -142,13 +166,89 @@ def _parse_yaml(text: str, where: str) -> Any:
     return data
 
 
+def _check_flow_depth(text: str, where: str) -> None:
+    """Refuse ``[[[[...`` or ``{{{{...`` deeper than :data:`MAX_DEPTH` before the parser
+    recurses into it (brackets in quotes and comments are counted too: a conservative
+    bound, far above what a config holds)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for i, c in enumerate(text):
+        if c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, i) + 1
+                col = i - (text.rfind("\n", 0, i) + 1) + 1
+                raise ConfigError(
+                    f"line {line}, column {col}: nested more than {MAX_DEPTH} levels deep; "
+                    "flatten the file",
+                    file=where,
+                )
+        elif c in "]}":
+            depth = max(0, depth - 1)
+
+
+def _check_expansion(root: Any, where: str) -> None:
+    """Refuse a document whose aliases expand to more than :data:`MAX_NODES` values, or
+    that nests deeper than :data:`MAX_DEPTH` (counted on the composed nodes, before
+    anything is built, each shared node once)."""
+    import yaml
+
+    size: dict[int, int] = {}
+    stack: list[tuple[Any, int, bool]] = [(root, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            mark = node.start_mark
+            raise ConfigError(
+                f"line {mark.line + 1}, column {mark.column + 1}: nested more than "
+                f"{MAX_DEPTH} levels deep; flatten the file",
+                file=where,
+            )
+        if isinstance(node, yaml.ScalarNode):
+            size[id(node)] = 1
+            continue
+        children = (
+            [x for pair in node.value for x in pair]
+            if isinstance(node, yaml.MappingNode)
+            else list(node.value)
+        )
+        if done:
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            if size[id(node)] > MAX_NODES:
+                raise ConfigError(
+                    f"its aliases (*name) expand to more than {MAX_NODES} values (an alias "
+                    "bomb?); write the values out or use fewer aliases",
+                    file=where,
+                )
+        elif id(node) not in size:
+            size[id(node)] = 0  # being counted: a node that contains itself adds nothing
+            stack.append((node, depth, True))
+            stack.extend((c, depth + 1, False) for c in children if id(c) not in size)
+
+
 def read_config_file(path: Path) -> tuple[dict[str, Any], list[str]]:
     """Parse and check one config file; return its values and warnings."""
     where = str(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"the file is {size} bytes, more than {MAX_CONFIG_BYTES} (1 MiB); a config "
+                "holds a few settings: check that this is the right file",
+                file=where,
+            )
         text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise ConfigError("is a directory; the config is a YAML file", file=where) from None
     except OSError as e:
         raise ConfigError(f"cannot read the file: {e.strerror}", file=where) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"not UTF-8 text (byte {e.start} is {e.object[e.start : e.start + 1]!r}); "
+            "save the file as UTF-8",
+            file=where,
+        ) from None
     data = _parse_yaml(text, where)
     if data is None:
         return {}, []
@@ -199,8 +299,8 @@ def load_settings(
     values: dict[str, Any] = {}
     warnings: list[str] = []
     source = None
-    if path.is_file():
-        values, warnings = read_config_file(path)
+    if path.is_file() or (path.exists() and not explicit):
+        values, warnings = read_config_file(path)  # a directory there is an error too
         source = str(path)
     for key in _KEYS:
         name = f"AIM_{key.upper()}"

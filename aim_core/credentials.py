@@ -1,16 +1,19 @@
-"""Finding credentials in text: prompts, file contents, tool output.
+"""Finding credentials in text: prompts, file contents, names, tool output, records.
 
-The detectors are detect-secrets' (AWS, GitHub, GitLab, private keys, JWTs,
-Slack, Stripe, keyword assignments, high-entropy strings, ...), plus three
-patterns it lacks for the very tools aim drives (OpenAI, Anthropic and Google
-API keys). Importing detect-secrets costs ~90 ms, so a cheap regular
-expression first picks the lines that could hold anything; text with none (most
-prompts) never imports it. Lines are also scanned joined to the next one, so
-a key wrapped over two lines is found.
+The kinds are those of gitleaks' default ruleset (vendored with its version,
+:mod:`aim_core.secret_rules`; ~220 kinds: cloud, VCS, package registries, AI
+providers, chat, payment, private keys, JWTs, generic ``key = value``
+assignments) plus aim's own few (``gsk_``, ``xai-``, ``sk-`` keys of any shape,
+``Authorization`` headers, ``.npmrc`` auth, unquoted AWS secret keys,
+credentials in URLs, quoted passwords, long random strings). Each rule is tried
+only where one of its keywords occurs, so text with none costs little.
 
-Findings are reported as neutral codes (``aws-access-key``,
-``github-credential``, ``private-key``, ``high-entropy-string``) that never
-contain the words a secret grep looks for, and never with the value.
+A key wrapped onto the next line (a prompt pasted from a narrow terminal) is
+found too: the text is also scanned with such line breaks removed.
+
+Findings are reported as neutral codes (the rule's id with the words a secret
+grep looks for replaced, e.g. ``aws-access-credential``, ``github-pat``,
+``private-key``) and never with the value.
 """
 
 from __future__ import annotations
@@ -21,78 +24,32 @@ from collections.abc import Iterable
 from attrs import frozen
 
 REDACTED = "[REDACTED]"
-
-# Anything a detector could flag passes this; everything else is skipped cheaply.
-# Anything a detector could flag passes one of these; everything else is skipped
-# cheaply. Supersets on purpose, and written so that a long line costs little: the
-# keywords are searched in the lower-cased text, every other pattern starts with
-# a literal.
-_KEYWORDS = re.compile(
-    r"key|pass|pwd|pw\s*[:=]|secret|contrase|token|bearer|cloudant|softlayer|ibm|iam"
-)
-# (a literal every match contains, the pattern): the literal is looked for first
-# with ``in`` (fast even on a long line); the pattern only where the literal is.
-_PREFIXES = [
-    (literal, re.compile(pattern) if pattern != literal else None)
-    for literal, pattern in (
-        # the prefixes of the named detectors
-        ("AKIA", "AKIA"), ("ASIA", "ASIA"), ("A3T", "A3T[A-Z0-9]"), ("ABIA", "ABIA"),
-        ("ACCA", "ACCA"), ("AKC", r"\bAKC[a-zA-Z0-9]{10}"), ("AP", r"\bAP[\dA-F][a-zA-Z0-9]{8}"),
-        ("AccountKey=", "AccountKey="), ("_", "gh[pousr]_"), ("github_pat_", "github_pat_"),
-        ("gl", "gl(?:pat|dt|ft|soat|rt|cbt)-"), ("GR1348941", "GR1348941"),
-        ("xox", "xox[abposr]-"), ("hooks.slack.com", "hooks.slack.com"), ("k_live", "[rs]k_live"),
-        ("sk-", "sk-"), ("AIza", "AIza"), ("-----BEGIN", "-----BEGIN"), ("eyJ", "eyJ"),
-        ("pypi-", "pypi-"), ("SG.", r"SG\.[\w-]{22}\."), ("sq0csp-", "sq0csp-"),
-        ("AC", r"\bAC[a-z0-9]{32}"), ("SK", r"\bSK[a-z0-9]{32}"), ("-us", r"-us\d"),
-        (":", r":[\w-]{35}"), (".", r"\.[\w-]{6}\."), ("@", r"://[^/\s:@]+:[^/\s@]+@"),
-    )
-]  # fmt: skip
-
-
-def _prefix_in(text: str, a: int, b: int) -> bool:
-    piece = text[a:b] if (a, b) != (0, len(text)) else text
-    for literal, pattern in _PREFIXES:
-        if literal in piece and (pattern is None or pattern.search(piece)):
-            return True
-    return False
-
-
-# Long quoted strings and assigned values: what the entropy detectors look at.
-_ENTROPY_PREFILTER = re.compile(r"[\"'][A-Za-z0-9+/=_-]{20,}[\"']|[:=]\s*[A-Za-z0-9+/=_-]{20,}")
-_WINDOW = 1024  # long lines are scanned in windows of this many characters (overlapping)
-# Keys of the AI tools aim drives, which detect-secrets does not know.
-_EXTRA = (
-    ("anthropic-key", re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}")),
-    ("openai-key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
-    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-)
-_CODES = {
-    "AWS Access Key": "aws-access-key",
-    "GitHub Token": "github-credential",
-    "GitLab Token": "gitlab-credential",
-    "Private Key": "private-key",
-    "Base64 High Entropy String": "high-entropy-string",
-    "Hex High Entropy String": "high-entropy-string",
-    "Secret Keyword": "keyword-assignment",
-    "JSON Web Token": "json-web-credential",
-    "Slack Token": "slack-credential",
-    "Stripe Access Key": "stripe-key",
-    "Basic Auth Credentials": "basic-auth-credentials",
-    "Public IP (ipv4)": None,  # not a credential; never reported
-}
+ENTROPY_ONLY = "high-entropy-string"
+# kinds that only say "this looks random": redacted, never a reason to refuse a request
+ENTROPY_RULES = frozenset({"high-entropy-string", "high-entropy-hex"})
+# kinds that match any assignment: a named kind found on the same span wins
+_GENERIC = ENTROPY_RULES | {"generic-api-key", "credential-assignment"}
 _BANNED = ("password", "api_key", "secret", "token")
-_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_\-+/=.]")
 # The name a value is assigned to (`password = "`, `token: `): redacted with the value,
 # so what remains says nothing about what was there.
 _ASSIGNED_TO = re.compile(r"""[\w.\-\[\]"']+\s*(?::=|=>|[:=])\s*["']?$""")
-ENTROPY_ONLY = "high-entropy-string"
-_GENERIC = (ENTROPY_ONLY, "keyword-assignment")  # a named kind found on the same span wins
+# A line break inside a token (an indent may follow): removed to find wrapped keys.
+_WRAP = re.compile(r"(?<=[A-Za-z0-9_/+=-])\r?\n[ \t]*(?=[A-Za-z0-9_/+=-])")
+_WRAP_MAX = 1 << 16  # characters: longer text is not scanned a second time for wraps
+_NAME_MAX = 4096
+_SPACE = re.compile(r"\s")
+# path separators, and the dot of a file name's extension
+_NAME_SEPARATORS = re.compile(r"[/\\]|\.(?=[A-Za-z0-9]{1,10}(?:[/\\]|$))")
 
 
-def neutral_code(kind: str) -> str | None:
-    """detect-secrets' type as a code free of the words a secret grep looks for."""
-    if kind in _CODES:
-        return _CODES[kind]
+def _rank(code: str) -> int:
+    """Which code a span found by several rules is reported under: a named kind first,
+    then a generic assignment, then randomness alone."""
+    return 2 if code in ENTROPY_RULES else 1 if code in _GENERIC else 0
+
+
+def neutral_code(kind: str) -> str:
+    """A rule id as a code free of the words a secret grep looks for."""
     code = re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
     for word in _BANNED:
         code = code.replace(word, "credential")
@@ -109,166 +66,109 @@ class Leak:
     end: int
 
 
-def _expand(text: str, start: int, end: int) -> tuple[int, int]:
-    """Grow a match to the whole token it is part of."""
-    while start > 0 and _TOKEN_CHARS.match(text[start - 1]):
-        start -= 1
-    while end < len(text) and _TOKEN_CHARS.match(text[end]):
-        end += 1
-    return start, end
+def _hits(text: str, path: str | None, skip: frozenset[str]) -> list[tuple[str, int, int]]:
+    from aim_core.secret_rules import ruleset
+
+    rules = ruleset()
+    found = [(h.rule, h.start, h.end) for h in rules.scan(text, path=path, skip=skip)]
+    if len(text) <= _NAME_MAX and not _SPACE.search(text):
+        # a name (a path, an id): the rules want a credential to end at a space, a quote
+        # or the end, not at "/" or ".py" -- look again with those made spaces
+        named = _NAME_SEPARATORS.sub(lambda m: "\n" if m.group() in "/\\" else " ", text)
+        if named != text:
+            found += [(h.rule, h.start, h.end) for h in rules.scan(named, path=path, skip=skip)]
+    if "\n" in text and len(text) <= _WRAP_MAX:
+        joined, where = _unwrap(text)
+        if where is not None:
+            for h in rules.scan(joined, path=path, skip=skip):
+                s, e = where[h.start], where[h.end - 1] + 1
+                if "\n" in text[s:e]:  # found only because a line break was removed
+                    found.append((h.rule, s, e))
+    return found
 
 
-def _line_spans(text: str) -> list[tuple[int, int]]:
-    spans, pos = [], 0
-    for line in text.splitlines(keepends=True):
-        body = line.rstrip("\r\n")
-        spans.append((pos, pos + len(body)))
-        pos += len(line)
-    return spans
+def _unwrap(text: str) -> tuple[str, list[int] | None]:
+    """``text`` without the line breaks inside tokens, and where each character was."""
+    cuts = [m.span() for m in _WRAP.finditer(text)]
+    if not cuts:
+        return text, None
+    parts, where, pos = [], [], 0
+    for a, b in cuts:
+        parts.append(text[pos:a])
+        where.extend(range(pos, a))
+        pos = b
+    parts.append(text[pos:])
+    where.extend(range(pos, len(text)))
+    return "".join(parts), where
 
 
-def _may_hold(text: str, low: str, a: int, b: int, entropy: bool) -> bool:
-    return bool(
-        _KEYWORDS.search(low, a, b)
-        or _prefix_in(text, a, b)
-        or (entropy and _ENTROPY_PREFILTER.search(text, a, b))
-    )
+def scan(
+    text: str,
+    *,
+    filename: str | None = None,
+    entropy: bool = True,
+    skip: Iterable[str] = (),
+) -> list[Leak]:
+    """Every credential in ``text``, sorted by position.
 
-
-def scan(text: str, *, filename: str = "prompt.txt", entropy: bool = True) -> list[Leak]:
-    """Every credential in ``text`` (``filename`` tells detect-secrets the file type).
-
-    With ``entropy=False`` high-entropy strings are not looked for: they never make a
-    request refused, and in a megabyte of hashes (a lock file, ``git log``) they are
-    slow to find.
+    :param filename: the file the text came from (rules limited to some files, and
+        gitleaks' allowlisted files such as lock files, use it); None for a prompt,
+        a record or tool output.
+    :param entropy: also report long random-looking strings (``high-entropy-string``):
+        they are redacted but never make a request refused.
+    :param skip: rule ids not to apply (tool output leaves out ``high-entropy-hex``: it
+        is full of hashes).
     """
     if not text:
         return []
-    low = text.lower()
-    if len(low) != len(text):  # rare: lower-casing changed a length; search as written
-        low = text
-    if not _may_hold(text, low, 0, len(text), entropy):
-        return []
-    spans = _line_spans(text)
-    candidates = [i for i, (a, b) in enumerate(spans) if _may_hold(text, low, a, b, entropy)]
-    if not candidates:
-        return []
-    pieces: list[tuple[int, list[tuple[int, int]]]] = []  # (line number, spans joined)
-    for i in candidates:
-        a, b = spans[i]
-        for start in range(a, max(a + 1, b), _WINDOW - 128):
-            pieces.append((i + 1, [(start, min(b, start + _WINDOW))]))
-        if i + 1 < len(spans) and b - a <= _WINDOW:  # a credential wrapped onto the next line
-            pieces.append((i + 1, [(a, b), spans[i + 1]]))
-    texts = [_joined(text, parts) for _, parts in pieces]
-    detected = _detect([t for t, _ in texts], filename, entropy)
-    found: dict[tuple[int, int], Leak] = {}
-    for k, ((line_no, parts), (joined, where)) in enumerate(zip(pieces, texts, strict=True)):
-        if joined.strip():
-            _record_piece(joined, where, parts, line_no, detected.get(k, []), found)
-    return sorted(found.values(), key=lambda x: (x.start, x.end))
-
-
-def _joined(text: str, parts: list[tuple[int, int]]) -> tuple[str, list[int]]:
-    """The pieces' text joined (the second one's indent dropped), and where each char was."""
-    joined, where = "", []
-    for a, b in parts:
-        piece = text[a:b]
-        if joined:
-            piece = piece.lstrip()
-            a = b - len(piece)
-        joined += piece
-        where.extend(range(a, a + len(piece)))
-    return joined, where
-
-
-def _record_piece(
-    joined: str,
-    where: list[int],
-    parts: list[tuple[int, int]],
-    line_no: int,
-    detected: list[tuple[str, str]],
-    found: dict[tuple[int, int], Leak],
-) -> None:
-    def record(code: str | None, start: int, end: int) -> None:
-        if code is None or end <= start:
-            return
-        s, e = where[start], where[end - 1] + 1
-        if len(parts) > 1 and e <= parts[0][1]:
-            return  # found on the first line alone: recorded with that line
-        for ks, ke in list(found):
-            if (ks, ke) == (s, e) and found[(ks, ke)].code in _GENERIC and code not in _GENERIC:
-                del found[(ks, ke)]
-            elif ks <= s and e <= ke:
-                return
-            elif s <= ks and ke <= e:
-                del found[(ks, ke)]
-        found[(s, e)] = Leak(code=code, line=line_no, start=s, end=e)
-
-    for code, pattern in _EXTRA:
-        for m in pattern.finditer(joined):
-            record(code, m.start(), m.end())
-    for kind, value in detected:
-        code = neutral_code(kind)
-        if code == "private-key":
-            record(code, 0, len(joined))
+    path = None if filename in (None, "prompt.txt") else filename.replace("\\", "/")
+    spans: dict[tuple[int, int], str] = {}
+    rules_skipped = frozenset(skip) | (frozenset() if entropy else ENTROPY_RULES)
+    for rule, s, e in _hits(text, path, rules_skipped):
+        code = neutral_code(rule)
+        if (s, e) not in spans or _rank(code) < _rank(spans[(s, e)]):
+            spans[(s, e)] = code
+    # a span inside another is the same finding; a generic one overlapping a named one goes
+    kept: list[tuple[int, int, str]] = []
+    for (s, e), code in sorted(spans.items(), key=lambda x: (x[0][0], -x[0][1])):
+        if any(ks <= s and e <= ke for ks, ke, _ in kept):
             continue
-        idx = joined.find(value) if value else -1
-        if idx < 0:
+        if code in _GENERIC and any(s < ke and ks < e for ks, ke, kc in kept if kc not in _GENERIC):
             continue
-        record(code, *_expand(joined, idx, idx + len(value)))
-
-
-def _detect(lines: list[str], filename: str, entropy: bool) -> dict[int, list[tuple[str, str]]]:
-    """detect-secrets over many lines at once: ``{index: [(type, value), ...]}``."""
-    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-    from detect_secrets.core.scan import _process_line_based_plugins
-    from detect_secrets.settings import default_settings, transient_settings
-
-    settings = default_settings()
-    if not entropy:
-        names = [
-            c.__name__
-            for c in get_mapping_from_secret_type_to_class().values()
-            if "HighEntropy" not in c.__name__
-        ]
-        settings = transient_settings({"plugins_used": [{"name": n} for n in names]})
-    out: dict[int, list[tuple[str, str]]] = {}
-    with settings:
-        # numbered from 1 and without gaps: detect-secrets looks at neighbouring lines
-        numbered = [(k + 1, line) for k, line in enumerate(lines)]
-        for s in _process_line_based_plugins(numbered, filename=filename):
-            out.setdefault(s.line_number - 1, []).append((s.type, s.secret_value or ""))
-    return out
+        if code not in _GENERIC:
+            kept = [k for k in kept if not (k[2] in _GENERIC and s < k[1] and k[0] < e)]
+        kept.append((s, e, code))
+    return [
+        Leak(code=code, line=text.count("\n", 0, s) + 1, start=s, end=e)
+        for s, e, code in sorted(kept)
+    ]
 
 
 def redact(
     text: str,
     leaks: Iterable[Leak] | None = None,
     *,
-    filename: str = "prompt.txt",
+    filename: str | None = None,
     entropy: bool = True,
+    skip: Iterable[str] = (),
 ) -> str:
-    """``text`` with every credential replaced by ``[REDACTED]`` (private keys: the block)."""
-    leaks = list(scan(text, filename=filename, entropy=entropy) if leaks is None else leaks)
+    """``text`` with every credential replaced by ``[REDACTED]`` (with the name it is
+    assigned to, so ``password = [REDACTED]`` does not remain)."""
+    if leaks is None:
+        leaks = scan(text, filename=filename, entropy=entropy, skip=skip)
+    leaks = list(leaks)
     if not leaks:
         return text
     out, pos = [], 0
     for leak in sorted(leaks, key=lambda x: x.start):
         start, end = leak.start, leak.end
-        if leak.code == "private-key":
-            stop = text.find("-----END", end)
-            if stop >= 0:
-                close = text.find("-----", stop + 8)
-                end = close + 5 if close >= 0 else len(text)
-        else:
-            line_start = text.rfind("\n", 0, start) + 1
-            m = _ASSIGNED_TO.search(text, line_start, start)
-            if m is not None:
-                start = m.start()
-                quote = m.group()[-1]
-                if quote in "\"'" and text[end : end + 1] == quote:
-                    end += 1
+        line_start = text.rfind("\n", 0, start) + 1
+        m = _ASSIGNED_TO.search(text, max(line_start, start - 200), start)
+        if m is not None:
+            start = m.start()
+            quote = m.group()[-1]
+            if quote in "\"'" and text[end : end + 1] == quote:
+                end += 1
         if start < pos:
             start = pos
         if end <= start:
@@ -281,7 +181,7 @@ def redact(
 
 
 def describe(leaks: Iterable[Leak]) -> str:
-    """``aws-access-key (line 3), private-key (line 7)`` -- never the values."""
+    """``aws-access-credential (line 3), private-key (line 7)`` -- never the values."""
     seen: dict[str, list[int]] = {}
     for leak in leaks:
         seen.setdefault(leak.code, []).append(leak.line)

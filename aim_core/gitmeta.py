@@ -24,14 +24,19 @@ WORKTREE_STATE = ("HEAD", "ORIG_HEAD", "index", "config.worktree", "logs/HEAD")
 COMMON_STATE = ("config", "packed-refs", "refs", "hooks", "info", "logs/refs")
 # Changes to these fail the attempt (they run code or change what git does);
 # changes to the others (a commit, a branch switch, the stash) are undone and noted.
-SECURITY_STATE = ("config", "config.worktree", "hooks", "info")
+SECURITY_STATE = ("config", "config.worktree", "hooks", "info", "(unreadable after the attempt)")
 META_FILE_LIMIT = 64 * 1024 * 1024
 
 
-def git_command(root: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
+def git_command(
+    root: Path, *args: str, index: Path | None = None
+) -> subprocess.CompletedProcess[bytes] | None:
     """Run ``git -C root ARGS`` for aim's own reading (no pager, no prompt, no
-    fsmonitor); None when git is missing or hangs."""
+    fsmonitor, no optional index write; ``index`` instead of the repository's own);
+    None when git is missing or hangs."""
     env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+    if index is not None:
+        env["GIT_INDEX_FILE"] = str(index)
     try:
         return subprocess.run(
             ["git", "-c", "core.fsmonitor=false", "-C", str(root), *args],
@@ -86,8 +91,9 @@ class GitStatus:
     ignored_files: set[str] = field(factory=set)
 
 
-def read_status(root: Path, top: Path) -> GitStatus:
-    """What git says of the work tree under ``root`` (ignored directories collapsed)."""
+def read_status(root: Path, top: Path, index: Path | None = None) -> GitStatus:
+    """What git says of the work tree under ``root`` (ignored directories collapsed),
+    compared with ``index`` when given (a copy of the index from before an attempt)."""
     r = git_command(
         root,
         "status",
@@ -98,6 +104,7 @@ def read_status(root: Path, top: Path) -> GitStatus:
         "--no-renames",
         "--",
         ".",
+        index=index,
     )
     if r is None:
         return GitStatus(error="git could not be run")
@@ -181,6 +188,11 @@ class GitState:
                 shutil.copy2(path, self.backup / blob)
             self.files[label] = [str(path), stamp, blob]
 
+    def index_copy(self) -> Path | None:
+        """The copy of the index taken before the attempt, or None."""
+        entry = self.files.get(".git/index")
+        return self.backup / entry[2] if entry and entry[2] else None
+
     def changed(self) -> list[str]:
         """Labels (``.git/refs/heads/main``) of state files changed, created or removed."""
         now = self._current()
@@ -199,9 +211,10 @@ class GitState:
         for label in labels:
             before = self.files.get(label)
             if before is None:  # created by the attempt
-                path = now[label][0] if label in now else None
-                if path is not None:
-                    path.unlink(missing_ok=True)
+                if label not in now:
+                    stuck.append(label)
+                    continue
+                now[label][0].unlink(missing_ok=True)
                 continue
             path, _stamp_before, blob = Path(before[0]), before[1], before[2]
             if blob is None:

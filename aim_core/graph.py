@@ -288,15 +288,21 @@ def _topological(verdicts: list[Loaded]) -> list[Loaded]:
     by_id = {v.workstream.id: v for v in verdicts}
     out: list[Loaded] = []
     seen: set[str] = set()
-
-    def visit(ident: str) -> None:
-        if ident in seen or ident not in by_id:
-            return
-        seen.add(ident)
-        for d in by_id[ident].workstream.depends_on:
-            visit(d)
-        out.append(by_id[ident])
-
-    for v in verdicts:
-        visit(v.workstream.id)
+    for v in verdicts:  # depth first, without recursion: a chain may be thousands long
+        root = v.workstream.id
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(by_id[root].workstream.depends_on))]
+        while stack:
+            ident, deps = stack[-1]
+            d = next(deps, None)
+            if d is None:
+                stack.pop()
+                out.append(by_id[ident])
+                continue
+            if d in seen or d not in by_id:
+                continue
+            seen.add(d)
+            stack.append((d, iter(by_id[d].workstream.depends_on)))
     return out

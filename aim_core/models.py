@@ -62,9 +62,10 @@ class CapabilityPayload:
     timeout_ms: int | None = field(
         default=None,
         metadata=spec(
-            "an integer number of milliseconds",
+            "an integer number of milliseconds from 1 to 604800000 (7 days)",
             "Time limit of one attempt in milliseconds. Default: config `default_timeout_ms`.",
             minimum=1,
+            maximum=7 * 24 * 3600 * 1000,
         ),
     )
     max_retries: int | None = field(

@@ -50,6 +50,21 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path(cache_dir_str(os.environ if environ is None else environ))
 
 
+def machine_state_str(env: Mapping[str, str]) -> str:
+    """aim's machine-local state directory (kept apart from the cache, so that clearing a
+    cache never erases the audit head or a run in progress): ``AIM_STATE_DIR``, else the
+    platform's user state directory."""
+    if env.get("AIM_STATE_DIR"):
+        return env["AIM_STATE_DIR"]
+    home = env.get("HOME") or os.path.expanduser("~")
+    if sys.platform == "darwin":
+        return os.path.join(home, "Library", "Application Support", "aim")
+    if os.name == "nt":  # pragma: no cover - Windows
+        base = env.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+        return os.path.join(base, "aim", "State")
+    return os.path.join(env.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state"), "aim")
+
+
 def state_dir_str(root: str, env: Mapping[str, str]) -> str:
     """:func:`state_dir` as a string (no ``pathlib`` import)."""
     import zlib
@@ -58,7 +73,7 @@ def state_dir_str(root: str, env: Mapping[str, str]) -> str:
     data = real.encode("utf-8", "surrogateescape")
     key = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in os.path.basename(real))
-    return os.path.join(cache_dir_str(env), "repos", f"{name[:40]}-{key}")
+    return os.path.join(machine_state_str(env), "repos", f"{name[:40]}-{key}")
 
 
 def state_dir(root: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Path:

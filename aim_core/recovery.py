@@ -50,6 +50,8 @@ def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
     if not (runs_dir / "active").is_dir():
         return []
     table = RunTable(runs_dir)
+    if table.dead():
+        project.audit.check_head()
     done = []
     for dead in table.dead():
         with table.claim(dead["run_id"]) as entry:

@@ -38,17 +38,30 @@ PLUGIN_HINTS = {
     "ruff": "pip install aim-plugin-ruff",
     "pytest": "pip install aim-plugin-pytest",
     "pylint": "pip install aim-plugin-pylint",
+    "codex": "pip install aim-plugin-codex",
+    "gemini-cli": "pip install aim-plugin-gemini",
+    "opencode": "pip install aim-plugin-opencode",
 }
 
-# The guide's Step 1.3 routing table and Step 3.3 security review, as rules.
+# Other vendors' coding CLIs, tried after the guide's own fallbacks.
+VENDOR_FALLBACKS = ["codex", "gemini-cli", "opencode"]
+
+# The guide's Step 1.3 routing table (its primary and fallback order first, then the
+# other vendors' CLIs) and Step 3.3 security review, as rules.
 DEFAULT_RULES: dict[str, Any] = {
     "schema_version": RULES_SCHEMA_VERSION,
     "capabilities": {
-        "code_generation": {"primary": "jules", "fallback": ["aider", "claude-cli"]},
+        "code_generation": {
+            "primary": "jules",
+            "fallback": ["aider", "claude-cli", *VENDOR_FALLBACKS],
+        },
         "linting": {"primary": "ruff", "fallback": ["pylint"]},
-        "refactoring": {"primary": "aider", "fallback": ["claude-cli"]},
+        "refactoring": {"primary": "aider", "fallback": ["claude-cli", *VENDOR_FALLBACKS]},
         "testing": {"primary": "pytest", "fallback": []},
-        "version_checking": {"primary": "aider", "fallback": ["jules", "claude-cli"]},
+        "version_checking": {
+            "primary": "aider",
+            "fallback": ["jules", "claude-cli", *VENDOR_FALLBACKS],
+        },
     },
     "security": {
         "forbidden_paths": [
@@ -254,6 +267,9 @@ def _parse_security(security: Any, where: str) -> dict[str, Any]:
     return security
 
 
+MAX_RULES_BYTES = 1024 * 1024
+
+
 def load_rules(registry: Path) -> Rules:
     """The registry's coordination rules; the guide's defaults when there is no registry."""
     path = registry / RULES_RELPATH
@@ -263,9 +279,22 @@ def load_rules(registry: Path) -> Rules:
     from aim_core import jsonc
 
     try:
+        size = path.stat().st_size
+        if size > MAX_RULES_BYTES:
+            raise ConfigError(
+                f"the file is {size} bytes, more than {MAX_RULES_BYTES} (1 MiB); check that "
+                "this is the coordination rules file",
+                file=str(path),
+            )
         data = jsonc.loads(path.read_text(encoding="utf-8"))
     except jsonc.JsonSyntaxError as e:
         raise ConfigError(f"{e}; fix the JSON syntax", file=str(path)) from None
     except OSError as e:
         raise ConfigError(f"cannot read the file: {e.strerror}", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"not UTF-8 text (byte {e.start} is {e.object[e.start : e.start + 1]!r}); "
+            "save the file as UTF-8",
+            file=str(path),
+        ) from None
     return parse_rules(data, str(path))

@@ -31,8 +31,10 @@ HEARTBEAT_S = 1.0
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    from aim_core.security import redact_data
+
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data), encoding="utf-8")
+    tmp.write_text(json.dumps(redact_data(data, entropy=False)), encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -1,5 +1,6 @@
 """The run log, ``AIM_runs/<run_id>.log``: commands, timings and the tools' output,
-capped and with secrets masked. Tool output goes here, never into the audit."""
+capped, every line with credentials masked (:meth:`RunLog.write`). Tool output goes
+here, never into the audit."""
 
 from __future__ import annotations
 
@@ -39,11 +40,11 @@ class RunLog:
         return text
 
     def mask(self, text: str) -> str:
-        """Replace the environment's secret values and every named kind of credential
-        in a tool's output (high-entropy strings are left: output is full of hashes)."""
+        """Replace the environment's secret values and every kind of credential in a
+        text (long quoted hex strings are left: output is full of hashes)."""
         from aim_core import credentials
 
-        return credentials.redact(self.mask_values(text), entropy=False)
+        return credentials.redact(self.mask_values(text), skip=("high-entropy-hex",))
 
     def mask_argv(self, argv: Sequence[str]) -> list[str]:
         """The command line with the values of secret-looking flags masked."""
@@ -62,7 +63,10 @@ class RunLog:
         return out
 
     def write(self, text: str) -> None:
-        """Append aim's own lines (ids, states, timings): written as they are."""
+        """Append lines (aim's own -- ids, states, timings, messages -- and tools' output),
+        with the environment's secret values and every named kind of credential masked:
+        a workstream id or a failure line can hold one too."""
+        text = self.mask(text)
         stamp = time.strftime("%H:%M:%S")
         with self._lock, open(self.path, "a", encoding="utf-8", errors="backslashreplace") as f:
             for line in text.splitlines() or [""]:
@@ -75,7 +79,7 @@ class RunLog:
             dropped = len(text) - 2 * LOG_CAP
             note = f"[... {dropped} characters left out of the log ...]"
             text = f"{text[:LOG_CAP]}\n{note}\n{text[-LOG_CAP:]}"
-        self.write(f"{heading}\n{self.mask(text)}")
+        self.write(f"{heading}\n{text}")
 
     def process(self, argv: Sequence[str], result: ProcessResult) -> None:
         """Record one command, its exit and its (already capped) output."""

@@ -106,6 +106,7 @@ class Runner:
             )
         from aim_core.recovery import recover_dead_runs
 
+        project.audit.check_head()  # a log cut short is exit 4 before any tool runs
         recover_dead_runs(project)
         run = self._new_run(ws, source, run_id or new_run_id(), routed)
         with self._lock:

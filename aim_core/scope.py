@@ -62,6 +62,8 @@ class Scope:
                 e = e[2:]
             if any(c in e for c in GLOB_CHARS):
                 self.globs.append(e)
+                if (root / e).exists() or (root / e).is_symlink():
+                    self.files.add(e)  # a name such as pages/[id].tsx: itself first
             elif e.endswith("/") or (root / e).is_dir():
                 self.dirs.append(e.rstrip("/") + "/")
             else:

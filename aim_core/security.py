@@ -242,6 +242,20 @@ def check_request(payload: Any, root: Path, security: Mapping[str, Any]) -> list
                         'or set security.credential_policy.prompt to "redact"',
                     )
                 )
+    # names (the id, file paths) are refused under either policy: a tool needs the real
+    # name, and aim writes names to the audit, the run log and the run table
+    names = [("id", payload.workstream_id)] if payload.workstream_id else []
+    for field_name, paths in fields.items():
+        names += [(f"{field_name}[{i}]", p) for i, p in enumerate(paths)]
+    for name, text in names:
+        if isinstance(text, str) and credentials.scan(text, entropy=False):
+            problems.append(
+                Problem(
+                    field=name,
+                    message="holds a credential; rename it: names are written to the "
+                    "audit, the run log and the run table",
+                )
+            )
     if policy(security, "files") == "block":
         where = files_field(payload)
         for i, f in enumerate(payload.files):
@@ -296,35 +310,96 @@ def env_secret_values(environ: Mapping[str, str]) -> list[str]:
     )
 
 
-def redact_text(text: str, environ: Mapping[str, str] | None = None) -> str:
-    """Replace credentials and the environment's secret values in any text."""
+def redact_text(
+    text: str, environ: Mapping[str, str] | None = None, *, entropy: bool = True
+) -> str:
+    """Replace credentials and the environment's secret values in any text.
+
+    :param entropy: also redact long random-looking strings (off for tool output,
+        which is full of hashes).
+    """
     from aim_core import credentials
 
     for value in env_secret_values(environ or {}):
-        text = text.replace(value, REDACTED)
-    return credentials.redact(text)
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return credentials.redact(text, entropy=entropy)
+
+
+def redact_data(
+    data: Any, environ: Mapping[str, str] | None = None, *, entropy: bool = True
+) -> Any:
+    """A copy of JSON-like ``data`` (dicts, lists, tuples, strings, numbers) in which every
+    string -- dict keys included -- has its credentials replaced by ``[REDACTED]``.
+
+    Each string is scanned as the text it is, before anything is serialised: a key
+    on its own line of a prompt, or escaped in JSON, is found all the same. Every
+    writer of a file or a sink calls this (or :func:`redact_text`) on what it
+    writes: audit records, run logs, the run table in ``AIM_runs/``.
+    """
+    values = env_secret_values(environ or {})
+    strings: list[str] = []
+    _strings(data, strings)
+    if not strings:
+        return data
+    if len(strings) > 1:  # most data holds nothing: one scan of it all says so
+        joined = "\n\0\n".join(strings)
+        if not any(v in joined for v in values) and _redact_str(joined, [], entropy) == joined:
+            return data
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return _redact_str(value, values, entropy)
+        if isinstance(value, dict):
+            return {clean(k) if isinstance(k, str) else k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(clean(v) for v in value)
+        return value
+
+    return clean(data)
+
+
+def _strings(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _strings(k, out)
+            _strings(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _strings(v, out)
+
+
+def _redact_str(text: str, values: list[str], entropy: bool) -> str:
+    from aim_core import credentials
+
+    if not text:
+        return text
+    for value in values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return credentials.redact(text, entropy=entropy)
+
+
+CHAIN_FIELDS = ("timestamp", "seq", "prev_hash", "hash")
 
 
 def redact_record(record: Any, project: Any) -> Any:
-    """The record with every credential replaced by ``[REDACTED]``: in the prompt, the
-    message, and anything else a user or tool wrote into it. Runs once, before any
-    audit sink sees the record."""
-    import json
-
+    """The record with every credential replaced by ``[REDACTED]`` in every field but the
+    chain's (``timestamp``, ``seq``, ``prev_hash``, ``hash``): the prompt, the tasks,
+    the message, ids, file names, keys of nested objects. Runs once, before any audit
+    sink sees the record."""
     import attrs
 
-    body = json.dumps({"payload": record.payload, "result": record.result}, ensure_ascii=False)
-    clean = redact_text(body, project.environ)
-    if clean == body:
-        return record
-    try:
-        data = json.loads(clean)
-    except ValueError:  # a redaction cut through JSON syntax: redact field by field instead
-        payload = dict(record.payload)
-        if isinstance(payload.get("prompt"), str):
-            payload["prompt"] = redact_text(payload["prompt"], project.environ)
-        result = dict(record.result)
-        if isinstance(result.get("message"), str):
-            result["message"] = redact_text(result["message"], project.environ)
-        return attrs.evolve(record, payload=payload, result=result)
-    return attrs.evolve(record, payload=data["payload"], result=data["result"])
+    changes = {}
+    for f in attrs.fields(type(record)):
+        if f.name in CHAIN_FIELDS:
+            continue
+        value = getattr(record, f.name)
+        clean = redact_data(value, project.environ)
+        if clean != value:
+            changes[f.name] = clean
+    return attrs.evolve(record, **changes) if changes else record

@@ -1,29 +1,90 @@
-"""Helpers for tool plugins: detecting a program, reading options, telling what
-changed, turning a tool's output into one clean line. Every first-party plugin
-uses them; they are public and stable, like the rest of ``aim_core``'s API::
+"""Helpers for tool plugins: detecting a program, checking a request, running one
+attempt, turning a tool's output into one clean line. Every first-party plugin
+uses them; the names in ``__all__`` are public and stable, like the rest of
+``aim_core``'s API::
 
-    from aim_core.toolkit import detect_program
+    from aim_core.toolkit import call_result, detect_program, prepare_call, process_failure
 
     @hookimpl
     def detect_tool(context):
         return detect_program(context, tool_id="mytool", program="mytool",
                               capabilities=["linting"], install_hint="pip install mytool")
+
+    @hookimpl
+    def invoke_capability(tool_id, capability, payload, context):
+        if tool_id != "mytool":
+            return None
+        call = prepare_call(context, payload, capability, tool_id="mytool",
+                            program="mytool", capabilities=["linting"],
+                            install_hint="pip install mytool")
+        if isinstance(call, InvocationResult):  # refused before anything ran
+            return call
+        r = context.run([call.program, *call.args, "--", *payload.files])
+        stopped = process_failure(r, "mytool")  # not started, timed out, killed
+        if stopped is not None:
+            return call_result(r, *stopped)
+        if r.exit_code != 0:
+            return call_result(r, Failure.WORK_FAILED, first_line(r.stdout) or "lint remains")
+        return call_result(r, None, "no lint remains", changes=context.changes())
+
+What the tool changed is measured by the core: call ``context.changes()`` (or
+:func:`scoped_changes`) after the tool ran; never hash files yourself.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import re
 import shlex
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aim_core.models import Failure, Problem, ProcessResult, ToolDetection
+from attrs import frozen
+
+from aim_core.models import (
+    Failure,
+    FileChanges,
+    InvocationResult,
+    Problem,
+    ProcessResult,
+    ToolDetection,
+    Usage,
+)
 
 if TYPE_CHECKING:
     from aim_core.context import AimContext
+
+__all__ = [
+    "MAX_ARGV_PROMPT",
+    "Readiness",
+    "ToolCall",
+    "call_result",
+    "detect_program",
+    "failed",
+    "files_field",
+    "first_line",
+    "in_paths",
+    "joined_output",
+    "launch_failure",
+    "not_provided",
+    "one_line",
+    "option_args",
+    "prepare_call",
+    "process_failure",
+    "program_version",
+    "redact",
+    "request_problems",
+    "retry_after",
+    "scoped_changes",
+    "target_files",
+    "timeout_message",
+    "tool_options",
+    "writable_files",
+]
 
 VERSION_TIMEOUT_S = 10.0
 
@@ -148,11 +209,6 @@ def program_version(
 # single argument over 128 KiB (MAX_ARG_STRLEN) and the core allows 1 MiB payloads.
 MAX_ARGV_PROMPT = 100_000
 
-# (size, sha256) of a file; None when the path is absent (or unreadable).
-FileState = tuple[int, str] | None
-# Files hashed under a directory in scope, at most (a scope of "." in a huge repository).
-MAX_SNAPSHOT_FILES = 5000
-
 
 def tool_options(payload: Any, context: Any) -> dict[str, Any]:
     """The tool's config section: ``context.options`` overlaid by ``payload.options``."""
@@ -192,21 +248,143 @@ def writable_files(payload: Any) -> list[str]:
     return list(seen)
 
 
-def _digest(path: Path) -> FileState:
+def not_provided(tool: str, capabilities: Sequence[str], capability: str) -> str:
+    """The one line for a capability the tool does not serve."""
+    return f"{tool} provides only {', '.join(capabilities)}, not {capability}"
+
+
+@frozen(kw_only=True)
+class ToolCall:
+    """What :func:`prepare_call` checked and found for one attempt.
+
+    ``program`` is the program's full path, ``options`` the tool's options
+    (:func:`tool_options`), ``args`` their ``args`` as a list (:func:`option_args`).
+    """
+
+    program: str
+    options: Mapping[str, Any]
+    args: tuple[str, ...]
+
+
+def prepare_call(
+    context: AimContext,
+    payload: Any,
+    capability: str | None,
+    *,
+    tool_id: str,
+    program: str,
+    capabilities: Sequence[str],
+    install_hint: str,
+) -> ToolCall | InvocationResult:
+    """What every ``invoke_capability`` checks before its tool runs.
+
+    :returns: a :class:`ToolCall`, or the failed :class:`~aim_core.InvocationResult`
+        to return as it is: ``invalid_payload`` for a capability the tool does not
+        serve or an ``args`` option that is not a list of arguments,
+        ``not_installed`` (with ``install_hint``) when ``program`` is not on PATH.
+    """
+    if capability is not None and capability not in capabilities:
+        return failed(Failure.INVALID_PAYLOAD, not_provided(tool_id, capabilities, capability))
+    options = tool_options(payload, context)
     try:
-        h = hashlib.sha256()
-        size = 0
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-                size += len(chunk)
-        return (size, h.hexdigest())
-    except OSError:
-        return None
+        args = option_args(options)
+    except ValueError:
+        return failed(
+            Failure.INVALID_PAYLOAD, f"config tools.{tool_id}.args must be a list of arguments"
+        )
+    path = context.which(program)
+    if path is None:
+        return failed(
+            Failure.NOT_INSTALLED, f"'{program}' not found on PATH (install: {install_hint})"
+        )
+    return ToolCall(program=path, options=options, args=tuple(args))
+
+
+def failed(failure: Failure, message: str) -> InvocationResult:
+    """An attempt that ended before (or without) running its tool."""
+    return InvocationResult(success=False, message=message, failure=failure)
+
+
+def call_result(
+    result: ProcessResult,
+    failure: Failure | None,
+    message: str,
+    *,
+    changes: FileChanges | None = None,
+    output: str | None = None,
+    retry_after_s: float | None = None,
+    usage: Usage | None = None,
+) -> InvocationResult:
+    """The :class:`~aim_core.InvocationResult` of an attempt whose tool ran.
+
+    Success exactly when ``failure`` is None; exit code and duration come from
+    ``result``, ``output`` defaults to its stdout then stderr
+    (:func:`joined_output`); ``changes`` (deleted files count as modified) fill
+    ``files_created`` and ``files_modified``.
+    """
+    changes = changes or FileChanges()
+    return InvocationResult(
+        success=failure is None,
+        message=message,
+        exit_code=result.exit_code,
+        files_created=changes.created,
+        files_modified=sorted((*changes.modified, *changes.deleted)),
+        duration_sec=result.duration_sec,
+        failure=failure,
+        output=joined_output(result.stdout, result.stderr) if output is None else output,
+        retry_after_s=retry_after_s,
+        usage=usage,
+    )
+
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def in_paths(rel: str, paths: Iterable[str]) -> bool:
+    """Whether the repository-relative ``rel`` is one of ``paths`` -- a file, a
+    directory (everything under it) or a glob, as ``files_scope`` names them. A name
+    is first taken literally (``pages/[id].tsx`` is that file), then as a glob."""
+    for entry in paths:
+        entry = entry.replace("\\", "/").removeprefix("./").rstrip("/")
+        if entry in ("", ".") or rel == entry or rel.startswith(entry + "/"):
+            return True
+        if _GLOB_CHARS & set(entry) and fnmatch.fnmatchcase(rel, entry):
+            return True
+    return False
+
+
+def scoped_changes(context: AimContext, paths: Iterable[str]) -> FileChanges:
+    """``context.changes()`` limited to ``paths`` (see :func:`in_paths`): what the
+    tool changed among the files it was given, measured by the core."""
+    paths = list(paths)
+    found = context.changes()
+    return FileChanges(
+        created=[p for p in found.created if in_paths(p, paths)],
+        modified=[p for p in found.modified if in_paths(p, paths)],
+        deleted=[p for p in found.deleted if in_paths(p, paths)],
+    )
+
+
+# --------------------------------------------------------------------------- deprecated
+
+# (size, sha256) of a file; None when the path is absent (or unreadable).
+FileState = tuple[int, str] | None
+# Files hashed under a directory in scope, at most (a scope of "." in a huge repository).
+MAX_SNAPSHOT_FILES = 5000
 
 
 def file_states(root: os.PathLike[str] | str, paths: Iterable[str]) -> dict[str, FileState]:
-    """The content state of each path (a directory stands for every file under it)."""
+    """The content state of each path (a directory stands for every file under it).
+
+    Deprecated (0.1.1; removed in 0.2): the core measures what a tool changed; call
+    ``context.changes()`` or :func:`scoped_changes` after the tool ran instead.
+    """
+    warnings.warn(
+        "aim_core.toolkit.file_states is deprecated: call context.changes() "
+        "(or toolkit.scoped_changes) after the tool ran",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     state: dict[str, FileState] = {}
     for rel in paths:
         full = Path(root, rel)
@@ -226,7 +404,15 @@ def file_states(root: os.PathLike[str] | str, paths: Iterable[str]) -> dict[str,
 def changed_files(
     before: Mapping[str, FileState], after: Mapping[str, FileState]
 ) -> tuple[list[str], list[str]]:
-    """``(created, modified)`` between two snapshots; a deleted file counts as modified."""
+    """``(created, modified)`` between two snapshots; a deleted file counts as modified.
+
+    Deprecated (0.1.1; removed in 0.2) with :func:`file_states`: use ``context.changes()``.
+    """
+    warnings.warn(
+        "aim_core.toolkit.changed_files is deprecated: call context.changes() after the tool ran",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     created: list[str] = []
     modified: list[str] = []
     for rel in sorted(set(before) | set(after)):
@@ -236,6 +422,21 @@ def changed_files(
         (created if old is None else modified).append(rel)
     return created, modified
 
+
+def _digest(path: Path) -> FileState:
+    try:
+        h = hashlib.sha256()
+        size = 0
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+                size += len(chunk)
+        return (size, h.hexdigest())
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- messages
 
 _UNITS = (
     ("milliseconds", 0.001),
@@ -360,9 +561,8 @@ def request_problems(
     instruction, and -- with ``files_needed`` (why, in a few words) -- no file to work on."""
     problems = []
     if capability is not None and capability not in capabilities:
-        served = ", ".join(capabilities)
         problems.append(
-            Problem(field="capability", message=f"{tool} does {served}, not {capability}")
+            Problem(field="capability", message=not_provided(tool, capabilities, capability))
         )
     if not (payload.prompt or "").strip():
         problems.append(

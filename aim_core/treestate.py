@@ -39,6 +39,7 @@ COPY_BUDGET_BYTES = int(os.environ.get("AIM_COPY_BUDGET_MB", "512")) * 1024 * 10
 MANIFEST = "tree.json"
 STAMPS = "stamps.marshal"
 
+UNREADABLE = ".git/(unreadable after the attempt)"
 Stamp = tuple[Any, ...]  # (kind, size, mtime_ns, ctime_ns, ino, mode, link target)
 
 
@@ -67,12 +68,23 @@ def stamp_of(path: str) -> Stamp | None:
     return (kind, size, mtime, st.st_ctime_ns, st.st_ino, mode, target)
 
 
-def walk(root: Path, skip: set[str], shallow: set[str]) -> dict[str, Stamp]:
+def walk(
+    root: Path, skip: set[str], shallow: set[str], only: Iterable[str] | None = None
+) -> dict[str, Stamp]:
     """Stamp every entry under ``root`` (relative POSIX paths), not entering ``skip``;
-    directories in ``shallow`` are stamped with their entries two levels down."""
+    directories in ``shallow`` are stamped with their entries two levels down.
+    ``only`` walks just those directories (relative paths) instead of the whole tree."""
     out: dict[str, Stamp] = {}
     base = os.fspath(root)
-    stack: list[tuple[str, str, int]] = [(base, "", -1)]  # (dir, rel prefix, depth left)
+    stack: list[tuple[str, str, int]] = []  # (dir, rel prefix, depth left)
+    if only is None:
+        stack.append((base, "", -1))
+    for rel in only or ():
+        st = stamp_of(os.path.join(base, rel))
+        if st is not None:
+            out[rel] = st
+            if st[0] == "d":
+                stack.append((os.path.join(base, rel), rel + "/", 1 if rel in shallow else -1))
     while stack:
         directory, prefix, depth = stack.pop()
         try:
@@ -129,26 +141,54 @@ class TreeState:
         self.git: GitState | None = None
         self.top: Path | None = None
         self.after: dict[str, Stamp] = {}
+        self.mode = "walk"  # or "git": git's index fingerprints the tracked files
+        self.broken_git = False
+        self.dirty: set[str] = set()
+        self.untracked: set[str] = set()
 
     # ----------------------------------------------------------------- before
 
     def take(self, scope: Scope) -> None:
         """Fingerprint now and copy what git can't give back; raise
-        :class:`WorkspaceRefused` when that is not possible."""
+        :class:`WorkspaceRefused` when that is not possible.
+
+        Where git can read the repository, git's index is the fingerprint of the
+        tracked files (compared again after the attempt against a copy of it, so
+        nothing the tool does to the index hides a change); aim stamps the rest
+        itself: untracked, changed and ignored files, ignored folders two levels
+        deep. Elsewhere every entry is walked.
+        """
         found = find_git_dir(self.root)
         status = GitStatus()
         if found is not None:
             self.top = found[0]
-            status = read_status(self.root, found[0])
             self.git = GitState(found[1], found[2], self.backup / "git")
             self.git.take()
+            status = read_status(self.root, found[0])
         self.shallow = set(status.ignored_dirs)
         self.ignored_files = set(status.ignored_files)
-        skip = {".git", *self.exclude}
-        self.stamps = walk(self.root, skip, self.shallow)
+        if status.readable and self.git is not None and self.git.index_copy() is not None:
+            self.mode = "git"
+            self.dirty, self.untracked = set(status.dirty), set(status.untracked)
+            self.stamps = self._watched(self.dirty | self.untracked | self.ignored_files)
+        else:
+            self.stamps = walk(self.root, {".git", *self.exclude}, self.shallow)
         needs_copy = self._needing_copies(scope, status)
         self._copy(needs_copy, found is not None and not status.readable, status.error)
         self.save()
+
+    def _watched(self, paths: Iterable[str]) -> dict[str, Stamp]:
+        """Stamps of ``paths`` and of the ignored folders (two levels deep)."""
+        out = walk(self.root, set(), self.shallow, only=sorted(self.shallow))
+        for rel in paths:
+            if not self._excluded(rel):
+                st = stamp_of(os.path.join(self.root, rel))
+                if st is not None:
+                    out[rel] = st
+        return out
+
+    def _excluded(self, rel: str) -> bool:
+        return any(rel == e or rel.startswith(e + "/") for e in self.exclude)
 
     def _needing_copies(self, scope: Scope, status: GitStatus) -> list[str]:
         out = []
@@ -199,15 +239,45 @@ class TreeState:
         """Paths outside ``scope`` (and ``ignore``) that changed, git's state included
         (``.git/...`` labels)."""
         others = [Scope(self.root, [i]) for i in ignore]
-        self.after = walk(self.root, {".git", *self.exclude}, self.shallow)
+        if self.mode == "git":
+            candidates = self._git_candidates()
+        else:
+            self.after = walk(self.root, {".git", *self.exclude}, self.shallow)
+            candidates = set(self.stamps) | set(self.after)
         out = []
-        for rel in sorted(set(self.stamps) | set(self.after)):
-            if self.stamps.get(rel) == self.after.get(rel) or self._allowed(rel, scope, others):
+        for rel in sorted(candidates):
+            if rel not in self.from_git and self.stamps.get(rel) == self.after.get(rel):
+                continue
+            if self._excluded(rel) or self._allowed(rel, scope, others):
                 continue
             out.append(rel)
         if self.git is not None:
             out += self.git.changed()
+        if self.broken_git:
+            out.append(UNREADABLE)
         return out
+
+    def _git_candidates(self) -> set[str]:
+        """What git (against the index from before) and aim's own stamps say may have
+        changed; tracked files it reports go to :attr:`from_git`."""
+        import tempfile
+
+        assert self.git is not None and self.top is not None
+        index = self.git.index_copy()
+        with tempfile.TemporaryDirectory(prefix="aim-index-") as tmp:
+            copy = Path(tmp) / "index"
+            if index is not None:
+                shutil.copyfile(index, copy)
+            after = read_status(self.root, self.top, index=copy)
+        if not after.readable:  # the tool broke the repository: it fails, named
+            self.broken_git = True
+            return set(self.stamps)
+        new_ignored = [d for d in after.ignored_dirs if d not in self.shallow]
+        listed = after.dirty | after.untracked | after.ignored_files
+        self.from_git |= {p for p in after.dirty if p not in self.dirty}
+        self.after = self._watched(listed | self.dirty | self.untracked | self.ignored_files)
+        self.after.update(walk(self.root, set(), set(), only=new_ignored))
+        return set(self.stamps) | set(self.after) | self.from_git
 
     def _allowed(self, rel: str, scope: Scope, others: list[Scope]) -> bool:
         if scope.contains(rel) or any(s.contains(rel) for s in others):
@@ -273,8 +343,11 @@ class TreeState:
         before = self.stamps.get(rel)
         if linked_parent(self.root, rel):
             return "stuck"  # never write or delete through a link
-        if before is None:  # new: remove it
+        if rel in self.from_git and rel not in self.copies:
+            return "index"
+        if before is None:  # new: remove it, and the folders it came in
             _remove(path)
+            _remove_empty_parents(self.root, rel)
             return "done"
         if before[0] == "l":
             _remove(path)
@@ -289,7 +362,7 @@ class TreeState:
             os.chmod(tmp, stat.S_IMODE(before[5]))
             os.replace(tmp, path)
             return "done"
-        return "index" if rel in self.from_git else "stuck"
+        return "stuck"
 
     def _from_index(self, paths: list[str]) -> tuple[list[str], list[str]]:
         """Clean tracked files back from git's index (itself restored first)."""
@@ -319,6 +392,10 @@ class TreeState:
             "from_git": sorted(self.from_git),
             "shallow": sorted(self.shallow),
             "ignored_files": sorted(self.ignored_files),
+            "mode": self.mode,
+            "top": str(self.top) if self.top is not None else None,
+            "dirty": sorted(self.dirty),
+            "untracked": sorted(self.untracked),
             "exclude": sorted(self.exclude),
             "forbidden": self.forbidden,
             "git": self.git.to_json() if self.git is not None else None,
@@ -338,6 +415,10 @@ class TreeState:
         state.from_git = set(data["from_git"])
         state.shallow = set(data["shallow"])
         state.ignored_files = set(data.get("ignored_files", []))
+        state.mode = data.get("mode", "walk")
+        state.top = Path(data["top"]) if data.get("top") else None
+        state.dirty = set(data.get("dirty", []))
+        state.untracked = set(data.get("untracked", []))
         if data["git"] is not None:
             state.git = GitState.from_json(data["git"], backup / "git")
         with open(backup / STAMPS, "rb") as f:
@@ -360,3 +441,14 @@ def _remove_unless_dir(path: Path) -> None:
 
 def _kind(stamp: Stamp | None) -> str:
     return stamp[0] if stamp else ""
+
+
+def _remove_empty_parents(root: Path, rel: str) -> None:
+    """Folders left empty by removing ``rel`` go too (a tool's ``mkdir -p``)."""
+    parent = Path(rel).parent
+    while str(parent) not in ("", "."):
+        try:
+            (root / parent).rmdir()
+        except OSError:
+            return
+        parent = parent.parent

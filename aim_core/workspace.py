@@ -18,8 +18,10 @@ from attrs import frozen
 
 from aim_core.models import FileChanges
 from aim_core.scope import Scope
-from aim_core.snapshot import Snapshot
+from aim_core.snapshot import Snapshot, tree_measurer
 from aim_core.treestate import TreeState
+
+__all__ = ["InPlaceWorkspace", "Recovered", "Workspace", "recover_attempt", "tree_measurer"]
 
 
 class Workspace(Protocol):

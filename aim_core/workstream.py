@@ -23,6 +23,13 @@ from aim_core.models import CapabilityPayload, Workstream
 from aim_core.paths import WORKSTREAMS_DIR
 from aim_core.suggest import did_you_mean, nearest, show
 
+# Limits on input no person writes by hand, so that it is a clear error and not a crash,
+# a hang or "Argument list too long" (docs/RELIABILITY.md, "Bad input").
+MAX_FILE_BYTES = 8 * 1024 * 1024
+# Every path of a scope is checked against the rules, snapshotted and passed to the tool on
+# its command line (the OS allows about 2 MB of it): name a directory or a glob instead.
+MAX_PATHS = 10_000
+
 
 class _Mismatch(Exception):
     def __init__(self, expected: str, value: Any, subpath: str = ""):
@@ -163,6 +170,9 @@ def parse_workstream(data: Any) -> tuple[Workstream | None, list[tuple[str, str]
     ``(field path, message)``."""
     if not isinstance(data, dict):
         return None, [("", f"expected a JSON object (a workstream), got {show(data)}")], []
+    nul = _nul_errors(data)
+    if nul:
+        return None, nul, []
     unknown = _unknown_keys(data, Workstream, "")
     payload = data.get("capability_payload")
     if isinstance(payload, dict):
@@ -180,8 +190,47 @@ def parse_workstream(data: Any) -> tuple[Workstream | None, list[tuple[str, str]
     return ws, _range_errors(ws), unknown
 
 
+def _nul_errors(data: Any) -> list[tuple[str, str]]:
+    """A NUL character in any text (keys too): no file name or command line can hold one."""
+    errors = []
+    stack: list[tuple[Any, str]] = [(data, "")]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if "\0" in value:
+                errors.append(
+                    (
+                        path,
+                        "holds a NUL character (\\u0000), which no file name or command "
+                        "line can carry; remove it",
+                    )
+                )
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                sub = f"{path}.{k}" if path else str(k)
+                if isinstance(k, str) and "\0" in k:
+                    stack.append((k, sub))
+                stack.append((v, sub))
+        elif isinstance(value, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
+    return sorted(errors)
+
+
 def _range_errors(ws: Workstream) -> list[tuple[str, str]]:
     errors = []
+    for name, paths in (
+        ("files_scope", ws.files_scope),
+        ("files_create", ws.files_create),
+        ("capability_payload.files", ws.payload.files),
+    ):
+        if len(paths) > MAX_PATHS:
+            errors.append(
+                (
+                    name,
+                    f"has {len(paths)} paths, more than {MAX_PATHS}; name a directory "
+                    "or a glob (src/, src/**/*.py) instead of every file",
+                )
+            )
     for name, meta_field in (
         ("capability_payload.timeout_ms", ws.payload.timeout_ms),
         ("capability_payload.max_retries", ws.payload.max_retries),
@@ -281,13 +330,28 @@ def check_workstream(
 def read_json(path: Path, display: str) -> Any:
     """Read a workstream file; syntax errors give line and column."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise WorkstreamError(
+                f"the file is {size} bytes, more than {MAX_FILE_BYTES} (8 MiB); a workstream "
+                "describes one unit of work: split it, or name directories instead of files",
+                file=display,
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError("file not found; check the path", file=display) from None
+    except IsADirectoryError:
+        raise UsageError(
+            "is a directory; give a workstream file (or run 'aim validate DIR')", file=display
+        ) from None
     except OSError as e:
         raise UsageError(f"cannot read the file: {e.strerror}", file=display) from None
-    except UnicodeDecodeError:
-        raise WorkstreamError("not UTF-8 text; save the file as UTF-8", file=display) from None
+    except UnicodeDecodeError as e:
+        raise WorkstreamError(
+            f"not UTF-8 text (byte {e.start} is {e.object[e.start : e.start + 1]!r}); "
+            "save the file as UTF-8",
+            file=display,
+        ) from None
     try:
         return jsonc.loads(text)
     except jsonc.JsonSyntaxError as e:
@@ -404,6 +468,8 @@ def repository_ids(root: Path) -> dict[str, list[Path]]:
     index: dict[str, list[Path]] = {}
     for p in discover(root):
         try:
+            if p.stat().st_size > MAX_FILE_BYTES:
+                continue
             data = jsonc.loads(p.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, jsonc.JsonSyntaxError):
             continue
@@ -471,26 +537,32 @@ def check_graph(
 
 
 def _cycles(graph: Mapping[str, Sequence[str]]) -> list[list[str]]:
-    """Cycles among the given nodes (each reported once, self-loops excluded)."""
+    """Cycles among the given nodes (each reported once, self-loops excluded). A
+    depth-first search with its own stack: a chain of thousands of files is fine."""
     white, grey, black = 0, 1, 2
     color = dict.fromkeys(graph, white)
-    stack: list[str] = []
+    path: list[str] = []
     found: list[list[str]] = []
-
-    def visit(n: str) -> None:
-        color[n] = grey
-        stack.append(n)
-        for m in graph.get(n, ()):
+    for start in graph:
+        if color[start] != white:
+            continue
+        color[start] = grey
+        path.append(start)
+        todo = [iter(graph.get(start, ()))]
+        while todo:
+            n = path[-1]
+            m = next(todo[-1], None)
+            if m is None:
+                todo.pop()
+                path.pop()
+                color[n] = black
+                continue
             if m == n or m not in graph:
                 continue
             if color[m] == grey:
-                found.append(stack[stack.index(m) :])
+                found.append(path[path.index(m) :])
             elif color[m] == white:
-                visit(m)
-        stack.pop()
-        color[n] = black
-
-    for n in graph:
-        if color[n] == white:
-            visit(n)
+                color[m] = grey
+                path.append(m)
+                todo.append(iter(graph.get(m, ())))
     return found

@@ -64,8 +64,10 @@ def main() -> None:
             ("  FileLock acquire + release", lock),
             (f"  day_dirs() over {args.days + 1} days", lambda: jsonl.day_dirs(audit)),
         ]
-        if hasattr(log, "_tip"):
-            steps.append(("  _tip() (day_dirs + torn check + last line)", log._tip))
+        if hasattr(log, "_log_tip"):
+            steps.append(("  _log_tip() (day_dirs + torn check + last line)", log._log_tip))
+        if hasattr(log, "_guard"):
+            steps.append(("  _guard() (tip + both heads read and compared)", log._guard))
         if hasattr(jsonl, "_last_line"):
             steps.append(("  _last_line() of today's file", lambda: jsonl._last_line(today)))
         steps += [

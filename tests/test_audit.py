@@ -276,10 +276,15 @@ def test_sigkill_at_random_points_loses_no_committed_record(tmp_path):
             stdout=subprocess.PIPE,
             text=True,
         )
-        time.sleep(rng.uniform(0.04, 0.1))  # start-up takes most of it: kills land early and late
+        first = ""
+        if rng.random() < 0.8:  # most kills land while records are being appended ...
+            first = p.stdout.readline()
+            time.sleep(rng.uniform(0.0, 0.03))
+        else:  # ... some during start-up or the first append, however loaded the machine is
+            time.sleep(rng.uniform(0.0, 0.1))
         p.kill()
         out, _ = p.communicate()
-        committed |= {int(x) for x in out.split()}
+        committed |= {int(x) for x in (first + out).split()}
         if trial % 10 == 9:
             v = verify(d)
             assert all(not f.fatal for f in v.findings), [str(f) for f in v.findings]
@@ -290,7 +295,7 @@ def test_sigkill_at_random_points_loses_no_committed_record(tmp_path):
         if x.endswith("}")
     }
     assert committed <= on_disk
-    assert len(committed) > trials  # the writers did get records in
+    assert len(committed) > trials / 2  # the writers did get records in
 
 
 def test_torn_line_is_set_aside_and_reported(tmp_path, capsys):
@@ -361,7 +366,10 @@ def test_rewritten_chain_caught_by_key_or_saved_head(tmp_path):
     forged.sync_head()
     shutil.copy(next(forged.dir.glob("*/audit.jsonl")), f)
     shutil.copy(forged.dir / "HEAD.json", log.dir / "HEAD.json")
-    assert verify(log.dir).ok  # without the key the forgery is consistent: documented limit
+    # this machine's copy of the head (outside the repository) sees the rewrite
+    assert "head" in {f.kind for f in verify(log.dir).findings}
+    # on another machine, without the key, the forgery is consistent: documented limit
+    assert verify(log.dir, state_dir=tmp_path / "elsewhere").ok
     assert not verify(log.dir, key=b"kept-outside").ok
     assert not verify(log.dir, head=saved).ok
 

@@ -81,8 +81,13 @@ def test_status_layout_is_the_guides(repo, aim):
         "=" * 70,
         "code_generation:",
         "  Primary:  jules",
-        "  Fallback: aider, claude-cli",
+        "  Fallback: aider, claude-cli, codex, gemini-cli, opencode",
     ]
+    # the other vendors' CLIs come after the guide's order, with where to get them
+    assert (
+        "codex                No           N/A                      no plugin installed (pip install aim-plugin-codex)"
+        in lines
+    )
     assert "testing:\n  Primary:  pytest\nversion_checking:" in r.stdout
 
 
@@ -158,6 +163,9 @@ def test_route_shows_order_and_states(repo, aim, tmp_path, fake):
         "  1. jules          primary          skip (auth_required): Jules requires login (run 'jules login')",
         "  2. aider          workstream tool  would run",
         "  3. claude-cli     fallback         skip (not_installed): no plugin provides 'claude-cli' (pip install aim-plugin-claude)",
+        "  4. codex          fallback         skip (not_installed): no plugin provides 'codex' (pip install aim-plugin-codex)",
+        "  5. gemini-cli     fallback         skip (not_installed): no plugin provides 'gemini-cli' (pip install aim-plugin-gemini)",
+        "  6. opencode       fallback         skip (not_installed): no plugin provides 'opencode' (pip install aim-plugin-opencode)",
     ]
     r = aim("route", "code_generaton", cwd=repo, env=env)
     assert r.returncode == 2

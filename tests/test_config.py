@@ -142,12 +142,13 @@ def test_rules_syntax_error_has_line(repo):
 def test_init_writes_the_guides_routing(repo):
     rules = load_rules(repo / "aim" / ".AIM_ai-tools-registry")
     table = {c: (r.primary, r.fallback) for c, r in rules.capabilities.items()}
+    vendors = ("codex", "gemini-cli", "opencode")  # after the guide's order
     assert table == {
-        "code_generation": ("jules", ("aider", "claude-cli")),
+        "code_generation": ("jules", ("aider", "claude-cli", *vendors)),
         "linting": ("ruff", ("pylint",)),
-        "refactoring": ("aider", ("claude-cli",)),
+        "refactoring": ("aider", ("claude-cli", *vendors)),
         "testing": ("pytest", ()),
-        "version_checking": ("aider", ("jules", "claude-cli")),
+        "version_checking": ("aider", ("jules", "claude-cli", *vendors)),
     }
     assert (
         ".git/" in rules.security["forbidden_paths"] and ".env" in rules.security["forbidden_paths"]

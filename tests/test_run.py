@@ -149,7 +149,10 @@ def test_nothing_available_is_exit_3_with_one_sentence(repo, aim, fake, fakeai):
         "[ERROR] No tool could run capability 'code_generation' ("
         "jules: Jules requires login (run 'jules login'); "
         "aider: 'aider' not found on PATH (install: pip install aider); "
-        "claude-cli: 'claude' does not start: Error: cannot start). "
+        "claude-cli: 'claude' does not start: Error: cannot start; "
+        "codex: no plugin provides 'codex' (pip install aim-plugin-codex); "
+        "gemini-cli: no plugin provides 'gemini-cli' (pip install aim-plugin-gemini); "
+        "opencode: no plugin provides 'opencode' (pip install aim-plugin-opencode)). "
         "Install or log in to one of them, then check with 'aim status'."
     ]
     [record] = records(repo)
@@ -158,6 +161,9 @@ def test_nothing_available_is_exit_3_with_one_sentence(repo, aim, fake, fakeai):
         "jules",
         "aider",
         "claude-cli",
+        "codex",
+        "gemini-cli",
+        "opencode",
     ]
 
 

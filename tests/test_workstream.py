@@ -80,12 +80,12 @@ BAD = [
     (
         "timeout-text",
         _mutate(**{"capability_payload.timeout_ms": "sixty"}),
-        'capability_payload.timeout_ms: expected an integer number of milliseconds, got "sixty"',
+        'capability_payload.timeout_ms: expected an integer number of milliseconds from 1 to 604800000 (7 days), got "sixty"',
     ),
     (
         "timeout-zero",
         _mutate(**{"capability_payload.timeout_ms": 0}),
-        "capability_payload.timeout_ms: expected an integer number of milliseconds, got 0",
+        "capability_payload.timeout_ms: expected an integer number of milliseconds from 1 to 604800000 (7 days), got 0",
     ),
     (
         "timeout-float",

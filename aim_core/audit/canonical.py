@@ -26,7 +26,13 @@ def canonical(data: Mapping[str, Any]) -> bytes:
 
 def record_hash(record: Mapping[str, Any], key: bytes | None = None) -> str:
     """The chain hash of a record (its ``hash`` field is left out)."""
-    body = canonical({k: v for k, v in record.items() if k != "hash"})
+    return digest(record, key, leave_out="hash")
+
+
+def digest(data: Mapping[str, Any], key: bytes | None = None, *, leave_out: str) -> str:
+    """SHA-256 (HMAC-SHA256 with ``key``) of the canonical JSON of ``data`` without the
+    field ``leave_out`` (the field the digest is stored in): 64 hex digits."""
+    body = canonical({k: v for k, v in data.items() if k != leave_out})
     if key:
         import hmac
 

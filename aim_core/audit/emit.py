@@ -40,13 +40,14 @@ class AuditEmitter:
     def jsonl(self) -> JsonlAuditLog:
         """The registry's hash-chained JSONL log (the record of truth)."""
         if self._log is None:
-            from aim_core.audit.jsonl import JsonlAuditLog, audit_key
+            from aim_core.audit.jsonl import JsonlAuditLog, audit_key, state_dir
             from aim_core.paths import AUDIT_DIRNAME
 
             self._log = JsonlAuditLog(
                 self.project.registry / AUDIT_DIRNAME,
                 key=audit_key(self.project.environ),
                 on_warning=log.warning,
+                state_dir=state_dir(self.project.environ),
             )
         return self._log
 
@@ -87,6 +88,12 @@ class AuditEmitter:
                 return
             self._reported.add(name)
         log.warning(f"audit sink '{name}' failed ({error}); the run and the JSONL log go on")
+
+    def check_head(self) -> None:
+        """Refuse (:class:`~aim_core.audit.head.LogBehindHead`, exit 4) before anything
+        runs when the log ends before its head: records were lost since."""
+        if self.project.settings.enable_audit_logging:
+            self.jsonl.check_head()
 
     def sync_head(self) -> None:
         """Write the chain's head file from the log's tip (once per run)."""

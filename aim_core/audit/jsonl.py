@@ -1,17 +1,18 @@
 """The built-in audit log: ``AIM_audit/YYYY-MM-DD/audit.jsonl``, a hash chain.
 
 Appending takes an exclusive lock (``AIM_audit/.lock``) around "read the chain
-tip, write one line, fsync", so concurrent ``aim`` processes never interleave
-or fork the chain; ``seq`` and ``timestamp`` are assigned under the lock, so
-their order and the day files agree.
+tip, check it against the saved heads, write one line, fsync, move the heads",
+so concurrent ``aim`` processes never interleave or fork the chain; ``seq`` and
+``timestamp`` are assigned under the lock, so their order and the day files
+agree.
 
-The chain head (last ``seq`` and ``hash``) is also kept in ``AIM_audit/HEAD.json``
-so that deleting the tail of the log is detected. It is written once per run
-(:meth:`JsonlAuditLog.sync_head`, read from the log's tip under the lock), not
-per append: an append stays one write and one fsync, within the budget of 2x
-a bare write+fsync. The head may lag behind the log (after a crash, or during
-a run), never run ahead of it; records past the head are verified by the chain
-alone.
+The chain head (last ``seq`` and ``hash``) is kept in ``AIM_audit/HEAD.json``
+and in the machine's state directory (:mod:`aim_core.audit.head`), both moved
+by every append after the record is fsynced, and only forward: an append to a
+log that ends before a head is refused with :class:`~aim_core.audit.head.LogBehindHead`
+(exit 4) until ``aim audit reset-head`` accepts the loss (:meth:`JsonlAuditLog.reset_head`,
+itself a record). The heads are small files written over themselves, without
+rename or fsync: an append stays one fsynced write plus two small writes.
 
 A torn last line (a crash mid-write) is found by the next append, moved to
 ``AIM_audit/<day>.torn`` with a note, and reported; it never breaks later lines.
@@ -26,13 +27,36 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from aim_core.audit import checkpoints
 from aim_core.audit.canonical import record_hash, utc_timestamp
+from aim_core.audit.checkpoints import CHECKPOINTS_NAME
+from aim_core.audit.days import LOG_NAME, day_dirs
+from aim_core.audit.head import (
+    HEAD_NAME,
+    RESOLVE_HINT,
+    Head,
+    LogBehindHead,
+    Unreadable,
+    behind,
+    machine_head_path,
+    read_head,
+    state_dir,
+    write_head,
+)
 from aim_core.locks import FileLock
 
-LOG_NAME = "audit.jsonl"
-HEAD_NAME = "HEAD.json"
 LOCK_NAME = ".lock"
-CHECKPOINTS_NAME = "CHECKPOINTS.jsonl"
+__all__ = [
+    "CHECKPOINTS_NAME",
+    "HEAD_NAME",
+    "LOCK_NAME",
+    "LOG_NAME",
+    "JsonlAuditLog",
+    "LogBehindHead",
+    "audit_key",
+    "day_dirs",
+    "state_dir",
+]
 
 
 def audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
@@ -40,18 +64,6 @@ def audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
     env = os.environ if environ is None else environ
     value = env.get("AIM_AUDIT_KEY")
     return value.encode("utf-8") if value else None
-
-
-def day_dirs(audit_dir: Path) -> list[Path]:
-    """The ``YYYY-MM-DD`` directories that hold a log, oldest first."""
-    if not audit_dir.is_dir():
-        return []
-    out = []
-    for p in audit_dir.iterdir():
-        name = p.name
-        if len(name) == 10 and name[4] == "-" and name[7] == "-" and (p / LOG_NAME).is_file():
-            out.append(p)
-    return sorted(out, key=lambda p: p.name)
 
 
 def _line_start(f, end: int) -> int:
@@ -86,7 +98,13 @@ def _tail(path: Path) -> tuple[bytes, bool]:
 
 
 class JsonlAuditLog:
-    """The append-only JSONL audit log of one registry."""
+    """The append-only JSONL audit log of one registry.
+
+    :param audit_dir: the registry's ``AIM_audit/``.
+    :param key: ``AIM_AUDIT_KEY`` (hashes become HMACs), or None.
+    :param state_dir: the machine's state directory (default: :func:`state_dir` of the
+        process environment), where the second copy of the head is kept.
+    """
 
     def __init__(
         self,
@@ -95,26 +113,39 @@ class JsonlAuditLog:
         key: bytes | None = None,
         clock: Callable[[], datetime] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        state_dir: Path | None = None,
     ):
         self.dir = Path(audit_dir)
         self.key = key
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.on_warning = on_warning or (lambda message: None)
+        self._state_dir = state_dir
+        self._machine_head_path: Path | None = None
 
     @property
     def head_path(self) -> Path:
         return self.dir / HEAD_NAME
 
+    @property
+    def machine_head_path(self) -> Path:
+        """The machine's copy of the head (outside the repository)."""
+        if self._machine_head_path is None:
+            self._machine_head_path = machine_head_path(
+                self.dir, self._state_dir if self._state_dir is not None else state_dir()
+            )
+        return self._machine_head_path
+
     def read_head(self) -> dict[str, Any] | None:
-        """The saved chain head ``{"seq", "hash", "day"}``, or None."""
+        """The saved chain head ``{"seq", "hash", "day"}`` of ``HEAD.json``, or None."""
         try:
             data = json.loads(self.head_path.read_text(encoding="utf-8"))
             return data if isinstance(data, dict) else None
         except (OSError, ValueError):
             return None
 
-    def _tip(self) -> tuple[int, str | None, str | None]:
-        """``(seq, hash, day)`` of the last record, after moving a torn last line aside."""
+    def _log_tip(self) -> tuple[int, str | None, str | None]:
+        """``(seq, hash, day)`` of the last record in the day files (``(0, None, None)``
+        when there is none), after moving a torn last line aside."""
         try:
             names = sorted(os.listdir(self.dir), reverse=True)
         except OSError:
@@ -139,11 +170,160 @@ class JsonlAuditLog:
                 self.on_warning(
                     f"{path}: the last record is not valid JSON; run 'aim audit verify'"
                 )
-                break
-        head = self.read_head()
-        if head and isinstance(head.get("seq"), int):
-            return head["seq"], head.get("hash"), head.get("day")
+            for raw in reversed(path.read_bytes().splitlines()):  # the last valid record
+                try:
+                    rec = json.loads(raw)
+                    return int(rec["seq"]), rec["hash"], name
+                except (ValueError, KeyError, TypeError):
+                    continue
         return 0, None, None
+
+    def _tip(self, machine: Head | None) -> tuple[int, str | None, str | None]:
+        """The log's tip; with no record left (all pruned), the last prune checkpoint
+        that verifies (and that this machine wrote, when it keeps a head)."""
+        tip = self._log_tip()
+        if tip[0]:
+            return tip
+        last = checkpoints.read(self.dir, self.key).last
+        if last is None or (machine is not None and machine.checkpoint != last["seal"]):
+            return tip
+        return last["seq"], last["hash"], last.get("day")
+
+    def _heads(self) -> tuple[Head | None, Head | None]:
+        """``(HEAD.json, the machine's copy)``; :class:`LogBehindHead` when one is unreadable."""
+        out = []
+        for path, name in (
+            (self.head_path, f"{self.dir.name}/{HEAD_NAME}"),
+            (self.machine_head_path, f"this machine's audit head ({self.machine_head_path})"),
+        ):
+            try:
+                out.append(read_head(path, name))
+            except Unreadable as e:
+                raise LogBehindHead(f"{e}; {RESOLVE_HINT}", file=str(path)) from None
+        return out[0], out[1]
+
+    def _guard(self) -> tuple[tuple[int, str | None, str | None], Head | None]:
+        """The tip, after checking it against both heads (under the lock); returns it
+        with the machine's head. Raises :class:`LogBehindHead`."""
+        saved, machine = self._heads()
+        tip = self._tip(machine)
+        for head in (saved, machine):
+            if head is not None:
+                why = behind(tip[0], tip[1], head)
+                if why:
+                    raise LogBehindHead(f"{why}; {RESOLVE_HINT}", file=str(self.dir))
+        if saved is None and (tip[0] > 1 or machine is not None):
+            raise LogBehindHead(
+                f"{HEAD_NAME} is missing while the log holds records up to seq {tip[0]}: "
+                f"whether records were cut from its end cannot be told; {RESOLVE_HINT}",
+                file=str(self.head_path),
+            )
+        return tip, machine
+
+    def _save_heads(
+        self, seq: int, digest: str | None, day: str | None, machine: Head | None, **extra: Any
+    ) -> None:
+        """Write ``HEAD.json``, then the machine's copy (which also keeps the seal of the last
+        prune checkpoint; a new copy takes the one on disk)."""
+        head = {"seq": seq, "hash": digest, "day": day}
+        write_head(self.head_path, head)
+        if "checkpoint" in extra:
+            checkpoint = extra["checkpoint"]
+        elif machine is not None:
+            checkpoint = machine.checkpoint
+        else:
+            last = checkpoints.read(self.dir, self.key).last
+            checkpoint = last["seal"] if last else None
+        try:
+            write_head(
+                self.machine_head_path,
+                {**head, "checkpoint": checkpoint},
+            )
+        except OSError as e:
+            self.on_warning(f"the machine's copy of the audit head could not be written: {e}")
+
+    def _write(self, record: Mapping[str, Any], seq: int, prev: str | None) -> dict[str, Any]:
+        now = self.clock()
+        sealed = dict(record)
+        sealed["timestamp"] = utc_timestamp(now)
+        sealed["seq"] = seq + 1
+        sealed["prev_hash"] = prev
+        sealed.pop("hash", None)
+        sealed["hash"] = record_hash(sealed, self.key)
+        line = (json.dumps(sealed, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
+            "utf-8"
+        )
+        day = now.astimezone(timezone.utc).strftime("%Y-%m-%d")
+        path = self.dir / day / LOG_NAME
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the first record of the day
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return sealed
+
+    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Seal a record (timestamp, seq, prev_hash, hash), append it, move the heads,
+        return it. Raises :class:`LogBehindHead` (exit 4) when the log ends before its
+        head: nothing is written then."""
+        with FileLock(self.dir / LOCK_NAME):
+            (seq, prev, _), machine = self._guard()
+            sealed = self._write(record, seq, prev)
+            self._save_heads(sealed["seq"], sealed["hash"], sealed["timestamp"][:10], machine)
+        return sealed
+
+    def check_head(self) -> None:
+        """Raise :class:`LogBehindHead` when the log ends before its head (the core calls
+        this before a run starts, so no tool runs unaudited)."""
+        if not self.dir.is_dir() and not self.machine_head_path.exists():
+            return
+        with FileLock(self.dir / LOCK_NAME):
+            self._guard()
+
+    def sync_head(self) -> dict[str, Any] | None:
+        """Move the heads to the log's tip, forward only (each append already does;
+        kept for callers). Raises :class:`LogBehindHead` when the log is behind."""
+        if not self.dir.is_dir():
+            return None
+        with FileLock(self.dir / LOCK_NAME):
+            (seq, digest, day), machine = self._guard()
+            if not seq:
+                return None
+            self._save_heads(seq, digest, day, machine)
+        return {"seq": seq, "hash": digest, "day": day}
+
+    def reset_head(self, *, actor: str, reason: str) -> dict[str, Any] | None:
+        """Accept, on purpose, a log that ends before its head or whose start is gone:
+        record what was lost as an audit record (``"event": "reset_head"``), chained from
+        the log's real tip, add a sealed checkpoint where the remaining chain starts if
+        needed, and move both heads to the new record. None when nothing needed it."""
+        from aim_core.audit.reset import plan_reset
+
+        with FileLock(self.dir / LOCK_NAME):
+            tip = self._log_tip()
+            plan = plan_reset(self, tip)
+            if plan is None:
+                return None
+            entries = plan.checkpoints
+            if entries is not None:
+                checkpoints.write(self.dir, entries)
+            else:
+                entries = checkpoints.read(self.dir, self.key).entries
+            seq, prev = plan.chain_from
+            sealed = self._write(plan.record(actor, reason), seq, prev)
+            self._save_heads(
+                sealed["seq"],
+                sealed["hash"],
+                sealed["timestamp"][:10],
+                None,
+                checkpoint=entries[-1]["seal"] if entries else None,
+            )
+        return sealed
 
     def _set_aside_torn(self, path: Path) -> None:
         size = path.stat().st_size
@@ -174,47 +354,6 @@ class JsonlAuditLog:
             f"{path}: a torn last line ({len(torn)} bytes, left by a crash) "
             f"was moved to {torn_path}"
         )
-
-    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """Seal a record (timestamp, seq, prev_hash, hash), append it, return it."""
-        with FileLock(self.dir / LOCK_NAME):
-            seq, prev, _ = self._tip()
-            now = self.clock()
-            sealed = dict(record)
-            sealed["timestamp"] = utc_timestamp(now)
-            sealed["seq"] = seq + 1
-            sealed["prev_hash"] = prev
-            sealed.pop("hash", None)
-            sealed["hash"] = record_hash(sealed, self.key)
-            line = (json.dumps(sealed, ensure_ascii=False, separators=(",", ":")) + "\n").encode(
-                "utf-8"
-            )
-            path = self.dir / now.astimezone(timezone.utc).strftime("%Y-%m-%d") / LOG_NAME
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            except FileNotFoundError:  # the first record of the day
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                os.write(fd, line)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        return sealed
-
-    def sync_head(self) -> dict[str, Any] | None:
-        """Write ``HEAD.json`` from the log's tip (the core does it at the end of each run)."""
-        if not self.dir.is_dir():
-            return None
-        with FileLock(self.dir / LOCK_NAME):
-            seq, digest, day = self._tip()
-            if not seq:
-                return None
-            head = {"seq": seq, "hash": digest, "day": day}
-            tmp = self.dir / f".{HEAD_NAME}.{os.getpid()}.tmp"
-            tmp.write_text(json.dumps(head), encoding="utf-8")
-            os.replace(tmp, self.head_path)
-        return head
 
     def iter_lines(self, days: list[Path] | None = None) -> Iterator[tuple[Path, int, bytes]]:
         """Every line of the chosen day files as ``(file, line number, bytes)``."""

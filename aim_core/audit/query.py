@@ -199,3 +199,110 @@ def write_query(audit_dir: Path, flt: Filter, fmt: str, out: IO[bytes]) -> int:
         else:
             out.write(table_line(rec).encode() + b"\n")
     return n
+
+
+# --------------------------------------------------------------------------- usage
+
+USAGE_GROUPS = ("tool", "capability", "workstream", "run")
+_GROUP_KEYS = {
+    "tool": "tool_id",
+    "capability": "capability",
+    "workstream": "workstream_id",
+    "run": "run_id",
+}
+
+
+def record_usage(rec: dict[str, Any]) -> dict[str, Any] | None:
+    """A record's ``result.content.usage`` when it has one (what the tool reported)."""
+    usage = ((rec.get("result") or {}).get("content") or {}).get("usage")
+    return usage if isinstance(usage, dict) else None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class UsageSums:
+    """Tokens and cost summed over the records that carry usage.
+
+    ``add(rec)`` counts one record; :meth:`to_dict` gives ``{"records",
+    "input_tokens", "output_tokens", "cost_usd"}`` -- token counts, US dollars
+    (``cost_usd`` None while no record reported a cost). Records without usage
+    are not counted.
+    """
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd: float | None = None
+
+    def add(self, usage: dict[str, Any]) -> None:
+        self.records += 1
+        if _number(usage.get("input_tokens")):
+            self.input_tokens += int(usage["input_tokens"])
+        if _number(usage.get("output_tokens")):
+            self.output_tokens += int(usage["output_tokens"])
+        if _number(usage.get("cost_usd")):
+            self.cost_usd = (self.cost_usd or 0.0) + float(usage["cost_usd"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "records": self.records,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+        }
+
+
+class UsageLedger:
+    """Usage summed in total and by tool, capability, workstream and run."""
+
+    def __init__(self) -> None:
+        self.total = UsageSums()
+        self.groups: dict[str, dict[str, UsageSums]] = {g: {} for g in USAGE_GROUPS}
+
+    def add(self, rec: dict[str, Any]) -> None:
+        """Count ``rec`` if it carries usage."""
+        usage = record_usage(rec)
+        if usage is None:
+            return
+        self.total.add(usage)
+        for group in USAGE_GROUPS:
+            key = rec.get(_GROUP_KEYS[group]) or "-"
+            self.groups[group].setdefault(str(key), UsageSums()).add(usage)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"total": SUMS, "by_tool": {TOOL: SUMS}, "by_capability": ...,
+        "by_workstream": ..., "by_run": ...}`` (see :class:`UsageSums`)."""
+        out: dict[str, Any] = {"total": self.total.to_dict()}
+        for group in USAGE_GROUPS:
+            out[f"by_{group}"] = {k: v.to_dict() for k, v in sorted(self.groups[group].items())}
+        return out
+
+
+def usage_ledger(audit_dir: Path, flt: Filter) -> dict[str, Any]:
+    """The usage of every matching record, summed (:meth:`UsageLedger.to_dict`)."""
+    ledger = UsageLedger()
+    for _, rec in iter_matches(audit_dir, flt):
+        ledger.add(rec)
+    return ledger.to_dict()
+
+
+def render_usage(data: dict[str, Any]) -> str:
+    """The ledger as text: the total, then one line per tool, capability, workstream, run."""
+
+    def line(name: str, sums: dict[str, Any]) -> str:
+        cost = "-" if sums["cost_usd"] is None else f"${sums['cost_usd']:.4f}"
+        return (
+            f"  {name:<28} records {sums['records']:>5}  in {sums['input_tokens']:>9}  "
+            f"out {sums['output_tokens']:>9}  cost {cost}"
+        )
+
+    lines = ["Usage (records that carry result.content.usage):", line("total", data["total"])]
+    for group in USAGE_GROUPS:
+        entries = data[f"by_{group}"]
+        if entries:
+            lines.append(f"By {group}:")
+            lines += [line(name, sums) for name, sums in entries.items()]
+    return "\n".join(lines) + "\n"

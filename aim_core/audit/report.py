@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from aim_core.audit.query import Filter, iter_matches
+from aim_core.audit.query import Filter, UsageLedger, iter_matches
 
 # The guide's Phase 3 targets: metric -> (target text, action if missed)
 TARGETS = {
@@ -57,6 +57,7 @@ class ReportBuilder:
         self.attempts_by_tool: dict[str, Counter] = defaultdict(Counter)
         self.failures: Counter = Counter()
         self.feedback: list[dict[str, Any]] = []
+        self.ledger = UsageLedger()
 
     def add_feedback(self, entry: dict[str, Any]) -> None:
         """One line of ``AIM_feedback/feedback.jsonl`` (counted if its run is reported)."""
@@ -64,13 +65,16 @@ class ReportBuilder:
 
     def build(self) -> dict[str, Any]:
         """The report of everything added so far."""
-        return _summarize(self.runs, self.attempts_by_tool, self.failures, self.feedback)
+        return _summarize(
+            self.runs, self.attempts_by_tool, self.failures, self.feedback, self.ledger
+        )
 
     def add(self, rec: dict[str, Any]) -> None:
         """Count one audit record."""
         runs, attempts_by_tool, failures = self.runs, self.attempts_by_tool, self.failures
         if rec.get("event"):  # the log's own events (reset-head) are not runs
             return
+        self.ledger.add(rec)
         rid = rec.get("run_id") or f"seq-{rec.get('seq')}"
         run = runs.setdefault(
             rid,
@@ -111,6 +115,7 @@ def _summarize(
     attempts_by_tool: dict[str, Counter],
     failures: Counter,
     feedback: list[dict[str, Any]],
+    ledger: UsageLedger,
 ) -> dict[str, Any]:
     n = len(runs)
     ok = [r for r in runs.values() if r["success"]]
@@ -124,6 +129,8 @@ def _summarize(
 
     by_capability = _by_capability(runs)
     by_tool = _by_tool(attempts_by_tool)
+    usage = ledger.to_dict()
+    _attach_usage(usage, by_tool, by_capability)
     reliable = max(
         by_tool, key=lambda t: (by_tool[t]["success_rate"], by_tool[t]["attempts"]), default=None
     )
@@ -150,6 +157,7 @@ def _summarize(
             by_capability, key=lambda c: by_capability[c]["runs"], default=None
         ),
         "failure_classes": dict(failures.most_common()),
+        "usage": usage,
         "actions": [
             {"metric": m, "target": TARGETS[m][0], "value": round(metrics[m], 4), "action": a}
             for m, a in actions
@@ -190,6 +198,17 @@ def _by_tool(attempts_by_tool: dict[str, Counter]) -> dict[str, dict[str, Any]]:
         }
         for t, c in sorted(attempts_by_tool.items())
     }
+
+
+def _attach_usage(
+    usage: dict[str, Any], by_tool: dict[str, Any], by_capability: dict[str, Any]
+) -> None:
+    for tool, t in by_tool.items():
+        if tool in usage["by_tool"]:
+            t["usage"] = usage["by_tool"][tool]
+    for cap, c in by_capability.items():
+        if cap in usage["by_capability"]:
+            c["usage"] = usage["by_capability"][cap]
 
 
 def _actions(metrics: dict[str, float]) -> list[tuple[str, str]]:
@@ -243,6 +262,21 @@ def _levels(
     }
 
 
+def _usage_lines(usage: dict[str, Any]) -> list[str]:
+    def cell(sums: dict[str, Any]) -> str:
+        cost = "-" if sums["cost_usd"] is None else f"${sums['cost_usd']:.4f}"
+        return (
+            f"in {sums['input_tokens']:>9}  out {sums['output_tokens']:>9}  cost {cost:>9}  "
+            f"({sums['records']} records)"
+        )
+
+    lines = [f"{'Usage (as the tools reported it)':<34} {cell(usage['total'])}"]
+    for group in ("tool", "capability", "workstream"):
+        for name, sums in usage[f"by_{group}"].items():
+            lines.append(f"  {group} {name:<26} {cell(sums)}")
+    return lines
+
+
 def render_report(data: dict[str, Any]) -> str:
     """The report as text."""
     pct = lambda x: f"{x:.0%}"  # noqa: E731
@@ -275,6 +309,9 @@ def render_report(data: dict[str, Any]) -> str:
         lines.append(
             f"  {tool:<20} attempts {t['attempts']:>5}  success {pct(t['success_rate']):>5}"
         )
+    usage = data.get("usage") or {}
+    if (usage.get("total") or {}).get("records"):
+        lines += ["", *_usage_lines(usage)]
     if data["most_reliable_tool"]:
         lines.append(f"Most reliable tool: {data['most_reliable_tool']}")
     if data["failure_classes"]:

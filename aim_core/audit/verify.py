@@ -1,9 +1,15 @@
-"""``aim audit verify``: walk the chain, the head and the prune checkpoints.
+"""``aim audit verify``: walk the chain, the heads and the prune checkpoints.
 
 Each problem is reported with its file and line and a kind a person can act
 on: an edited record, records deleted, reordered or inserted, a truncated
-tail, a head that doesn't match, a line torn by a crash. A torn last line
-alone is a warning (exit 0); everything else fails verification (exit 4).
+tail, a head that doesn't match or is missing, a checkpoint that doesn't
+verify, a line torn by a crash. A torn last line alone is a warning (exit 0);
+everything else fails verification (exit 4).
+
+The heads checked are ``HEAD.json``, the machine's copy of it (kept outside the
+repository, :mod:`aim_core.audit.head`) and ``--head SEQ:HASH``; the chain
+starts at the last sealed prune checkpoint (:mod:`aim_core.audit.checkpoints`),
+which must also be the one this machine wrote, when it keeps a head.
 
 What the chain promises (ARCHITECTURE.md): it catches accidental corruption,
 lost or torn writes, and edits, deletions, insertions or truncations by
@@ -17,19 +23,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 from attrs import define, field
 
+from aim_core.audit import checkpoints
 from aim_core.audit.canonical import record_hash
-from aim_core.audit.jsonl import CHECKPOINTS_NAME, HEAD_NAME, LOG_NAME, day_dirs
+from aim_core.audit.checkpoints import CHECKPOINTS_NAME
+from aim_core.audit.head import HEAD_NAME, Head, Unreadable, machine_head_path, read_head
+from aim_core.audit.head import state_dir as state
+from aim_core.audit.jsonl import LOG_NAME, day_dirs
 
 
 @define
 class Finding:
     """One problem: where, what kind, and a sentence."""
 
-    kind: str  # edited | deleted | reordered | inserted | truncated | head | torn | invalid
+    # edited | deleted | reordered | inserted | truncated | head | checkpoint | torn | invalid
+    kind: str
     message: str
     file: str | None = None
     line: int | None = None
@@ -62,27 +72,39 @@ class Verification:
         return not any(f.fatal for f in self.findings)
 
 
-def _checkpoint(audit_dir: Path) -> dict[str, Any] | None:
-    path = audit_dir / CHECKPOINTS_NAME
-    if not path.exists():
-        return None
-    last = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            last = json.loads(line)
-        except ValueError:
-            continue
-    return last
-
-
 def verify(
-    audit_dir: Path, *, key: bytes | None = None, head: tuple[int, str] | None = None
+    audit_dir: Path,
+    *,
+    key: bytes | None = None,
+    head: tuple[int, str] | None = None,
+    state_dir: Path | None = None,
 ) -> Verification:
-    """Check the whole log under ``audit_dir``."""
+    """Check the whole log under ``audit_dir``.
+
+    :param key: ``AIM_AUDIT_KEY`` (the hashes are HMACs), or None.
+    :param head: a head saved elsewhere, ``(seq, hash)``.
+    :param state_dir: the machine's state directory (default: the user's), where the
+        machine's copy of the head is looked for.
+    """
     v = Verification()
-    cp = _checkpoint(audit_dir)
+    machine_path = machine_head_path(audit_dir, state_dir if state_dir is not None else state())
+    machine = _read(machine_path, f"this machine's audit head ({machine_path})", v)
+    cps = checkpoints.read(audit_dir, key)
+    for n, message in cps.problems:
+        v.findings.append(Finding("checkpoint", message, CHECKPOINTS_NAME, n))
+    cp = cps.last
+    if machine is not None and cp is not None and machine.checkpoint != cp["seal"]:
+        v.findings.append(
+            Finding(
+                "checkpoint",
+                f"the checkpoint at seq {cp['seq']} is not the last one this machine wrote "
+                f"({machine_path}): it was made up or replaced",
+                CHECKPOINTS_NAME,
+            )
+        )
     prev_seq = cp["seq"] if cp else 0
     prev_hash = cp["hash"] if cp else None
+    last_at: tuple[str, int] | None = None
     prev_ts = ""
     by_seq: dict[int, str] = {}
     days = day_dirs(audit_dir)
@@ -165,42 +187,84 @@ def verify(
             prev_seq = max(prev_seq, seq)
             prev_hash = digest
             v.last_seq = prev_seq
+            last_at = (rel, n)
     v.torn_set_aside = sum(
         1
         for p in audit_dir.glob("*.torn")
         for line in p.read_text(errors="replace").splitlines()
         if line.startswith('{"moved_at"')
     )
-    _check_head(audit_dir, v, by_seq, head)
+    end = v.last_seq if v.last_seq is not None else (cp["seq"] if cp else 0)
+    _check_heads(audit_dir, v, by_seq, head, machine, end, last_at)
     return v
 
 
-def _check_head(
-    audit_dir: Path, v: Verification, by_seq: dict[int, str], given: tuple[int, str] | None
+def _read(path: Path, name: str, v: Verification) -> Head | None:
+    try:
+        return read_head(path, name)
+    except Unreadable as e:
+        v.findings.append(Finding("head", str(e), str(path)))
+        return None
+
+
+def _check_heads(
+    audit_dir: Path,
+    v: Verification,
+    by_seq: dict[int, str],
+    given: tuple[int, str] | None,
+    machine: Head | None,
+    end: int,
+    last_at: tuple[str, int] | None,
 ) -> None:
-    heads = []
-    path = audit_dir / HEAD_NAME
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            heads.append(("HEAD.json", int(saved["seq"]), saved["hash"]))
-        except (ValueError, KeyError, TypeError):
-            v.findings.append(Finding("head", "HEAD.json is not readable", HEAD_NAME))
+    saved = _read(audit_dir / HEAD_NAME, HEAD_NAME, v)
+    # aim writes HEAD.json before the machine's copy, and with every record after the first
+    # (a crash may come between the very first record and its head)
+    if saved is None and (end > 1 or machine is not None) and not (audit_dir / HEAD_NAME).exists():
+        v.findings.append(
+            Finding(
+                "head",
+                f"{HEAD_NAME} is missing while the log reaches seq {end}: whether records "
+                "were cut from its end cannot be told here",
+                HEAD_NAME,
+            )
+        )
+    heads = [h for h in (saved, machine) if h is not None]
     if given is not None:
-        heads.append(("--head", given[0], given[1]))
-    last = v.last_seq or 0
-    for name, seq, digest in heads:
-        if seq > last:
+        heads.append(Head(given[0], given[1], None, "--head"))
+    if saved is not None and machine is not None and saved.seq < machine.seq:
+        v.findings.append(
+            Finding(
+                "head",
+                f"{HEAD_NAME} says seq {saved.seq}, this machine's copy says seq {machine.seq}: "
+                f"{HEAD_NAME} was moved back",
+                HEAD_NAME,
+            )
+        )
+    file, line = last_at if last_at else (None, None)
+    for h in heads:
+        if h.seq > end:
+            cut = f"seq {end + 1} was" if end + 1 == h.seq else f"seqs {end + 1}..{h.seq} were"
             v.findings.append(
                 Finding(
                     "truncated",
-                    f"{name} says the chain reaches seq {seq}, the log ends at seq {last}: "
-                    "records were deleted from the end",
+                    f"{h.name} says the chain reaches seq {h.seq}, the log ends at seq {end}: "
+                    f"{cut} cut from its end",
+                    file,
+                    line,
                 )
             )
-        elif seq in by_seq and by_seq[seq] != digest:
+        elif h.seq in by_seq and h.hash is not None and by_seq[h.seq] != h.hash:
             v.findings.append(
-                Finding("head", f"{name} names seq {seq} with another hash: the log was rewritten")
+                Finding(
+                    "head", f"{h.name} names seq {h.seq} with another hash: the log was rewritten"
+                )
             )
-        elif seq not in by_seq and (v.first_seq is None or seq >= v.first_seq):
-            v.findings.append(Finding("head", f"{name} names seq {seq}, which is not in the log"))
+        elif (
+            h.seq not in by_seq
+            and h.seq > 0
+            and v.first_seq is not None  # with every day pruned, the head is the checkpoint
+            and h.seq >= v.first_seq
+        ):
+            v.findings.append(
+                Finding("head", f"{h.name} names seq {h.seq}, which is not in the log")
+            )

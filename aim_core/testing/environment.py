@@ -74,6 +74,8 @@ class AimTestEnv:
         monkeypatch.setenv("USERPROFILE", str(self.home))
         monkeypatch.setenv("XDG_CACHE_HOME", str(self.home / ".cache"))
         monkeypatch.setenv("XDG_CONFIG_HOME", str(self.home / ".config"))
+        monkeypatch.setenv("XDG_STATE_HOME", str(self.home / ".local" / "state"))
+        monkeypatch.delenv("AIM_STATE_DIR", raising=False)
         monkeypatch.setenv("AIM_CACHE_DIR", str(self.home / ".cache" / "aim"))
         monkeypatch.setenv("PATH", f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
 

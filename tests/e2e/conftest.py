@@ -1,4 +1,5 @@
-"""End-to-end tests: the real aider, claude and jules driven by the real ``aim`` CLI.
+"""End-to-end tests: the real aider, claude, jules, codex, gemini-cli and opencode
+driven by the real ``aim`` CLI.
 
 These tests need the real programs, which ``make e2e`` installs at pinned versions
 (``tests/e2e/install_tools.sh``) and puts first on PATH, with ``AIM_E2E=1``. In any
@@ -28,10 +29,21 @@ from tests.e2e.stub_llm import StubLLM
 
 HERE = Path(__file__).parent
 E2E = os.environ.get("AIM_E2E") == "1"
-TOOLS = ("aider", "claude", "jules")
+TOOLS = ("aider", "claude", "jules", "codex", "gemini", "opencode")
 MODEL = "openai/stub-model"
 # Variables that could carry a real key or endpoint into a test: never passed on.
-SCRUBBED = ("OPENAI_", "ANTHROPIC_", "CLAUDE_", "AIDER_", "JULES_", "LITELLM_", "GEMINI_")
+SCRUBBED = (
+    "OPENAI_",
+    "ANTHROPIC_",
+    "CLAUDE_",
+    "AIDER_",
+    "JULES_",
+    "LITELLM_",
+    "GEMINI_",
+    "GOOGLE_",
+    "CODEX_",
+    "OPENCODE_",
+)
 REGISTRY = Path("aim") / ".AIM_ai-tools-registry"
 GUIDE_WS = "workstreams/staging_test/ws-aim-validation.json"
 
@@ -39,9 +51,7 @@ GUIDE_WS = "workstreams/staging_test/ws-aim-validation.json"
 def pytest_collection_modifyitems(config, items):
     if E2E:
         return
-    skip = pytest.mark.skip(
-        reason="end-to-end test with the real aider, claude and jules: run `make e2e`"
-    )
+    skip = pytest.mark.skip(reason="end-to-end test with the real AI coding tools: run `make e2e`")
     for item in items:
         if HERE in Path(str(item.fspath)).parents:
             item.add_marker(skip)

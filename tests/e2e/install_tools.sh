@@ -5,6 +5,9 @@
 #   $AIM_E2E_CACHE/aider-$AIDER_VERSION/     a venv with aider-chat  (bin/aider)
 #   $AIM_E2E_CACHE/claude-$CLAUDE_VERSION/   @anthropic-ai/claude-code (node_modules/.bin/claude)
 #   $AIM_E2E_CACHE/jules-$JULES_VERSION/     @google/jules            (node_modules/.bin/jules)
+#   $AIM_E2E_CACHE/codex-$CODEX_VERSION/     @openai/codex            (node_modules/.bin/codex)
+#   $AIM_E2E_CACHE/gemini-$GEMINI_VERSION/   @google/gemini-cli       (node_modules/.bin/gemini)
+#   $AIM_E2E_CACHE/opencode-$OPENCODE_VERSION/ opencode-ai            (node_modules/.bin/opencode)
 #
 # A directory counts as installed only once its `.installed` stamp is written, so an
 # install cut short is redone. Prints the bin directories as one PATH value (a:b:c).
@@ -12,12 +15,13 @@ set -euo pipefail
 
 : "${AIM_E2E_CACHE:=$HOME/.cache/aim-e2e}"
 : "${AIDER_VERSION:?}" "${CLAUDE_VERSION:?}" "${JULES_VERSION:?}"
+: "${CODEX_VERSION:?}" "${GEMINI_VERSION:?}" "${OPENCODE_VERSION:?}"
 : "${PYTHON:=python3}"
 mkdir -p "$AIM_E2E_CACHE"
 
 log() { printf '[e2e] %s\n' "$*" >&2; }
 
-command -v npm >/dev/null || { log "npm (Node.js 18 or newer) is needed for claude and jules"; exit 1; }
+command -v npm >/dev/null || { log "npm (Node.js 20 or newer) is needed for claude, jules, codex, gemini and opencode"; exit 1; }
 
 fresh() {  # fresh DIR: true (and DIR emptied) when DIR must be installed
     if [[ -f "$1/.installed" ]]; then
@@ -56,5 +60,13 @@ claude_dir="$AIM_E2E_CACHE/claude-$CLAUDE_VERSION"
 jules_dir="$AIM_E2E_CACHE/jules-$JULES_VERSION"
 npm_tool "$claude_dir" "@anthropic-ai/claude-code@$CLAUDE_VERSION"
 npm_tool "$jules_dir" "@google/jules@$JULES_VERSION"
+codex_dir="$AIM_E2E_CACHE/codex-$CODEX_VERSION"
+gemini_dir="$AIM_E2E_CACHE/gemini-$GEMINI_VERSION"
+opencode_dir="$AIM_E2E_CACHE/opencode-$OPENCODE_VERSION"
+npm_tool "$codex_dir" "@openai/codex@$CODEX_VERSION"
+npm_tool "$gemini_dir" "@google/gemini-cli@$GEMINI_VERSION"
+npm_tool "$opencode_dir" "opencode-ai@$OPENCODE_VERSION"
 
-echo "$aider_dir/bin:$claude_dir/node_modules/.bin:$jules_dir/node_modules/.bin"
+bins=("$aider_dir/bin" "$claude_dir/node_modules/.bin" "$jules_dir/node_modules/.bin"
+    "$codex_dir/node_modules/.bin" "$gemini_dir/node_modules/.bin" "$opencode_dir/node_modules/.bin")
+(IFS=:; echo "${bins[*]}")

@@ -1,6 +1,9 @@
-"""A loopback LLM server for the end-to-end tests: the real aider and claude talk to it.
+"""A loopback LLM server for the end-to-end tests: the real aider, claude, codex,
+gemini-cli and opencode talk to it.
 
-One server on ``127.0.0.1`` speaks two protocols:
+One server on ``127.0.0.1`` speaks these protocols (the agent ones -- OpenAI
+Responses for codex, the Gemini API, chat completions with tools for opencode --
+are in :mod:`tests.e2e.stub_agents`, answered from :attr:`StubLLM.agent_script`):
 
 * **OpenAI chat completions** -- ``POST /v1/chat/completions``, streaming (SSE
   ``chat.completion.chunk`` events ending in ``data: [DONE]``) and not. The answer
@@ -15,13 +18,14 @@ One server on ``127.0.0.1`` speaks two protocols:
   the script, a final text. The ``tool_result`` blocks claude sends back (including
   the errors of denied tools) are kept in :attr:`StubLLM.tool_results`.
 
-Modes (:meth:`StubLLM.set_mode`, per protocol or for both): ``ok``; ``401`` (the
+Modes (:meth:`StubLLM.set_mode`, per protocol -- ``openai``, ``anthropic``,
+``responses``, ``gemini`` -- or for all): ``ok``; ``401`` (the
 provider's authentication error); ``429`` (rate limit, ``retry-after: 1``,
 "Please try again in 1s."); ``500`` (server error); ``hang`` (reads the request and
 never answers); ``down`` (the port stops listening; it only exists for the whole
 server). Every request is recorded in :attr:`StubLLM.requests`.
 
-Run by itself (``python tests/e2e/stub_llm.py --port 8765 --mode ok``) it serves a
+Run by itself (``python -m tests.e2e.stub_llm --port 8765 --mode ok``) it serves a
 fixed reply, for trying a tool by hand.
 """
 
@@ -42,9 +46,11 @@ from typing import Any
 
 from attrs import define, field
 
+from tests.e2e import stub_agents
+
 HOST = "127.0.0.1"
 MODES = ("ok", "401", "429", "500", "hang", "down")
-APIS = ("openai", "anthropic")
+APIS = ("openai", "anthropic", "responses", "gemini")
 HANG_MAX_S = 600.0  # a hanging request is released at the latest then (or at stop())
 FINAL_TEXT = "Done: the change is made."
 
@@ -78,6 +84,27 @@ ERRORS = {
             }
         },
     },
+    "responses": {},  # filled below: the same bodies as chat completions
+    "gemini": {
+        "401": {
+            "error": {
+                "code": 401,
+                "message": "API key not valid. Please pass a valid API key.",
+                "status": "UNAUTHENTICATED",
+            }
+        },
+        "429": {
+            "error": {
+                "code": 429,
+                "message": "Resource has been exhausted (e.g. check quota). Please retry in 1s.",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [
+                    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+                ],
+            }
+        },
+        "500": {"error": {"code": 500, "message": "Internal error", "status": "INTERNAL"}},
+    },
     "anthropic": {
         "401": {
             "type": "error",
@@ -97,6 +124,9 @@ ERRORS = {
         },
     },
 }
+
+
+ERRORS["responses"] = ERRORS["openai"]
 
 
 @define
@@ -139,6 +169,7 @@ class StubLLM:
         self.modes = dict.fromkeys(APIS, "ok")
         self.reply: Reply | list[Reply] = "OK"
         self.script: list[list[dict[str, Any]]] = []
+        self.agent_script: list[list[dict[str, Any]]] = []
         self.requests: list[Request] = []
         self.tool_results: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -359,19 +390,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self._body()
         path = self.path.split("?", 1)[0]
-        api = (
-            "openai"
-            if path.endswith("/chat/completions")
-            else "anthropic"
-            if path.startswith("/v1/messages")
-            else "other"
-        )
+        api = _api(path)
         mode = self.stub.modes.get(api, "ok")
         self.stub._record(Request(api, "POST", self.path, dict(self.headers), body, mode))
         if api == "other" or not isinstance(body, dict):
             self._json(404, {"error": {"message": f"no such endpoint: {self.path}"}})
         elif self._fail(api, mode):
             return
+        elif api == "responses":
+            stub_agents.responses(self, body, self.stub.agent_script)
+        elif api == "gemini":
+            streaming = path.endswith(":streamGenerateContent")
+            stub_agents.gemini(self, body, self.stub.agent_script, streaming)
+        elif api == "openai" and body.get("tools") and self.stub.agent_script:
+            stub_agents.chat_tools(self, body, self.stub.agent_script)
         elif api == "openai":
             self._chat(body)
         elif path.endswith("/count_tokens"):
@@ -456,6 +488,18 @@ class _Handler(BaseHTTPRequestHandler):
             "message_delta",
         )
         self._event({"type": "message_stop"}, "message_stop")
+
+
+def _api(path: str) -> str:
+    if path.endswith("/chat/completions"):
+        return "openai"
+    if path.endswith("/responses"):
+        return "responses"
+    if path.startswith("/v1/messages"):
+        return "anthropic"
+    if ":generateContent" in path or ":streamGenerateContent" in path:
+        return "gemini"
+    return "other"
 
 
 def _pieces(text: str, size: int = 64) -> list[str]:

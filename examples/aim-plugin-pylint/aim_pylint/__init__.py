@@ -2,7 +2,8 @@
 
 Tool id ``pylint``; the program is ``pylint`` (3.0 or newer) on PATH. One attempt runs::
 
-    pylint --output-format=json2 --score=n --recursive=y [ARGS...] -- FILES...
+    pylint --output-format=json2 --score=n --reports=n --recursive=y --persistent=n
+           [ARGS...] -- FILES...
 
 (``ARGS`` is ``tools: {pylint: {args: [...]}}`` of the config; without files it
 lints ``.``) and reads the messages from its JSON. pylint fixes nothing: the
@@ -17,20 +18,21 @@ docs/plugins/tutorial.md describes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core import Failure, InvocationResult, Problem, ProcessResult, hookimpl
 from aim_core.toolkit import (
+    call_result,
     detect_program,
     files_field,
     first_line,
-    joined_output,
-    option_args,
+    not_provided,
+    prepare_call,
     process_failure,
     program_version,
-    tool_options,
 )
 
 TOOL_ID = "pylint"
@@ -38,7 +40,15 @@ PROGRAM = "pylint"
 CAPABILITIES = ("linting",)
 INSTALL_HINT = "pip install pylint"
 LISTED = 5  # messages named in the one-line summary; the rest are counted
+# What the report is read from, pinned over pylint's configuration files: one JSON
+# report and nothing else on stdout (no score, no text reports), every file under a
+# directory, and no statistics file written (pylint's "persistent" data).
+PINNED = ("--output-format=json2", "--score=n", "--reports=n", "--recursive=y", "--persistent=n")
 USAGE_ERROR = 32  # pylint's exit status is a bit field; 32 is "usage error"
+# Where pylint reports a problem of its own setup (a plugin that does not load, E0013).
+SETUP_PATH = "Command line or configuration file"
+# ".pylintrc:1:0: F0011: error while parsing the configuration: ...", printed as text
+FATAL_TEXT = re.compile(r":\d+:\d+: F\d{4}: ")
 
 
 @hookimpl
@@ -69,7 +79,8 @@ def validate_payload(tool_id, capability, payload, context):
         return None
     problems = []
     if capability is not None and capability not in CAPABILITIES:
-        problems.append(Problem(field="capability", message=_not_provided(capability)))
+        message = not_provided(TOOL_ID, CAPABILITIES, capability)
+        problems.append(Problem(field="capability", message=message))
     for i, name in enumerate(payload.files):
         if not _lintable(Path(context.root), name):
             message = f"pylint lints only Python files (.py) and directories, not {name!r}"
@@ -82,59 +93,62 @@ def invoke_capability(tool_id, capability, payload, context):
     """Run pylint once; success when it reports no message."""
     if tool_id != TOOL_ID:
         return None
-    if capability is not None and capability not in CAPABILITIES:
-        return _failed(Failure.INVALID_PAYLOAD, _not_provided(capability))
-    try:
-        args = option_args(tool_options(payload, context))
-    except ValueError:
-        return _failed(
-            Failure.INVALID_PAYLOAD, "config tools.pylint.args must be a list of arguments"
-        )
-    program = context.which(PROGRAM)
-    if program is None:
-        return _failed(
-            Failure.NOT_INSTALLED, f"'{PROGRAM}' not found on PATH (install: {INSTALL_HINT})"
-        )
-    argv = [program, "--output-format=json2", "--score=n", "--recursive=y", *args]
+    call = prepare_call(
+        context,
+        payload,
+        capability,
+        tool_id=TOOL_ID,
+        program=PROGRAM,
+        capabilities=CAPABILITIES,
+        install_hint=INSTALL_HINT,
+    )
+    if isinstance(call, InvocationResult):  # refused before anything ran
+        return call
+    argv = [call.program, *PINNED, *call.args]
     r = context.run([*argv, "--", *(payload.files or ["."])])
-    output = joined_output(r.stdout, r.stderr)
+    # not started, interrupted, timed out, killed; else what pylint said
+    return call_result(r, *(process_failure(r, PROGRAM) or classify(r)))
 
-    def result(failure, message):
-        return InvocationResult(
-            success=failure is None,
-            message=message,
-            exit_code=r.exit_code,
-            failure=failure,
-            output=output,
-            duration_sec=r.duration_sec,
-        )
 
-    stopped = process_failure(r, PROGRAM)  # not started, interrupted, timed out, killed
-    if stopped is not None:
-        return result(*stopped)
+def classify(r: ProcessResult) -> tuple[Failure | None, str]:
+    """``(failure, message)`` for a pylint that ran to its end; failure None = success."""
     if r.exit_code & USAGE_ERROR:
-        said = first_line(r.stderr, r.stdout) or "usage error"
-        return result(
+        return (
             Failure.INVALID_PAYLOAD,
-            f"pylint refused its command line (check tools.pylint.args; pylint 3.0 or newer "
-            f"is needed): {said}",
+            f"pylint refused its command line (check tools.pylint.args and pylint's "
+            f"configuration; pylint 3.0 or newer is needed): {_usage_error(r)}",
         )
-    messages = parse_messages(r.stdout)
+    text_before, messages = parse_report(r.stdout)
+    said = [line.strip() for line in [*text_before, *r.stderr.splitlines()]]
+    # a pyproject.toml that does not parse (pylint goes on with its defaults), a .pylintrc
+    # that does not parse (F0011): printed as text, before the JSON report
+    broken = [line for line in said if line.startswith("Failed to load") or FATAL_TEXT.search(line)]
+    if broken:
+        return Failure.TOOL_ERROR, f"pylint could not read its configuration: {broken[0]}"
     if messages is None:
         said = first_line(r.stderr, r.stdout) or f"exit code {r.exit_code}"
-        return result(Failure.TOOL_ERROR, f"pylint's report could not be read: {said}")
+        return Failure.TOOL_ERROR, f"pylint's report could not be read: {said}"
+    setup = [m for m in messages if m.get("path") == SETUP_PATH]
+    messages = [m for m in messages if m.get("path") != SETUP_PATH]
+    broken = [m for m in setup if m.get("type") in ("error", "fatal")]
+    if broken:  # a plugin that does not load, an unknown option
+        m = broken[0]
+        return (
+            Failure.TOOL_ERROR,
+            f"pylint's configuration is broken: {m.get('messageId')} {_one_line(m)}",
+        )
     fatal = [m for m in messages if m.get("type") == "fatal"]
     if fatal:
         m = fatal[0]
         # F0001: a file or module that does not exist; anything else fatal is pylint failing.
         failure = Failure.INVALID_PAYLOAD if m.get("messageId") == "F0001" else Failure.TOOL_ERROR
-        return result(failure, f"pylint could not lint {m.get('path')}: {_one_line(m)}")
+        return failure, f"pylint could not lint {m.get('path')}: {_one_line(m)}"
     if messages:
         messages.sort(key=_position)
         n = len(messages)
         noun = "lint message remains" if n == 1 else "lint messages remain"
-        return result(Failure.WORK_FAILED, f"{n} {noun}: {listing(messages)}")
-    return result(None, "no lint remains")
+        return Failure.WORK_FAILED, f"{n} {noun}: {listing(messages)}"
+    return None, "no lint remains"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -143,15 +157,24 @@ def invoke_capability(tool_id, capability, payload, context):
 def parse_messages(stdout: str) -> list[dict[str, Any]] | None:
     """The messages of pylint's ``json2`` report (or of the older ``json`` list), or None
     when the output is not such a report."""
+    return parse_report(stdout)[1]
+
+
+def parse_report(stdout: str) -> tuple[list[str], list[dict[str, Any]] | None]:
+    """The text lines pylint printed before its JSON report (a configuration it could
+    not parse is reported that way), and the report's messages (None: no report)."""
+    lines = stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(("{", "["))), len(lines))
+    before = [line for line in lines[:start] if line.strip()]
     try:
-        data = json.loads(stdout)
+        data = json.loads("\n".join(lines[start:]))
     except ValueError:
-        return None
+        return before, None
     if isinstance(data, dict) and isinstance(data.get("messages"), list):
         data = data["messages"]
     if not isinstance(data, list):
-        return None
-    return [m for m in data if isinstance(m, dict)]
+        return before, None
+    return before, [m for m in data if isinstance(m, dict)]
 
 
 def listing(messages: Sequence[Mapping[str, Any]], limit: int = LISTED) -> str:
@@ -178,12 +201,12 @@ def _one_line(message: Mapping[str, Any], limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _failed(failure: Failure, message: str) -> InvocationResult:
-    return InvocationResult(success=False, message=message, failure=failure)
-
-
-def _not_provided(capability: str) -> str:
-    return f"pylint provides only {', '.join(CAPABILITIES)}, not {capability}"
+def _usage_error(r: ProcessResult) -> str:
+    """pylint's ``pylint: error: ...`` line (its reason), else its first line."""
+    for line in (r.stderr + "\n" + r.stdout).splitlines():
+        if line.startswith("pylint: error:"):
+            return line.strip()
+    return first_line(r.stderr, r.stdout) or "usage error"
 
 
 def _lintable(root: Path, name: str) -> bool:

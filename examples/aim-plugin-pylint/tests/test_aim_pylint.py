@@ -100,6 +100,67 @@ def test_direct_hook_call_with_a_context_from_the_project(aim_project, real_pyli
     assert result.message == "pylint could not lint missing.py: No module named missing.py"
 
 
+@pytest.mark.parametrize(
+    ("files", "cause"),
+    [
+        (
+            {".pylintrc": "[MAIN]\nload-plugins=no_such_pylint_plugin\n"},
+            "pylint's configuration is broken: E0013 Plugin 'no_such_pylint_plugin' is "
+            "impossible to load",
+        ),
+        (
+            {".pylintrc": "[MAIN\njobs=2\n"},
+            "pylint could not read its configuration: .pylintrc:1:0: F0011: error while "
+            "parsing the configuration",
+        ),
+        (
+            {"pyproject.toml": "[tool.pylint.main\n"},
+            "pylint could not read its configuration: Failed to load 'pyproject.toml': ",
+        ),
+    ],
+    ids=["plugin-does-not-load", "pylintrc-syntax", "pyproject-syntax"],
+)
+def test_a_broken_configuration_is_a_tool_error_naming_the_cause_not_lint(
+    aim_project, real_pylint, files, cause
+):
+    from aim_core import Invocation
+
+    project = aim_project(files={"a.py": BROKEN, **files})
+    ctx = project.context(tool_id="pylint")
+    result = aim_pylint.invoke_capability(
+        "pylint", "linting", Invocation(prompt="lint", files=["a.py"]), ctx
+    )
+    assert result.failure == "tool_error", result.output
+    assert result.message.startswith(cause)
+
+
+def test_a_bad_value_in_the_configuration_is_refused_naming_it(aim_project, real_pylint):
+    from aim_core import Invocation
+
+    project = aim_project(
+        files={"a.py": CLEAN, "pyproject.toml": '[tool.pylint.main]\njobs = "x"\n'}
+    )
+    ctx = project.context(tool_id="pylint")
+    result = aim_pylint.invoke_capability(
+        "pylint", "linting", Invocation(prompt="lint", files=["a.py"]), ctx
+    )
+    assert result.failure == "invalid_payload"
+    assert result.message.endswith("pylint: error: argument --jobs/-j: invalid int value: 'x'")
+
+
+def test_pylints_own_configuration_cannot_change_the_report_nor_write_statistics(
+    aim_project, aim_test_env, real_pylint
+):
+    rc = "[MAIN]\npersistent=yes\n\n[REPORTS]\nreports=yes\nscore=yes\noutput-format=text\n"
+    project = aim_project(files={"src/calc.py": BROKEN, ".pylintrc": rc}, plugins=[aim_pylint])
+    project.run("run", lint_workstream(project, "src/calc.py")).assert_exit(1)
+    [record] = project.audit_records()
+    assert record["failure"] == "work_failed"
+    assert record["result"]["message"].startswith("2 lint messages remain: src/calc.py:3:0 W0611")
+    written = [*aim_test_env.home.rglob("*.stats"), *project.root.rglob("*.stats")]
+    assert written == []
+
+
 def test_validate_payload_names_the_field(aim_project):
     from aim_core import Invocation
 
@@ -128,5 +189,6 @@ def test_unreadable_output_is_a_tool_error_and_is_retried(aim_project, fake_tool
     assert [r["failure"] for r in project.audit_records()] == ["tool_error", "tool_error"]
     assert len(pylint.work_calls) == 2
     assert pylint.work_calls[0]["argv"] == [
-        *("--output-format=json2", "--score=n", "--recursive=y", "--", "a.py")
+        *("--output-format=json2", "--score=n", "--reports=n", "--recursive=y"),
+        *("--persistent=n", "--", "a.py"),
     ]

@@ -14,29 +14,30 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from aim_aider.usage import parse_usage
 from aim_core import Failure, InvocationResult, Problem, hookimpl
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
-    changed_files,
+    call_result,
     detect_program,
-    file_states,
     files_field,
     first_line,
-    joined_output,
     launch_failure,
     one_line,
     option_args,
+    prepare_call,
     program_version,
     request_problems,
     retry_after,
+    scoped_changes,
     target_files,
     timeout_message,
-    tool_options,
     writable_files,
 )
 
 TOOL_ID = "aider"
 CAPABILITIES = ("code_generation", "refactoring", "version_checking")
+INSTALL_HINT = "pip install aider-chat"
 
 # The model providers' key variables aider (through litellm) reads.
 KEY_VARIABLES = (
@@ -101,7 +102,7 @@ def detect_tool(context):
         tool_id=TOOL_ID,
         program="aider",
         capabilities=CAPABILITIES,
-        install_hint="pip install aider-chat",
+        install_hint=INSTALL_HINT,
         env_passthrough=ENV_PASSTHROUGH,
         scratch_paths=(".aider.chat.history.md", ".aider.input.history", ".aider.tags.cache.v4/"),
         watch_paths=tuple(os.path.join(home, f) for f in KEY_FILES),
@@ -119,11 +120,14 @@ def get_version(tool_id, context):
 
 # --------------------------------------------------------------------------- invocation
 
-# Flags of every call: one message, no questions, no commits, no git side effects,
-# no network besides the model, no files written into the repository.
+# Flags of every call: one message, no questions, no commits, no git side effects, no
+# network besides the model, nothing written into the repository, no other program
+# started. They come before the configured args (which can still turn one back on)
+# and win over the user's and the repository's .aider.conf.yml. aider 0.83 or newer.
 BASE_FLAGS = (
     "--yes-always",
     "--no-auto-commits",
+    "--no-dirty-commits",
     "--no-gitignore",
     "--no-check-update",
     "--no-analytics",
@@ -140,6 +144,24 @@ BASE_FLAGS = (
     "--no-git",
     # --yes-always already answers "no" to running shell commands; don't even ask.
     "--no-suggest-shell-commands",
+    # A URL in the prompt: aider offers to add the page, and --yes-always says yes, then
+    # yes again to installing Playwright (pip, then a browser download).
+    "--no-detect-urls",
+    "--disable-playwright",
+    # Lint and test commands (aider's or the user's lint-cmd/test-cmd) run after an edit
+    # and ask the model for more edits: aim routes linting and testing itself.
+    "--no-auto-lint",
+    "--no-auto-test",
+    # What a .aider.conf.yml could switch on: a watcher, a browser UI, the clipboard,
+    # a notification command, a dry run (no edit would be written), cache pings
+    # (more model calls after the answer).
+    "--no-watch-files",
+    "--no-gui",
+    "--no-copy-paste",
+    "--no-notifications",
+    "--no-dry-run",
+    "--cache-keepalive-pings",
+    "0",
 )
 
 # Variables set for every call. COLUMNS: aider's console wraps lines at 80 columns,
@@ -177,8 +199,8 @@ DESCRIPTIONS = {
 }
 
 
-def build_argv(program, payload, options, history_dir, message_file=None):
-    """The aider command line for one attempt."""
+def build_argv(program, payload, options, history_dir, message_file=None, args=None):
+    """The aider command line for one attempt (``args``: the configured ones, parsed)."""
     prompt = ["--message-file", message_file] if message_file else [f"--message={payload.prompt}"]
     argv = [
         program,
@@ -190,12 +212,15 @@ def build_argv(program, payload, options, history_dir, message_file=None):
         os.path.join(history_dir, "input.history"),
         "--llm-history-file",
         os.path.join(history_dir, "llm.history"),
+        # written even with --no-analytics when a .aider.conf.yml names one
+        "--analytics-log",
+        os.path.join(history_dir, "analytics.jsonl"),
     ]
     if options.get("model"):
         argv += ["--model", str(options["model"])]
     if options.get("base_url"):
         argv += ["--openai-api-base", str(options["base_url"])]
-    argv += option_args(options)
+    argv += option_args(options) if args is None else list(args)
     # "--" so that a file named like an option stays a file.
     return [*argv, "--", *target_files(payload)]
 
@@ -235,8 +260,9 @@ def _same_file(applied, target, bases):
     )
 
 
-def classify(result, root, watched, created, modified, bases=()):
-    """``(failure, message, retry_after_s)`` for one finished aider call; failure None = success."""
+def classify(result, root, watched, changed, bases=()):
+    """``(failure, message, retry_after_s)`` for one finished aider call; failure None =
+    success. ``changed``: the files in scope the call changed, as the core measured them."""
     text = f"{result.stdout}\n{result.stderr}"
     launch = launch_failure(result, "aider")
     if launch is not None:
@@ -252,7 +278,7 @@ def classify(result, root, watched, created, modified, bases=()):
             return Failure.RATE_LIMITED, _error_message(error, said), wait
         return Failure.TIMEOUT, timeout_message("aider", result), None
 
-    changed = set(created) | set(modified)
+    changed = set(changed)
     applied = [m.group(1) for m in APPLIED.finditer(result.stdout)]
     bases = (str(root), *bases)
     applied_targets = [
@@ -291,42 +317,41 @@ def invoke_capability(tool_id, capability, payload, context):
     """One ``aider --message`` call on the files in scope (see README.md)."""
     if tool_id != TOOL_ID:
         return None
-    program = context.which("aider")
-    if program is None:
-        return InvocationResult(
-            success=False,
-            message="'aider' not found on PATH (install: pip install aider-chat)",
-            failure=Failure.NOT_INSTALLED,
-        )
+    call = prepare_call(
+        context,
+        payload,
+        capability,
+        tool_id=TOOL_ID,
+        program="aider",
+        capabilities=CAPABILITIES,
+        install_hint=INSTALL_HINT,
+    )
+    if isinstance(call, InvocationResult):
+        return call
     root = Path(context.root)
-    options = tool_options(payload, context)
     history_dir = tempfile.mkdtemp(prefix="aim-aider-")
     try:
         message_file = None
         if len(payload.prompt.encode()) > MAX_ARGV_PROMPT:
             message_file = os.path.join(history_dir, "message.txt")
             Path(message_file).write_text(payload.prompt, encoding="utf-8")
-        argv = build_argv(program, payload, options, history_dir, message_file)
-        # Every file aider may change (the core allows files_scope too), not only targets.
-        watched = writable_files(payload)
-        before = file_states(root, watched)
+        argv = build_argv(call.program, payload, call.options, history_dir, message_file, call.args)
         result = context.run(argv, cwd=root, env=dict(ENV))
-        after = file_states(root, watched)
     finally:
         shutil.rmtree(history_dir, ignore_errors=True)
-    created, modified = changed_files(before, after)
+    # Every file aider may change (the core allows files_scope too), not only targets.
+    watched = writable_files(payload)
+    changes = scoped_changes(context, watched)
+    changed = [*changes.created, *changes.modified, *changes.deleted]
     bases = (aider_root(root, target_files(payload)),)
-    failure, message, wait = classify(result, root, watched, created, modified, bases)
-    return InvocationResult(
-        success=failure is None,
-        message=message,
-        exit_code=result.exit_code,
-        files_created=created,
-        files_modified=modified,
-        duration_sec=result.duration_sec,
-        failure=failure,
-        output=joined_output(result.stdout, result.stderr),
+    failure, message, wait = classify(result, root, watched, changed, bases)
+    return call_result(
+        result,
+        failure,
+        message,
+        changes=changes,
         retry_after_s=wait,
+        usage=parse_usage(f"{result.stdout}\n{result.stderr}"),
     )
 
 

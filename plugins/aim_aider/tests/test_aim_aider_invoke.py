@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 
 import aim_aider
-from aim_core import Invocation
+from aim_core import Invocation, Usage
 from aim_core.context import AimContext
+from aim_core.workspace import tree_measurer
 
 FAKE_AIDER = r"""#!PYTHON
-import json, os, sys, time
+import json, os, re, sys, time
 here = os.path.dirname(os.path.abspath(__file__))
 cfg = json.load(open(os.path.join(here, "aider.json")))
 args = sys.argv[1:]
@@ -44,6 +45,21 @@ for flag, default in (("--chat-history-file", ".aider.chat.history.md"),
         f.write("# history\n" + (message or "") + "\n")
 if value("--llm-history-file"):
     open(value("--llm-history-file"), "a").write("LLM\n")
+# aider 0.86.2 offers to add each URL of the message to the chat; --yes-always says yes,
+# and yes again to installing Playwright to scrape it (pip, then a browser download)
+def flag(name, default):  # argparse's BooleanOptionalAction: the last one wins
+    found = default
+    for a in (args[: args.index("--")] if "--" in args else args):
+        if a in ("--" + name, "--no-" + name):
+            found = a == "--" + name
+    return found
+urls = re.findall(r"https?://[^\s]+", message or "")
+if urls and "--yes-always" in args and flag("detect-urls", True):
+    with open(os.path.join(here, "side_effects.txt"), "a") as f:
+        if "--disable-playwright" not in args:
+            f.write("pip install playwright; playwright install --with-deps chromium\n")
+        f.write(f"GET {urls[0]}\n")
+    print(f"{urls[0]}\nAdd URL to the chat? (Y)es/(N)o/(D)on't ask again [Yes]: y")
 for path, text in cfg.get("writes", {}).items():
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     open(path, "w").write(text)
@@ -129,6 +145,11 @@ class FakeAider:
         return self
 
     @property
+    def side_effects(self):
+        path = self.bin_dir / "side_effects.txt"
+        return path.read_text().splitlines() if path.exists() else []
+
+    @property
     def calls(self):
         log = self.bin_dir / "calls.jsonl"
         if not log.exists():
@@ -151,6 +172,7 @@ def aider(tmp_path):
 
 
 def ctx(tmp_path, root, *, seconds=30.0, options=None, **env):
+    """A context like the core's: it measures what changed in the repository since."""
     environ = {"PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", **env}
     return AimContext(
         root=root,
@@ -158,6 +180,7 @@ def ctx(tmp_path, root, *, seconds=30.0, options=None, **env):
         options=options or {},
         deadline=time.monotonic() + seconds,
         env_passthrough=aim_aider.ENV_PASSTHROUGH,
+        measure=tree_measurer(root),
     )
 
 
@@ -191,6 +214,7 @@ def test_success_runs_the_one_shot_command_and_leaves_no_history_in_the_repo(tmp
     for flag in (
         "--yes-always",
         "--no-auto-commits",
+        "--no-dirty-commits",
         "--no-gitignore",
         "--no-check-update",
         "--no-analytics",
@@ -200,9 +224,20 @@ def test_success_runs_the_one_shot_command_and_leaves_no_history_in_the_repo(tmp
         "--no-fancy-input",
         "--no-restore-chat-history",
         "--no-git",
+        "--no-suggest-shell-commands",
+        "--no-detect-urls",
+        "--disable-playwright",
+        "--no-auto-lint",
+        "--no-auto-test",
+        "--no-watch-files",
+        "--no-gui",
+        "--no-copy-paste",
+        "--no-notifications",
+        "--no-dry-run",
     ):
         assert flag in argv
     assert argv[argv.index("--map-tokens") + 1] == "0"
+    assert argv[argv.index("--cache-keepalive-pings") + 1] == "0"
     assert argv[argv.index("--model") + 1] == "openai/gpt-4o"
     assert argv[argv.index("--openai-api-base") + 1] == "http://127.0.0.1:9/v1"
     # the configured args come after aim's flags, the files last (files_create not repeated)
@@ -211,7 +246,12 @@ def test_success_runs_the_one_shot_command_and_leaves_no_history_in_the_repo(tmp
     # history files outside the repository, and removed afterwards
     history = [
         argv[argv.index(f) + 1]
-        for f in ("--chat-history-file", "--input-history-file", "--llm-history-file")
+        for f in (
+            "--chat-history-file",
+            "--input-history-file",
+            "--llm-history-file",
+            "--analytics-log",
+        )
     ]
     for h in history:
         assert not Path(h).is_relative_to(repo)
@@ -390,3 +430,87 @@ def test_validate_payload(tmp_path, repo):
     assert problem.field == "files_scope[0]" and "directory" in problem.message
     (problem,) = aim_aider.validate_payload("aider", "linting", ok, context)
     assert problem.field == "capability"
+
+
+def test_a_url_in_the_prompt_is_not_fetched_and_nothing_is_installed(tmp_path, repo, aider):
+    aider.configure(stdout=EDIT, writes={"hello.py": 'print("hello world")\n'})
+    prompt = "Print the greeting documented at https://example.com/greeting.html"
+    r = invoke(tmp_path, repo, Invocation(prompt=prompt, files=["hello.py"]))
+    assert r.success
+    assert aider.side_effects == []
+    # the fake does what aider does without the flags: the test can fail
+    aider.configure(stdout=EDIT, writes={"hello.py": 'print("hello world")\n'})
+    options = {"args": ["--detect-urls"]}  # the configured args come last and win
+    invoke(tmp_path, repo, Invocation(prompt=prompt, files=["hello.py"]), options=options)
+    assert aider.side_effects == ["GET https://example.com/greeting.html"]
+
+
+def test_usage_is_read_from_aiders_token_and_cost_line(tmp_path, repo, aider):
+    aider.configure(stdout=EDIT, writes={"hello.py": 'print("hello world")\n'})
+    r = invoke(tmp_path, repo)
+    assert r.success
+    assert r.usage == Usage(
+        input_tokens=2000, output_tokens=29, cost_usd=0.0052, model="openai/gpt-4o"
+    )
+
+
+# Three model calls in one aider run (reflections after failed edits), the last with
+# prompt caching: aider then prints the cost on a line of its own. Counts over 10k are
+# rounded to thousands ("12k"), and "Cost: ... session" is aider's running total.
+REFLECTIONS = """Aider v0.86.2
+Model: anthropic/claude-sonnet-4-5 with diff edit format, prompt cache, infinite output
+Git repo: none
+Repo-map: disabled
+Added hello.py to the chat.
+
+Tokens: 2.3k sent, 120 received. Cost: $0.0087 message, $0.0087 session.
+The LLM did not conform to the edit format.
+Tokens: 3.1k sent, 95 received. Cost: $0.01 message, $0.02 session.
+Tokens: 12k sent, 1.2k cache write, 3.4k cache hit, 85 received.
+Cost: $0.04 message, $0.06 session.
+Applied edit to hello.py
+"""
+
+
+@pytest.mark.parametrize(
+    ("stdout", "usage"),
+    [
+        (
+            REFLECTIONS,
+            Usage(
+                input_tokens=2300 + 3100 + 12000,
+                output_tokens=120 + 95 + 85,
+                cost_usd=0.06,
+                model="anthropic/claude-sonnet-4-5",
+            ),
+        ),
+        # a model without a price: aider prints the tokens only
+        (
+            BANNER + "Tokens: 850 sent, 12 received.\nApplied edit to hello.py\n",
+            Usage(input_tokens=850, output_tokens=12, cost_usd=None, model="openai/gpt-4o"),
+        ),
+        # an error before any model answered: nothing reported
+        (AUTH_401, None),
+    ],
+    ids=["reflections-and-cache", "no-price", "no-call"],
+)
+def test_usage_shapes(tmp_path, repo, aider, stdout, usage):
+    aider.configure(stdout=stdout, writes={"hello.py": 'print("hello world")\n'})
+    assert invoke(tmp_path, repo).usage == usage
+
+
+def test_changes_outside_the_files_in_scope_are_not_counted(tmp_path, repo, aider):
+    aider.configure(
+        stdout=EDIT, writes={"hello.py": 'print("hello world")\n', "other.py": "A = 2\n"}
+    )
+    r = invoke(tmp_path, repo)
+    assert r.success and r.files_modified == ("hello.py",)
+
+
+def test_bad_args_in_the_config_are_invalid_payload_and_aider_is_not_run(tmp_path, repo, aider):
+    r = invoke(tmp_path, repo, options={"args": {"model": "x"}})
+    assert (r.failure, r.message) == (
+        "invalid_payload",
+        "config tools.aider.args must be a list of arguments",
+    )
+    assert aider.calls == []

@@ -15,24 +15,25 @@ import re
 import time
 from pathlib import Path
 
+from aim_claude.output import denials, is_result, parse_output, parse_usage
 from aim_core import Failure, InvocationResult, Problem, hookimpl
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
-    changed_files,
+    call_result,
     detect_program,
-    file_states,
     files_field,
     first_line,
     joined_output,
     launch_failure,
     one_line,
     option_args,
+    prepare_call,
     program_version,
     request_problems,
     retry_after,
+    scoped_changes,
     target_files,
     timeout_message,
-    tool_options,
     writable_files,
 )
 
@@ -51,14 +52,17 @@ ENV_PASSTHROUGH = (
     "DISABLE_TELEMETRY",
     "DISABLE_AUTOUPDATER",
     "DISABLE_ERROR_REPORTING",
-    "AWS_REGION",
-    "AWS_PROFILE",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
+)
+# Cloud credentials, passed only when claude is told to use that cloud
+# (CLAUDE_CODE_USE_BEDROCK / CLAUDE_CODE_USE_VERTEX, themselves CLAUDE_CODE_*).
+BEDROCK_PASSTHROUGH = ("AWS_*", "ANTHROPIC_BEDROCK_BASE_URL")
+VERTEX_PASSTHROUGH = (
     "CLOUD_ML_REGION",
+    "VERTEX_REGION_*",
     "ANTHROPIC_VERTEX_PROJECT_ID",
+    "ANTHROPIC_VERTEX_BASE_URL",
     "GOOGLE_APPLICATION_CREDENTIALS",
+    "GOOGLE_CLOUD_PROJECT",
 )
 INSTALL_HINT = "npm install -g @anthropic-ai/claude-code"
 LOGIN_HINT = "Claude Code requires login (run 'claude' and /login, or set ANTHROPIC_API_KEY)"
@@ -88,6 +92,21 @@ def readiness(context, path):
     return None, None, None  # an older claude without `auth status`: can't tell cheaply
 
 
+def _switched_on(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def env_passthrough(context) -> tuple[str, ...]:
+    """The variables claude gets: its own, and a cloud's credentials only when
+    ``CLAUDE_CODE_USE_BEDROCK`` / ``CLAUDE_CODE_USE_VERTEX`` says claude uses it."""
+    names = ENV_PASSTHROUGH
+    if _switched_on(context.getenv("CLAUDE_CODE_USE_BEDROCK")):
+        names += BEDROCK_PASSTHROUGH
+    if _switched_on(context.getenv("CLAUDE_CODE_USE_VERTEX")):
+        names += VERTEX_PASSTHROUGH
+    return names
+
+
 @hookimpl
 def detect_tool(context):
     """claude is found on PATH; ready when ``claude auth status`` says it is logged in."""
@@ -98,7 +117,7 @@ def detect_tool(context):
         program=PROGRAM,
         capabilities=CAPABILITIES,
         install_hint=INSTALL_HINT,
-        env_passthrough=ENV_PASSTHROUGH,
+        env_passthrough=env_passthrough(context),
         watch_paths=(os.path.join(config, ".credentials.json"),),
         readiness=readiness,
     )
@@ -122,6 +141,14 @@ ENV = {
     "DISABLE_AUTOUPDATER": "1",
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
+# Settings given on the command line: they win over the user's settings files (only
+# the organisation's managed settings win over them). A settings value that fails
+# claude's validation makes claude ignore the whole object, so only known keys.
+# viewMode "default": "verbose" (in ~/.claude/settings.json, or "verbose": true in
+# ~/.claude.json) turns --output-format json into an array of every message.
+# disableAllHooks: the user's hooks run commands aim can neither see nor bound.
+# env: the user's settings could set the variables below back.
+SETTINGS = {"viewMode": "default", "disableAllHooks": True, "env": ENV}
 # Characters special in permission rules (they follow gitignore patterns): escaped
 # with a backslash so that "pages/[id].tsx" names that file and not "pages/i.tsx".
 _GLOB = re.compile(r"([\\*?\[\]])")
@@ -186,8 +213,9 @@ def full_prompt(payload) -> str:
     return "\n".join(lines)
 
 
-def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden=()):
-    """The claude command line for one attempt (the prompt last, after ``--``)."""
+def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden=(), args=None):
+    """The claude command line for one attempt (the prompt last, after ``--``);
+    ``args``: the configured ones, parsed."""
     argv = [
         program,
         "-p",
@@ -204,51 +232,19 @@ def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden
         # not widen what aim allows (in a trusted workspace claude would apply it).
         "--setting-sources",
         "user",
+        "--settings",
+        json.dumps(SETTINGS, sort_keys=True),
+        # No MCP server of the user's or the repository's is started: aim allows
+        # none of their tools, and starting them runs programs aim does not see.
+        "--strict-mcp-config",
     ]
     if options.get("model"):
         argv += ["--model", str(options["model"])]
-    argv += option_args(options)
+    argv += option_args(options) if args is None else list(args)
     if prompt_on_stdin:
         return argv
     # "--" ends --allowedTools' list and lets a prompt start with "-".
     return [*argv, "--", full_prompt(payload)]
-
-
-def parse_result(stdout: str) -> dict | None:
-    """claude's result object: the whole of stdout, else its last JSON line that is one
-    (``--output-format stream-json`` in the configured args ends with it)."""
-    text = stdout.strip()
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        obj = None
-    if isinstance(obj, dict):
-        return obj
-    for line in reversed(text.splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and (obj.get("type") == "result" or "is_error" in obj):
-            return obj
-    return None
-
-
-def denials(result: dict) -> list[str]:
-    """One line per action claude was denied (tool and its file or command)."""
-    lines = []
-    for d in result.get("permission_denials") or []:
-        if not isinstance(d, dict):
-            continue
-        tool_input = d.get("tool_input") or {}
-        what = tool_input.get("file_path") or tool_input.get("command") or tool_input.get("path")
-        if what is None:
-            what = json.dumps(tool_input, sort_keys=True)[:200]
-        lines.append(f"{d.get('tool_name', '?')} {what}")
-    return lines
 
 
 def _usage_reset(text: str) -> float | None:
@@ -311,40 +307,47 @@ def invoke_capability(tool_id, capability, payload, context):
     """One ``claude -p`` call that may edit the files in scope and nothing else."""
     if tool_id != TOOL_ID:
         return None
-    program = context.which(PROGRAM)
-    if program is None:
-        return InvocationResult(
-            success=False,
-            message=f"'claude' not found on PATH (install: {INSTALL_HINT})",
-            failure=Failure.NOT_INSTALLED,
-        )
+    call = prepare_call(
+        context,
+        payload,
+        capability,
+        tool_id=TOOL_ID,
+        program=PROGRAM,
+        capabilities=CAPABILITIES,
+        install_hint=INSTALL_HINT,
+    )
+    if isinstance(call, InvocationResult):
+        return call
     root = Path(context.root)
-    options = tool_options(payload, context)
     env = dict(ENV)
-    if options.get("base_url"):
-        env["ANTHROPIC_BASE_URL"] = str(options["base_url"])
+    if call.options.get("base_url"):
+        env["ANTHROPIC_BASE_URL"] = str(call.options["base_url"])
     prompt = full_prompt(payload)
     on_stdin = len(prompt.encode()) > MAX_ARGV_PROMPT
     forbidden = (context.security or {}).get("forbidden_paths", ())
     argv = build_argv(
-        program, payload, options, root, prompt_on_stdin=on_stdin, forbidden=forbidden
+        call.program,
+        payload,
+        call.options,
+        root,
+        prompt_on_stdin=on_stdin,
+        forbidden=forbidden,
+        args=call.args,
     )
-    watched = writable_files(payload)
-    before = file_states(root, watched)
     r = context.run(argv, cwd=root, env=env, stdin=prompt if on_stdin else None)
-    created, modified = changed_files(before, file_states(root, watched))
-    result = parse_result(r.stdout)
-    failure, message, wait = classify(r, result, created + modified)
-    return InvocationResult(
-        success=failure is None,
-        message=message,
-        exit_code=r.exit_code,
-        files_created=created,
-        files_modified=modified,
-        duration_sec=r.duration_sec,
-        failure=failure,
+    changes = scoped_changes(context, writable_files(payload))
+    messages = parse_output(r.stdout)
+    result = next((m for m in reversed(messages) if is_result(m)), None)
+    changed = [*changes.created, *changes.modified, *changes.deleted]
+    failure, message, wait = classify(r, result, changed)
+    return call_result(
+        r,
+        failure,
+        message,
+        changes=changes,
         output=run_log(r, result),
         retry_after_s=wait,
+        usage=parse_usage(messages),
     )
 
 

@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 
 import aim_claude
-from aim_core import Invocation
+from aim_claude import output
+from aim_core import Invocation, Usage
 from aim_core.context import AimContext
+from aim_core.workspace import tree_measurer
 
 FAKE_CLAUDE = r"""#!PYTHON
 import json, os, re, sys, time
@@ -71,7 +73,41 @@ result = {"type": "result", "subtype": "success", "is_error": False, "api_error_
 result.update(cfg.get("result", {}))
 for key in cfg.get("drop", []):
     result.pop(key, None)
-print(json.dumps(result))
+# Verbose output as claude 2.1.332 decides it: --verbose, else the settings' viewMode
+# (managed > --settings > the user's ~/.claude/settings.json), else "verbose" in
+# ~/.claude.json. It turns --output-format json into an array of every message.
+def load(path):
+    try:
+        return json.load(open(path))
+    except (OSError, ValueError):
+        return {}
+def last(name, default):  # commander: the last value of a single-value option wins
+    found = [options[i + 1] for i, a in enumerate(options[:-1]) if a == name]
+    return found[-1] if found else default
+home = os.environ.get("HOME", "")
+flag = json.loads(last("--settings", "{}"))
+view = cfg.get("managed_view_mode") or flag.get("viewMode") or load(
+    os.path.join(home, ".claude", "settings.json")).get("viewMode")
+verbose = "--verbose" in options or (
+    view == "verbose" if view else bool(load(os.path.join(home, ".claude.json")).get("verbose")))
+fmt = last("--output-format", "text")
+init = {"type": "system", "subtype": "init", "cwd": os.getcwd(), "session_id": "05114a3c",
+        "tools": ["Read", "Edit"], "model": "claude-opus-5-5", "permissionMode": mode,
+        "apiKeySource": "ANTHROPIC_API_KEY", "claude_code_version": "2.1.332"}
+turn = {"type": "assistant", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+        "model": "claude-opus-5-5", "content": [{"type": "text", "text": result.get("result")}],
+        "usage": {"input_tokens": 100, "output_tokens": 50}}, "session_id": "05114a3c"}
+if fmt == "stream-json" and not verbose:
+    print("Error: When using --print, --output-format=stream-json requires --verbose",
+          file=sys.stderr)
+    sys.exit(1)
+if fmt == "stream-json":
+    for message in (init, turn, result):
+        print(json.dumps(message))
+elif verbose:
+    print(json.dumps([init, turn, result]))
+else:
+    print(json.dumps(result))
 sys.exit(1 if result.get("is_error") else 0)
 """
 
@@ -113,6 +149,7 @@ def claude(tmp_path):
 
 
 def ctx(tmp_path, root, *, seconds=30.0, options=None):
+    """A context like the core's: it measures what changed in the repository since."""
     environ = {
         "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
         "HOME": str(tmp_path),
@@ -125,6 +162,7 @@ def ctx(tmp_path, root, *, seconds=30.0, options=None):
         options=options or {},
         deadline=time.monotonic() + seconds,
         env_passthrough=aim_claude.ENV_PASSTHROUGH,
+        measure=tree_measurer(root),
     )
 
 
@@ -160,8 +198,18 @@ def test_success_edits_only_the_files_in_scope(tmp_path, repo, claude):
         f"Edit(/{repo}/hello.py)",
         f"Edit(/{repo}/new/made.py)",
     ]
-    assert "--no-session-persistence" in argv
+    assert "--no-session-persistence" in argv and "--strict-mcp-config" in argv
     assert argv[argv.index("--setting-sources") + 1] == "user"
+    assert json.loads(argv[argv.index("--settings") + 1]) == {
+        "viewMode": "default",
+        "disableAllHooks": True,
+        "env": {
+            "CLAUDE_CODE_MAX_RETRIES": "0",
+            "DISABLE_TELEMETRY": "1",
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        },
+    }
     assert argv[argv.index("--model") + 1] == "sonnet"
     assert argv.index("--effort") > argv.index("--setting-sources")
     # the prompt is last, after "--", and names the files claude may touch
@@ -329,3 +377,184 @@ def test_validate_payload(tmp_path, repo):
     odd = Invocation(prompt="x", files=["ok.py"], files_create=["f(1),x.py"])
     (problem,) = aim_claude.validate_payload("claude-cli", "code_generation", odd, context)
     assert problem.field == "files_create[0]" and "--allowedTools" in problem.message
+
+
+# ------------------------------------------------------------------ output forms, usage
+
+# claude 2.1.332's result object against the LLM stub (tests/e2e/stub_llm.py), trimmed.
+REAL_RESULT = {
+    "type": "result",
+    "subtype": "success",
+    "is_error": False,
+    "api_error_status": None,
+    "result": "Done: the change is made.",
+    "num_turns": 3,
+    "total_cost_usd": 0.0142,
+    "usage": {
+        "input_tokens": 300,
+        "cache_creation_input_tokens": 1200,
+        "cache_read_input_tokens": 4000,
+        "output_tokens": 150,
+        "service_tier": "standard",
+    },
+    "modelUsage": {
+        "claude-haiku-4-5": {
+            "inputTokens": 80,
+            "outputTokens": 10,
+            "cacheReadInputTokens": 0,
+            "cacheCreationInputTokens": 0,
+            "costUSD": 0.0001,
+        },
+        "claude-opus-5-5": {
+            "inputTokens": 300,
+            "outputTokens": 150,
+            "cacheReadInputTokens": 4000,
+            "cacheCreationInputTokens": 1200,
+            "costUSD": 0.0141,
+        },
+    },
+    "permission_denials": [],
+    "terminal_reason": "completed",
+}
+REAL_USAGE = Usage(
+    input_tokens=80 + 300 + 4000 + 1200,
+    output_tokens=160,
+    cost_usd=0.0142,
+    model="claude-opus-5-5",
+)
+
+
+def write_settings(home, **settings):
+    (home / ".claude").mkdir(exist_ok=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps(settings))
+
+
+@pytest.mark.parametrize(
+    "user_setting",
+    [
+        lambda home: write_settings(home, viewMode="verbose"),
+        lambda home: (home / ".claude.json").write_text('{"verbose": true}'),
+    ],
+    ids=["settings-viewMode-verbose", "claude.json-verbose"],
+)
+def test_the_users_verbose_setting_does_not_change_the_output_form(
+    tmp_path, repo, claude, user_setting
+):
+    user_setting(tmp_path)  # HOME is tmp_path
+    claude.configure(writes={"hello.py": "print('hello world')\n"}, result=REAL_RESULT)
+    r = invoke(tmp_path, repo)
+    assert r.success and r.files_modified == ("hello.py",)
+    assert r.output.lstrip().startswith("{")  # aim's --settings won: one result object
+    # (without aim's --settings, the fake -- like claude 2.1.332 -- prints the array)
+
+
+@pytest.mark.parametrize(
+    ("how", "first"),
+    [
+        ({"managed_view_mode": "verbose"}, "["),  # managed settings outrank aim's --settings
+        ({"args": ["--verbose"]}, "["),  # a configured --verbose
+        ({"args": ["--output-format", "stream-json", "--verbose"]}, '{"type": "system"'),
+    ],
+    ids=["array-managed-settings", "array-verbose-arg", "stream-json-arg"],
+)
+def test_every_output_form_is_read(tmp_path, repo, claude, how, first):
+    options = {"args": how.pop("args")} if "args" in how else None
+    claude.configure(writes={"hello.py": "print('hello world')\n"}, result=REAL_RESULT, **how)
+    r = invoke(tmp_path, repo, options=options)
+    assert r.output.startswith(first)
+    assert (r.success, r.failure, r.message) == (True, None, "Done: the change is made.")
+    assert r.files_modified == ("hello.py",)
+    assert r.usage == REAL_USAGE
+
+
+def test_an_error_in_the_array_form_is_classified(tmp_path, repo, claude):
+    said = "Invalid API key · Fix external API key"
+    claude.configure(
+        managed_view_mode="verbose",
+        result={"is_error": True, "api_error_status": 401, "result": said},
+    )
+    r = invoke(tmp_path, repo)
+    assert r.output.startswith("[")
+    assert (r.failure, r.message) == ("auth_required", said)
+
+
+def test_a_denial_in_the_array_form_is_named(tmp_path, repo, claude):
+    claude.configure(managed_view_mode="verbose", writes={"other.py": "A = 2\n"})
+    r = invoke(tmp_path, repo)
+    assert r.failure == "tool_error" and f"denied: Write {repo}/other.py" in r.message
+
+
+@pytest.mark.parametrize(
+    ("stdout", "result"),
+    [
+        ('{"type": "result", "is_error": false, "result": "ok"}', "ok"),
+        ('[{"type": "system"}, {"type": "result", "is_error": false, "result": "ok"}]', "ok"),
+        ('{"type": "system"}\n{"type": "assistant"}\n{"type": "result", "result": "ok"}\n', "ok"),
+        # an older array without "type": the result is the element that says is_error
+        ('[{"role": "user"}, {"role": "system", "is_error": false, "result": "ok"}]', "ok"),
+        ("error: unknown option '--bogus'", None),
+        ("[1, 2]", None),
+        ("", None),
+    ],
+    ids=["object", "array", "stream-json", "old-array", "text", "odd-array", "empty"],
+)
+def test_parse_result(stdout, result):
+    found = output.parse_result(stdout)
+    assert (found or {}).get("result") == result
+
+
+def test_usage_from_the_result_alone_and_the_session_model():
+    messages = [
+        {"type": "system", "subtype": "init", "model": "claude-sonnet-5"},
+        {
+            "type": "result",
+            "is_error": False,
+            "total_cost_usd": 0.002,
+            "usage": {"input_tokens": 10, "cache_read_input_tokens": 5, "output_tokens": 3},
+        },
+    ]
+    assert output.parse_usage(messages) == Usage(
+        input_tokens=15, output_tokens=3, cost_usd=0.002, model="claude-sonnet-5"
+    )
+    assert output.parse_usage([{"type": "system"}]) is None
+
+
+# ------------------------------------------------------------------ cloud credentials
+
+CLOUD_ENV = {
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEEXAMPLE12",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS_REGION": "us-east-1",
+    "GOOGLE_APPLICATION_CREDENTIALS": "/home/u/gcp.json",
+    "CLOUD_ML_REGION": "us-east5",
+    "ANTHROPIC_VERTEX_PROJECT_ID": "proj",
+}
+AWS = {k for k in CLOUD_ENV if k.startswith("AWS_")}
+GOOGLE = {"GOOGLE_APPLICATION_CREDENTIALS", "CLOUD_ML_REGION", "ANTHROPIC_VERTEX_PROJECT_ID"}
+
+
+@pytest.mark.parametrize(
+    ("switch", "passed"),
+    [
+        ({}, set()),
+        ({"CLAUDE_CODE_USE_BEDROCK": "0"}, set()),
+        ({"CLAUDE_CODE_USE_BEDROCK": "1"}, AWS),
+        ({"CLAUDE_CODE_USE_VERTEX": "true"}, GOOGLE),
+    ],
+    ids=["direct-api", "bedrock-off", "bedrock", "vertex"],
+)
+def test_cloud_credentials_reach_claude_only_when_it_uses_that_cloud(
+    aim_project, aim_test_env, switch, passed
+):
+    claude = FakeClaude(aim_test_env.bin_dir).configure(writes={"hello.py": "print('hi')\n"})
+    project = aim_project(files={"hello.py": "print('hello')\n"}, plugins=[aim_claude])
+    ws = project.workstream(
+        tool="claude-cli", files_scope=["hello.py"], capability_payload={"prompt": "say hi"}
+    )
+    env = {**CLOUD_ENV, **switch, "ANTHROPIC_API_KEY": "sk-ant-test"}
+    project.run("run", ws, env=env).assert_success()
+    work = [c for c in claude.calls if c["argv"][:1] == ["-p"]]
+    (call,) = work
+    assert {k for k in CLOUD_ENV if k in call["env"]} == passed
+    for name in passed:
+        assert call["env"][name] == CLOUD_ENV[name]

@@ -23,9 +23,7 @@ import attrs
 from aim_core import Failure, InvocationResult, Problem, hookimpl
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
-    changed_files,
     detect_program,
-    file_states,
     first_line,
     launch_failure,
     one_line,
@@ -33,6 +31,7 @@ from aim_core.toolkit import (
     program_version,
     request_problems,
     retry_after,
+    scoped_changes,
     tool_options,
     writable_files,
 )
@@ -508,10 +507,10 @@ def apply_patch(attempt, patch):
             Failure.OUT_OF_SCOPE,
             f"jules' patch changes files outside the scope ({shown}); not applied",
         )
-    watched = writable_files(attempt.payload)
-    before = file_states(attempt.root, watched)
     attempt.run([*git_apply, "--whitespace=nowarn", "-"], label="git apply", stdin=patch)
-    return changed_files(before, file_states(attempt.root, watched))
+    # what the core measured since the attempt began: only `git apply` wrote anything
+    changes = scoped_changes(attempt.context, writable_files(attempt.payload))
+    return list(changes.created), [*changes.modified, *changes.deleted]
 
 
 @hookimpl

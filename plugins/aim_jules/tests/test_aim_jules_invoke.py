@@ -20,6 +20,7 @@ import pytest
 import aim_jules
 from aim_core import Invocation
 from aim_core.context import AimContext
+from aim_core.workspace import tree_measurer
 
 SID = "4240930739512018056"
 FAKE_JULES = r"""#!PYTHON
@@ -154,6 +155,7 @@ def ctx(tmp_path, root, *, seconds=30.0, poll=0.01):
         options={"poll_interval_s": poll},
         deadline=time.monotonic() + seconds,
         env_passthrough=aim_jules.ENV_PASSTHROUGH,
+        measure=tree_measurer(root),  # as the core's: what changed since it was made
     )
 
 

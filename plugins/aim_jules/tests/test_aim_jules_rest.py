@@ -16,6 +16,7 @@ import pytest
 import aim_jules
 from aim_core import Invocation
 from aim_core.context import AimContext
+from aim_core.workspace import tree_measurer
 from aim_jules import rest
 
 STUB_FILE = Path(__file__).resolve().parents[3] / "tests" / "e2e" / "stub_jules.py"
@@ -93,6 +94,7 @@ def ctx(tmp_path, root, api, *, seconds=30.0, key=None, **options):
         options={"poll_interval_s": 0.01, **options},
         deadline=time.monotonic() + seconds,
         env_passthrough=aim_jules.ENV_PASSTHROUGH,
+        measure=tree_measurer(root),  # as the core's: what changed since it was made
     )
 
 
@@ -140,6 +142,7 @@ def test_the_base_url_option_wins_over_the_environment(tmp_path, repo, api):
         environ={**context.environ, "JULES_API_BASE": "http://127.0.0.1:9/v1alpha"},
         options=context.options,
         deadline=context.deadline,
+        measure=context.measure,
     )
     assert invoke(context).success
 
@@ -270,6 +273,7 @@ def test_invocation_with_an_api_key_does_not_start_the_program(tmp_path, repo, a
         environ={**context.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
         options=context.options,
         deadline=context.deadline,
+        measure=context.measure,
     )
     assert invoke(context).success
     assert not marker.exists()

@@ -17,17 +17,20 @@ from pathlib import Path
 
 from aim_core import Failure, InvocationResult, Problem, hookimpl
 from aim_core.toolkit import (
+    call_result,
     detect_program,
     first_line,
     joined_output,
-    option_args,
+    not_provided,
+    one_line,
+    prepare_call,
     process_failure,
     program_version,
-    tool_options,
 )
 
 TOOL_ID = "pytest"
 CAPABILITIES = ("testing",)
+INSTALL_HINT = "pip install pytest"
 LISTED = 3  # failed tests named when pytest printed no summary line
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -38,6 +41,15 @@ SUMMARY_RE = re.compile(
     rf"^(?:no tests ran|{_OUTCOME}(?:, {_OUTCOME})*) in \d+(?:\.\d+)?s(?: \([^)]*\))?$"
 )
 COLLECTION_RE = re.compile(r"Interrupted: (\d+ errors? during collection)")
+# 'Error while loading plugin "pytest11".' (an installed plugin, pytest >= 8.4) and
+# 'ERROR: Error importing plugin "name": No module named ...' (-p name, PYTEST_PLUGINS).
+PLUGIN_ERROR_RE = re.compile(
+    r'Error (?:while loading|importing) plugin "(?P<name>[^"]*)"(?:\.|: (?P<said>.*))?'
+)
+TRACEBACK = "Traceback (most recent call last):"
+# "ModuleNotFoundError: No module named 'x'", "pluggy.PluginValidationError: ..."
+EXCEPTION_RE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Failure)\b.*")
+IMPORT_ERROR_RE = re.compile(r"^(?:[\w.]+\.)?(?:ImportError|ModuleNotFoundError)\b")
 
 
 @hookimpl
@@ -48,7 +60,7 @@ def detect_tool(context):
         tool_id=TOOL_ID,
         program="pytest",
         capabilities=CAPABILITIES,
-        install_hint="pip install pytest",
+        install_hint=INSTALL_HINT,
         env_passthrough=("PYTEST_*", "PY_COLORS", "NO_COLOR"),
         scratch_paths=(".pytest_cache/", "__pycache__/", ".hypothesis/", ".coverage"),
     )
@@ -68,7 +80,8 @@ def validate_payload(tool_id, capability, payload, context):
     if tool_id != TOOL_ID:
         return None
     if capability is not None and capability not in CAPABILITIES:
-        return [Problem(field="capability", message=_not_provided(capability))]
+        message = not_provided(TOOL_ID, CAPABILITIES, capability)
+        return [Problem(field="capability", message=message)]
     return None
 
 
@@ -77,62 +90,81 @@ def invoke_capability(tool_id, capability, payload, context):
     """Run pytest once; success when pytest says every collected test passed."""
     if tool_id != TOOL_ID:
         return None
-    if capability is not None and capability not in CAPABILITIES:
-        return _failed(Failure.INVALID_PAYLOAD, _not_provided(capability))
-    try:
-        args = option_args(tool_options(payload, context))
-    except ValueError:
-        return _failed(
-            Failure.INVALID_PAYLOAD, "config tools.pytest.args must be a list of arguments"
-        )
-    program = context.which("pytest") or "pytest"
-    argv = [program, "-q", "-p", "no:cacheprovider", *args]
+    call = prepare_call(
+        context,
+        payload,
+        capability,
+        tool_id=TOOL_ID,
+        program="pytest",
+        capabilities=CAPABILITIES,
+        install_hint=INSTALL_HINT,
+    )
+    if isinstance(call, InvocationResult):
+        return call
+    argv = [call.program, "-q", "-p", "no:cacheprovider", *call.args]
     if payload.files:
         argv += ["--", *expand(context.root, payload.files)]
     r = context.run(argv, env={"PYTHONDONTWRITEBYTECODE": "1"})
-    output = joined_output(r.stdout, r.stderr)
+    return call_result(r, *(process_failure(r, "pytest") or classify(r)))
 
-    def result(failure, message):
-        return InvocationResult(
-            success=failure is None,
-            message=message,
-            exit_code=r.exit_code,
-            failure=failure,
-            output=output,
-            duration_sec=r.duration_sec,
-        )
 
-    stopped = process_failure(r, "pytest")
-    if stopped is not None:
-        return result(*stopped)
-    text = _ANSI.sub("", output)
+def classify(r):
+    """``(failure, message)`` for a pytest that ran to its end; failure None = success."""
+    text = _ANSI.sub("", joined_output(r.stdout, r.stderr))
     summary = summary_line(text)
+    not_started = start_failure(r, summary)
+    if not_started is not None:
+        return not_started
     code = r.exit_code
     if code == 0:
-        return result(None, summary or "all tests passed")
+        return None, summary or "all tests passed"
     if code == 1:
-        return result(Failure.WORK_FAILED, summary or _failed_tests(text))
+        return Failure.WORK_FAILED, summary or _failed_tests(text)
     if code == 5:
-        return result(Failure.WORK_FAILED, f"no tests collected ({summary or 'no tests ran'})")
+        return Failure.WORK_FAILED, f"no tests collected ({summary or 'no tests ran'})"
     if code == 6:
-        return result(Failure.WORK_FAILED, f"too many warnings ({summary or 'max warnings'})")
+        return Failure.WORK_FAILED, f"too many warnings ({summary or 'max warnings'})"
     if code == 2:
         collection = COLLECTION_RE.search(text)
         if collection:
             # The test code itself does not import or parse: the work is broken, and
             # running pytest again would say the same.
             errors = _listed(text, "ERROR ")
-            return result(
-                Failure.WORK_FAILED,
-                collection.group(1) + (f": {errors}" if errors else ""),
-            )
-        return result(Failure.TOOL_ERROR, f"pytest was interrupted: {_interruption(text)}")
+            return Failure.WORK_FAILED, collection.group(1) + (f": {errors}" if errors else "")
+        return Failure.TOOL_ERROR, f"pytest was interrupted: {_interruption(text)}"
     if code == 3:
-        return result(Failure.TOOL_ERROR, f"pytest internal error: {_internal_error(text)}")
+        return Failure.TOOL_ERROR, f"pytest internal error: {_internal_error(r)}"
     if code == 4:
-        return result(Failure.TOOL_ERROR, f"pytest usage error: {_usage_error(r)}")
+        return Failure.TOOL_ERROR, f"pytest usage error: {_usage_error(r)}"
     said = first_line(r.stderr, r.stdout) or "no output"
-    return result(Failure.TOOL_ERROR, f"pytest failed (exit code {code}): {said}")
+    return Failure.TOOL_ERROR, f"pytest failed (exit code {code}): {said}"
+
+
+def start_failure(r, summary):
+    """``(failure, message)`` when pytest could not start at all, else None.
+
+    An installed plugin that fails to import stops pytest before any test:
+    current pytest says ``Error while loading plugin "..."`` (exit 3) or
+    ``Error importing plugin "...": ...`` (``-p NAME``, exit 4); older ones die
+    with a Python traceback (exit 1, nothing on stdout). That is the test runner
+    being unusable here (``unavailable``: another runner may do), never the tests
+    failing. A crash with another exception is a ``tool_error``.
+    """
+    if summary is not None or r.exit_code == 0:
+        return None
+    err = _ANSI.sub("", r.stderr)
+    m = PLUGIN_ERROR_RE.search(err)
+    if m:
+        cause = _error_line(err) or m.group("said") or "it fails to import"
+        return Failure.UNAVAILABLE, one_line(
+            f'pytest cannot start: plugin "{m.group("name")}" fails to load: {cause}'
+        )
+    if not r.stdout.strip() and TRACEBACK in err:
+        last = _error_line(err) or first_line(*reversed(err.splitlines())) or "no output"
+        if IMPORT_ERROR_RE.match(last):
+            return Failure.UNAVAILABLE, one_line(f"pytest cannot start: {last}")
+        return Failure.TOOL_ERROR, one_line(f"pytest crashed: {last}")
+    return None
 
 
 def expand(root, names):
@@ -163,14 +195,6 @@ def summary_line(text):
 # --------------------------------------------------------------------------- helpers
 
 
-def _failed(failure, message):
-    return InvocationResult(success=False, message=message, failure=failure)
-
-
-def _not_provided(capability):
-    return f"pytest provides only {', '.join(CAPABILITIES)}, not {capability}"
-
-
 def _listed(text, prefix):
     """The ids pytest's short summary lists with ``prefix`` ("FAILED ", "ERROR ")."""
     ids = [
@@ -197,15 +221,34 @@ def _interruption(text):
     return first_line(text) or "no output"
 
 
-def _internal_error(text):
-    """The exception of pytest's ``INTERNALERROR>`` traceback (its last line)."""
+def _internal_error(r):
+    """The exception of pytest's ``INTERNALERROR>`` traceback (its last line), else the
+    ``E   ...`` line of its error report, else its first line."""
+    text = _ANSI.sub("", f"{r.stdout}\n{r.stderr}")
     lines = [
         line.removeprefix("INTERNALERROR>").strip()
         for line in text.splitlines()
         if line.startswith("INTERNALERROR>")
     ]
     lines = [line for line in lines if line]
-    return lines[-1] if lines else first_line(text) or "no output"
+    if lines:
+        return lines[-1]
+    return _error_line(text) or first_line(r.stderr, r.stdout) or "no output"
+
+
+def _error_line(text):
+    """The exception line of a traceback: pytest's last ``E   Error: ...`` line, else
+    Python's last ``Error: ...`` line after ``Traceback (most recent call last):``."""
+    lines = text.splitlines()
+    marked = [line[1:].strip() for line in lines if line.startswith("E ") and line[1:].strip()]
+    if marked:
+        return marked[-1]
+    if TRACEBACK in text:
+        after = text.rsplit(TRACEBACK, 1)[1].splitlines()
+        raised = [ln.strip() for ln in after if EXCEPTION_RE.match(ln)]
+        if raised:
+            return raised[-1]
+    return None
 
 
 def _usage_error(r):

@@ -12,6 +12,8 @@ import pytest
 import aim_pytest
 from aim_core.context import AimContext
 from aim_core.models import Invocation
+from aim_core.testing import make_fake_tool
+from aim_core.workspace import tree_measurer
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -27,12 +29,21 @@ def repo(tmp_path):
     return tmp_path
 
 
-def context(root, calls=None, path=VENV_BIN, **kwargs):
+def context(root, calls=None, path=VENV_BIN, env=None, **kwargs):
+    """A context like the core's: it measures what changed since it was made."""
+
     def record(argv, result):
         if calls is not None:
             calls.append(list(argv))
 
-    return AimContext(root=root, environ={"PATH": path}, on_process=record, **kwargs)
+    return AimContext(
+        root=root,
+        environ={"PATH": path, **(env or {})},
+        on_process=record,
+        measure=tree_measurer(root),
+        env_passthrough=("PYTEST_*",),
+        **kwargs,
+    )
 
 
 def run_tests(root, *files, capability="testing", ctx=None):
@@ -178,9 +189,109 @@ def test_failed_tests_are_named_when_pytest_prints_no_summary(repo):
 def test_a_missing_program_is_not_installed(repo):
     empty = repo / "bin"
     empty.mkdir()
-    r = run_tests(repo, ctx=context(repo, path=str(empty)))
-    assert r.failure == "not_installed" and r.exit_code == 127
-    assert r.message.startswith("'pytest' is not installed: pytest: ")
+    calls = []
+    r = run_tests(repo, ctx=context(repo, calls, path=str(empty)))
+    assert r.failure == "not_installed" and calls == []
+    assert r.message == "'pytest' not found on PATH (install: pip install pytest)"
+
+
+def installed_plugin(site, body):
+    """An installed distribution whose pytest11 entry point is the module ``body`` makes."""
+    info = site / "badplug-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: badplug\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\nbadplug = badplug_mod\n")
+    (site / "badplug_mod.py").write_text(body)
+    return {"PYTHONPATH": str(site)}
+
+
+def test_an_installed_plugin_that_fails_to_import_is_unavailable_and_names_the_cause(
+    repo, tmp_path_factory
+):
+    # pytest >= 8.4 says 'Error while loading plugin "..."' and exits 3, with nothing on stdout
+    env = installed_plugin(tmp_path_factory.mktemp("site"), "import no_such_dep_xyz\n")
+    (repo / "test_a.py").write_text(PASSING)
+    r = run_tests(repo, ctx=context(repo, env=env))
+    assert r.exit_code in (1, 3) and not r.success
+    assert r.failure == "unavailable"
+    assert r.message.startswith("pytest cannot start")
+    assert r.message.endswith("ModuleNotFoundError: No module named 'no_such_dep_xyz'")
+
+
+def test_an_installed_plugin_that_raises_on_import_is_unavailable(repo, tmp_path_factory):
+    env = installed_plugin(tmp_path_factory.mktemp("site"), "raise ImportError('needs libfoo')\n")
+    (repo / "test_a.py").write_text(PASSING)
+    r = run_tests(repo, ctx=context(repo, env=env))
+    assert r.failure == "unavailable"
+    assert r.message.endswith("ImportError: needs libfoo")
+
+
+def test_a_plugin_named_with_p_that_is_missing_is_unavailable(repo):
+    (repo / "test_a.py").write_text(PASSING)
+    r = run_tests(repo, ctx=context(repo, env={"PYTEST_ADDOPTS": "-p no_such_plugin_xyz"}))
+    assert (r.failure, r.exit_code) == ("unavailable", 4)
+    assert r.message == (
+        'pytest cannot start: plugin "no_such_plugin_xyz" fails to load: '
+        "No module named 'no_such_plugin_xyz'"
+    )
+
+
+# What pytest 7.4.4 printed (exit 1, stdout empty) when an installed plugin failed to
+# import: an uncaught traceback, once inside a warning and once for real.
+OLD_PYTEST_STDERR = """\
+/venv/lib/python3.11/site-packages/_pytest/config/__init__.py:331: PluggyTeardownRaisedWarning: A plugin raised an exception during an old-style hookwrapper teardown.
+Plugin: helpconfig, Hook: pytest_cmdline_parse
+ModuleNotFoundError: No module named 'does_not_exist_xyz'
+For more information see https://pluggy.readthedocs.io/en/stable/api_reference.html#pluggy.PluggyTeardownRaisedWarning
+  config = pluginmanager.hook.pytest_cmdline_parse(
+Traceback (most recent call last):
+  File "/venv/bin/pytest", line 8, in <module>
+    sys.exit(console_main())
+             ^^^^^^^^^^^^^^
+  File "/venv/lib/python3.11/site-packages/_pytest/config/__init__.py", line 1305, in _preparse
+    self.pluginmanager.load_setuptools_entrypoints("pytest11")
+  File "/venv/lib/python3.11/site-packages/pluggy/_manager.py", line 521, in load_setuptools_entrypoints
+    plugin = ep.load()
+             ^^^^^^^^^
+  File "/site/badplug_mod.py", line 1, in <module>
+    import does_not_exist_xyz
+ModuleNotFoundError: No module named 'does_not_exist_xyz'
+"""
+
+
+def test_an_old_pytest_that_dies_importing_a_plugin_is_unavailable_not_failed_tests(
+    repo, tmp_path_factory
+):
+    bin_dir = tmp_path_factory.mktemp("bin")
+    make_fake_tool(bin_dir, "pytest", exit_code=1, stderr=OLD_PYTEST_STDERR)
+    r = run_tests(repo, ctx=context(repo, path=str(bin_dir)))
+    assert (r.failure, r.exit_code) == ("unavailable", 1)
+    assert r.message == (
+        "pytest cannot start: ModuleNotFoundError: No module named 'does_not_exist_xyz'"
+    )
+
+
+def test_an_old_pytest_that_crashes_otherwise_is_a_tool_error(repo, tmp_path_factory):
+    bin_dir = tmp_path_factory.mktemp("bin")
+    crash = "Traceback (most recent call last):\n  File \"x\", line 1\nKeyError: 'rootdir'\n"
+    make_fake_tool(bin_dir, "pytest", exit_code=1, stderr=crash)
+    r = run_tests(repo, ctx=context(repo, path=str(bin_dir)))
+    assert (r.failure, r.message) == ("tool_error", "pytest crashed: KeyError: 'rootdir'")
+
+
+def test_failing_tests_that_print_a_traceback_to_stderr_are_still_work_failed(
+    repo, tmp_path_factory
+):
+    bin_dir = tmp_path_factory.mktemp("bin")
+    make_fake_tool(
+        bin_dir,
+        "pytest",
+        exit_code=1,
+        stdout="F\nFAILED test_a.py::test_x - ImportError\n1 failed in 0.01s\n",
+        stderr="Traceback (most recent call last):\nImportError: from a test\n",
+    )
+    r = run_tests(repo, ctx=context(repo, path=str(bin_dir)))
+    assert (r.failure, r.message) == ("work_failed", "1 failed in 0.01s")
 
 
 def test_another_capability_is_refused(repo):

@@ -13,26 +13,30 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from aim_core import Failure, InvocationResult, Problem, hookimpl
 from aim_core.toolkit import (
-    changed_files,
+    call_result,
     detect_program,
-    file_states,
+    failed,
     files_field,
     first_line,
-    joined_output,
-    option_args,
+    not_provided,
+    prepare_call,
     process_failure,
     program_version,
-    tool_options,
+    scoped_changes,
 )
 
 TOOL_ID = "ruff"
 CAPABILITIES = ("linting",)
+INSTALL_HINT = "pip install ruff"
 PYTHON_SUFFIXES = (".py", ".pyi")
 LISTED = 5  # violations named in the message; the rest are counted
+# The lines of a TOML snippet in ruff's errors: "|", "2 | select = [", "  |   ^".
+SNIPPET = re.compile(r"^(?:\d+\s*)?\|")
 
 
 @hookimpl
@@ -43,8 +47,11 @@ def detect_tool(context):
         tool_id=TOOL_ID,
         program="ruff",
         capabilities=CAPABILITIES,
-        install_hint="pip install ruff",
-        env_passthrough=("RUFF_*",),
+        install_hint=INSTALL_HINT,
+        # No RUFF_* variable: RUFF_OUTPUT_FILE would send the report into a file (in
+        # the repository, and away from the parser); RUFF_OUTPUT_FORMAT and the cache
+        # ones are pinned by the command line anyway.
+        env_passthrough=(),
         scratch_paths=(".ruff_cache/",),
     )
 
@@ -64,7 +71,8 @@ def validate_payload(tool_id, capability, payload, context):
         return None
     problems = []
     if capability is not None and capability not in CAPABILITIES:
-        problems.append(Problem(field="capability", message=_not_provided(capability)))
+        message = not_provided(TOOL_ID, CAPABILITIES, capability)
+        problems.append(Problem(field="capability", message=message))
     # The request's files are the payload's own, else files_scope: name what the author wrote.
     for i, name in enumerate(payload.files):
         if not _lintable(context.root, name):
@@ -78,78 +86,67 @@ def invoke_capability(tool_id, capability, payload, context):
     """Run ``ruff check --fix`` once; success when no violation remains."""
     if tool_id != TOOL_ID:
         return None
-    if capability is not None and capability not in CAPABILITIES:
-        return _failed(Failure.INVALID_PAYLOAD, _not_provided(capability))
-    try:
-        args = option_args(tool_options(payload, context))
-    except ValueError:
-        return _failed(
-            Failure.INVALID_PAYLOAD, "config tools.ruff.args must be a list of arguments"
-        )
+    call = prepare_call(
+        context,
+        payload,
+        capability,
+        tool_id=TOOL_ID,
+        program="ruff",
+        capabilities=CAPABILITIES,
+        install_hint=INSTALL_HINT,
+    )
+    if isinstance(call, InvocationResult):
+        return call
     root = Path(context.root)
     # Without files the whole repository is linted, but nothing is in scope to be fixed.
     fix = "--fix" if payload.files else "--no-fix"
     targets, missing = expand(root, payload.files or ["."])
     if missing:
-        return _failed(
+        return failed(
             Failure.INVALID_PAYLOAD,
             f"ruff cannot lint {_names(missing)}: no such file or directory",
         )
-    before = file_states(root, [*targets, *payload.files_scope]) if payload.files else {}
-    program = context.which("ruff") or "ruff"
-    argv = [program, "check", fix, "--no-cache", "--output-format", "json-lines", *args]
-    r = context.run([*argv, "--", *targets])
-    output = joined_output(r.stdout, r.stderr)
-    fixed = tuple(changed_files(before, file_states(root, before))[1])
-
-    def result(failure, message):
-        return InvocationResult(
-            success=failure is None,
-            message=message,
-            exit_code=r.exit_code,
-            failure=failure,
-            output=output,
-            duration_sec=r.duration_sec,
-            files_modified=fixed,
-        )
-
+    argv = [call.program, "check", fix, "--no-cache", "--output-format", "json-lines"]
+    r = context.run([*argv, *call.args, "--", *targets])
     stopped = process_failure(r, "ruff")
     if stopped is not None:
-        return result(*stopped)
-    if r.exit_code not in (0, 1):
-        return result(Failure.TOOL_ERROR, f"ruff failed (exit code {r.exit_code}): {_cause(r)}")
+        return call_result(r, *stopped)
+    fixed = scoped_changes(context, [*targets, *payload.files_scope]) if payload.files else None
+    failure, message = classify(r, root, targets, fixed.modified if fixed else ())
+    return call_result(r, failure, message, changes=fixed)
 
+
+def classify(r, root, targets, fixed):
+    """``(failure, message)`` for a ruff call that ran; failure None means success."""
+    if r.exit_code not in (0, 1):
+        return Failure.TOOL_ERROR, f"ruff failed (exit code {r.exit_code}): {_cause(r, root)}"
     violations, readable = parse_violations(r.stdout)
     unread = [v for v in violations if v.get("code") == "E902"]
     remaining = [v for v in violations if v.get("code") != "E902"]
     warnings = [line.strip() for line in r.stderr.splitlines() if "Failed to lint" in line]
     if unread:
         name, why = _relative(unread[0].get("filename"), root), unread[0].get("message")
-        return result(Failure.TOOL_ERROR, f"ruff could not read {name}: {_one_line(why)}")
+        return Failure.TOOL_ERROR, f"ruff could not read {name}: {_one_line(why)}"
     if warnings:
         said = warnings[0].split("Failed to lint", 1)[1].strip()
-        return result(Failure.TOOL_ERROR, f"ruff could not lint {_one_line(said)}")
+        return Failure.TOOL_ERROR, f"ruff could not lint {_one_line(said)}"
     if remaining:
         at_least = "at least " if r.dropped_bytes or not readable else ""
-        return result(
+        verb = "remains" if len(remaining) == 1 else "remain"
+        return (
             Failure.WORK_FAILED,
-            f"{at_least}{_count(len(remaining), 'lint error')} "
-            f"{'remains' if len(remaining) == 1 else 'remain'}: {_listing(remaining, root)}",
+            f"{at_least}{_count(len(remaining), 'lint error')} {verb}: {_listing(remaining, root)}",
         )
     if r.exit_code == 1:
         # Violations reported in a form this plugin can't read (ARGS changed the output).
-        return result(
-            Failure.WORK_FAILED,
-            f"lint errors remain (ruff exit code 1): {first_line(r.stdout, r.stderr)}",
-        )
+        said = first_line(r.stdout, r.stderr)
+        return Failure.WORK_FAILED, f"lint errors remain (ruff exit code 1): {said}"
     if "No Python files found" in r.stderr:
-        return result(
-            Failure.INVALID_PAYLOAD, f"ruff found no Python files to lint in {_names(targets)}"
-        )
+        return Failure.INVALID_PAYLOAD, f"ruff found no Python files to lint in {_names(targets)}"
     message = "no lint remains"
     if fixed:
-        message += f" (fixed {_count(len(fixed), 'file')}: {_names(fixed)})"
-    return result(None, message)
+        message += f" (fixed {_count(len(fixed), 'file')}: {_names(list(fixed))})"
+    return None, message
 
 
 # --------------------------------------------------------------------------- helpers
@@ -204,14 +201,6 @@ def expand(root, names):
     return list(dict.fromkeys(targets)), missing
 
 
-def _failed(failure, message):
-    return InvocationResult(success=False, message=message, failure=failure)
-
-
-def _not_provided(capability):
-    return f"ruff provides only {', '.join(CAPABILITIES)}, not {capability}"
-
-
 def _lintable(root, name):
     """A Python file, a directory, or a path not there yet that looks like a directory."""
     if name.endswith(PYTHON_SUFFIXES):
@@ -264,10 +253,19 @@ def _listing(violations, root):
     return "; ".join(items) + (f" (+{more} more)" if more > 0 else "")
 
 
-def _cause(r):
-    """ruff's own reason for failing: its ``Cause:`` line, else its first line."""
+def _cause(r, root):
+    """ruff's own reason for failing: its last ``Cause:`` lines and the error under
+    them (a broken ``ruff.toml`` names the file, the line and what is wrong), else its
+    first line."""
+    causes, detail = [], None
     for line in r.stderr.splitlines():
         stripped = line.strip()
         if stripped.startswith("Cause:"):
-            return stripped.removeprefix("Cause:").strip()
-    return first_line(r.stderr, r.stdout) or "no output"
+            causes.append(stripped.removeprefix("Cause:").strip())
+            detail = None
+        elif causes and stripped and not SNIPPET.match(stripped):
+            detail = stripped  # the text after a TOML snippet: "unclosed array, expected `]`"
+    if not causes:
+        return first_line(r.stderr, r.stdout) or "no output"
+    said = ": ".join([*causes[-2:], *([detail] if detail else [])])
+    return _one_line(said.replace(f"{Path(root).resolve()}/", "").replace(f"{root}/", ""), 300)

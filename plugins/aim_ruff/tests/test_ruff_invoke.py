@@ -12,6 +12,7 @@ import aim_ruff
 from aim_core.context import AimContext
 from aim_core.models import Invocation
 from aim_core.testing import make_fake_tool
+from aim_core.workspace import tree_measurer
 
 VENV_BIN = os.path.dirname(sys.executable)
 
@@ -29,11 +30,19 @@ def repo(tmp_path):
 
 
 def context(root, calls=None, path=VENV_BIN, **kwargs):
+    """A context like the core's: it measures what changed since it was made."""
+
     def record(argv, result):
         if calls is not None:
             calls.append(list(argv))
 
-    return AimContext(root=root, environ={"PATH": path}, on_process=record, **kwargs)
+    return AimContext(
+        root=root,
+        environ={"PATH": path},
+        on_process=record,
+        measure=tree_measurer(root),
+        **kwargs,
+    )
 
 
 def lint(root, *files, capability="linting", ctx=None, **payload):
@@ -183,6 +192,40 @@ def test_a_bad_rule_in_args_is_a_tool_error_with_ruffs_cause(repo):
     assert "ruff failed" in r.output
 
 
+@pytest.mark.parametrize(
+    ("config", "text", "cause"),
+    [
+        (
+            "ruff.toml",
+            '[lint]\nselect = ["F"\n',
+            "Failed to parse ruff.toml: TOML parse error at line 2, column 14: "
+            "unclosed array, expected `]`",
+        ),
+        (
+            "ruff.toml",
+            '[lint]\nselectt = ["F"]\n',
+            "Failed to parse ruff.toml: TOML parse error at line 2, column 1: "
+            "unknown field `selectt`, expected one of ",
+        ),
+        (
+            "pyproject.toml",
+            "[tool.ruff.lint]\nselect = 3\n",
+            "Failed to parse pyproject.toml: TOML parse error at line 2, column 10: "
+            "invalid type: integer `3`, expected a sequence",
+        ),
+    ],
+    ids=["ruff.toml-syntax", "ruff.toml-unknown-field", "pyproject-wrong-type"],
+)
+def test_a_broken_configuration_is_a_tool_error_naming_the_cause(repo, config, text, cause):
+    (repo / "ruff.toml").unlink()
+    (repo / config).write_text(text)
+    (repo / "a.py").write_text(UNFIXABLE)
+    r = lint(repo, "a.py")
+    assert (r.failure, r.exit_code) == ("tool_error", 2)
+    assert r.message.startswith(f"ruff failed (exit code 2): {cause}")
+    assert (repo / "a.py").read_text() == UNFIXABLE
+
+
 def test_a_missing_path_is_invalid_and_ruff_is_not_run(repo):
     # (ruff itself exits 0 for it with only a warning when E902 is not selected)
     (repo / "a.py").write_text(FIXABLE)
@@ -224,9 +267,10 @@ def test_a_missing_program_is_not_installed(repo):
     (repo / "a.py").write_text(CLEAN)
     empty = repo / "bin"
     empty.mkdir()
-    r = lint(repo, "a.py", ctx=context(repo, path=str(empty)))
-    assert r.failure == "not_installed" and r.exit_code == 127
-    assert r.message.startswith("'ruff' is not installed: ruff: ")
+    calls = []
+    r = lint(repo, "a.py", ctx=context(repo, calls, path=str(empty)))
+    assert r.failure == "not_installed" and calls == []
+    assert r.message == "'ruff' not found on PATH (install: pip install ruff)"
 
 
 def test_a_ruff_that_hangs_times_out(repo, tmp_path_factory):
@@ -293,3 +337,19 @@ def test_validate_accepts_python_files_and_objects_to_other_capabilities(repo):
     assert [(p.field, p.message) for p in problems] == [
         ("capability", "ruff provides only linting, not testing")
     ]
+
+
+def test_the_callers_ruff_variables_cannot_redirect_the_report(repo):
+    (repo / "a.py").write_text(UNFIXABLE)
+    environ = {"PATH": VENV_BIN, "RUFF_OUTPUT_FILE": "report.txt", "RUFF_OUTPUT_FORMAT": "full"}
+    detected = aim_ruff.detect_tool(AimContext(root=repo, environ=environ))
+    ctx = AimContext(
+        root=repo,
+        environ=environ,
+        env_passthrough=detected.env_passthrough,
+        measure=tree_measurer(repo),
+    )
+    r = lint(repo, "a.py", ctx=ctx)
+    assert r.failure == "work_failed"
+    assert r.message == "1 lint error remains: a.py:2:7 F821 Undefined name `y`"
+    assert not (repo / "report.txt").exists()
