@@ -233,7 +233,7 @@ def make_entry(
 ) -> dict[str, Any]:
     """The line to append: the run's facts, the checked answers, every credential in the
     text replaced by ``[REDACTED]`` as in audit records."""
-    from aim_core.security import redact_text
+    from aim_core.security import redact_data
 
     entry = {
         "schema_version": SCHEMA_VERSION,
@@ -247,17 +247,7 @@ def make_entry(
         "success": facts.get("success"),
         "answers": check_answers(answers),
     }
-    body = json.dumps(entry, ensure_ascii=False)
-    clean = redact_text(body, environ)
-    if clean == body:
-        return entry
-    try:
-        return json.loads(clean)
-    except ValueError:  # a redaction cut through JSON syntax: redact the free text alone
-        answers_out = dict(entry["answers"])
-        if "improve" in answers_out:
-            answers_out["improve"] = redact_text(answers_out["improve"], environ)
-        return {**entry, "answers": answers_out}
+    return redact_data(entry, environ)
 
 
 def append_entry(registry: Path, entry: Mapping[str, Any]) -> Path:

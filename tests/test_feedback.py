@@ -14,6 +14,7 @@ from aim_core.audit.records import build_record
 from aim_core.feedback_report import summarize_feedback, with_feedback
 from aim_core.models import Invocation
 
+from .credential_corpus import SAMPLES
 from .test_run import ADD, WS
 
 REGISTRY = Path("aim") / ".AIM_ai-tools-registry"
@@ -31,11 +32,6 @@ FLAGS = [
     "--recommend",
     "yes",
 ]
-
-
-def _s(*parts: str) -> str:
-    """Join parts at run time, so no credential-shaped literal sits in the source."""
-    return "".join(parts)
 
 
 def feedback_lines(repo: Path) -> list[dict]:
@@ -178,7 +174,7 @@ def test_no_run_yet_and_no_terminal(repo, aim):
 
 
 def test_credentials_in_the_answers_are_redacted(repo, aim, step_1_5):
-    key = _s("AKIA", "IOSFODNN7EXAMPLE")
+    key = SAMPLES["aws-access-credential"]
     r = aim("feedback", "add", *FLAGS, "--improve", f"it printed {key} in the log", cwd=repo)
     assert r.returncode == 0, r.stderr
     raw = (repo / REGISTRY / "AIM_feedback" / "feedback.jsonl").read_text()

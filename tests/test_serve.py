@@ -21,13 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from aim_core.paths import RULES_RELPATH, state_dir
 
 from ._serve import REGISTRY, audit_log, record, seed_history, start_server, tree_state
+from .credential_corpus import SAMPLES
 
 TOKEN = "k3y-for-tests-only-0123456789abcdef"
-
-
-def _s(*parts: str) -> str:
-    """Join parts at run time, so no credential-shaped literal sits in the source."""
-    return "".join(parts)
 
 
 @pytest.fixture
@@ -130,14 +126,22 @@ def test_healthz_503_when_a_record_was_edited(served, repo, aim):
     assert r.json()["audit"]["verified"] is False
 
 
-def test_healthz_503_when_the_tail_was_deleted(served, repo):
+def test_healthz_503_when_the_tail_was_deleted(served, repo, aim):
     assert served.get("/healthz").status == 200
     path = day_file(repo)
     lines = path.read_text().splitlines(keepends=True)
     path.write_text("".join(lines[:-2]))
     r = served.get("/healthz")
     assert r.status == 503
-    assert any("records were deleted from the end" in x for x in r.json()["reasons"])
+    verify = aim("audit", "verify", cwd=repo)
+    assert verify.returncode == 4
+    expected = [
+        "audit chain: " + line.removeprefix("error: ")
+        for line in verify.stdout.splitlines()
+        if line.startswith("error: ")
+    ]
+    assert r.json()["reasons"] == expected
+    assert any("cut from its end" in x for x in expected)
     assert r.json()["audit"]["rebuilds"] == 1
 
 
@@ -377,7 +381,7 @@ def test_run_page_shows_records_checks_and_the_redacted_log(repo, history, monke
     secret_value = "hunter2-" + "0123456789"
     monkeypatch.setenv("DEPLOY_API_KEY", secret_value)
     rid = history[6]  # a run with checks
-    token = _s("ghp_", "aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789")
+    token = SAMPLES["github-pat"]
     log = repo / REGISTRY / "AIM_runs" / f"{rid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"21:45:00 $ aider --message x\n21:45:01 pushed with {token}\n{secret_value}\n")

@@ -193,7 +193,7 @@ class Server:
         self.registry = registry
         self.environ = dict(environ)
         self.runs_state = runs_state or state_dir(root, self.environ) / "runs"
-        self.state = state or AuditState(registry, key=key)
+        self.state = state or AuditState(registry, key=key, environ=self.environ)
         self.rules = RulesCheck(registry)
         self.poll_ms = poll_ms
         self.full_check_s = full_check_s

@@ -10,38 +10,32 @@ command describes it.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aim_core.audit import checkpoints
 from aim_core.audit.canonical import record_hash
-from aim_core.audit.jsonl import CHECKPOINTS_NAME, HEAD_NAME
+from aim_core.audit.head import HEAD_NAME, Head, Unreadable, machine_head_path, read_head
+from aim_core.audit.head import state_dir as machine_state
 
 DIGEST = 32  # bytes of one SHA-256 digest
-
-
-def _last_checkpoint(audit_dir: Path) -> dict[str, Any] | None:
-    """The last prune checkpoint (where the chain starts after a prune), or None."""
-    path = audit_dir / CHECKPOINTS_NAME
-    if not path.exists():
-        return None
-    last = None
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            last = json.loads(line)
-        except ValueError:
-            continue
-    return last if isinstance(last, dict) else None
 
 
 class ChainCheck:
     """The chain's state after the records fed so far: the last ``seq`` and hash, and
     the digest of every record (32 bytes each) for checking a head."""
 
-    def __init__(self, audit_dir: Path, key: bytes | None = None):
+    def __init__(
+        self,
+        audit_dir: Path,
+        key: bytes | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
         self.audit_dir = Path(audit_dir)
         self.key = key
-        cp = _last_checkpoint(self.audit_dir)
+        self.machine_head = machine_head_path(self.audit_dir, machine_state(environ))
+        cp: dict[str, Any] | None = checkpoints.read(self.audit_dir, key).last
         self.prev_seq: int = int(cp["seq"]) if cp and isinstance(cp.get("seq"), int) else 0
         self.prev_hash: str | None = cp.get("hash") if cp else None
         self.prev_ts = ""
@@ -98,25 +92,29 @@ class ChainCheck:
         return self._digests[i : i + DIGEST].hex()
 
     def head_problem(self) -> str | None:
-        """What is wrong between ``HEAD.json`` and the chain, or None (as ``aim audit
-        verify``: the head may lag behind the log, never run ahead of it)."""
-        path = self.audit_dir / HEAD_NAME
-        if not path.exists():
-            return None
+        """What is wrong between the saved heads (``HEAD.json`` and this machine's copy)
+        and the chain, or None (as ``aim audit verify``: a head may lag behind the log,
+        never run ahead of it)."""
         try:
-            saved = json.loads(path.read_text(encoding="utf-8"))
-            seq, digest = int(saved["seq"]), saved["hash"]
-        except (OSError, ValueError, KeyError, TypeError):
-            return "HEAD.json is not readable"
-        last = self.last_seq or 0
-        if seq > last:
-            return (
-                f"HEAD.json says the chain reaches seq {seq}, the log ends at seq {last}: "
-                "records were deleted from the end"
-            )
-        mine = self.digest_of(seq)
-        if mine is not None and mine != digest:
-            return f"HEAD.json names seq {seq} with another hash: the log was rewritten"
-        if mine is None and self.first_seq is not None and seq >= self.first_seq:
-            return f"HEAD.json names seq {seq}, which is not in the log"
+            heads = [
+                read_head(self.audit_dir / HEAD_NAME, HEAD_NAME),
+                read_head(self.machine_head, f"this machine's audit head ({self.machine_head})"),
+            ]
+        except Unreadable as e:
+            return str(e)
+        for head in heads:
+            problem = self._against(head) if head is not None else None
+            if problem:
+                return problem
+        return None
+
+    def _against(self, head: Head) -> str | None:
+        last = self.last_seq if self.last_seq is not None else self.prev_seq
+        if head.seq > last:
+            return f"{head.name} says the chain reaches seq {head.seq}, the log ends at seq {last}"
+        mine = self.digest_of(head.seq)
+        if mine is not None and head.hash is not None and mine != head.hash:
+            return f"{head.name} names seq {head.seq} with another hash: the log was rewritten"
+        if mine is None and self.first_seq is not None and head.seq >= self.first_seq:
+            return f"{head.name} names seq {head.seq}, which is not in the log"
         return None

@@ -209,9 +209,8 @@ def run_log(registry: Path, run_id: str, environ: Mapping[str, str]) -> tuple[st
     """The run's log, as ``aim audit show`` prints it (``AIM_runs/<run_id>.log``, masked when
     written), masked again here for credentials and the environment's secret values, and
     cut to its last 256 KiB; returns ``(text or None, bytes left out)``."""
-    from aim_core import credentials
     from aim_core.paths import RUNS_DIRNAME
-    from aim_core.security import env_secret_values
+    from aim_core.security import redact_text
 
     path = registry / RUNS_DIRNAME / f"{run_id}.log"
     try:
@@ -221,9 +220,7 @@ def run_log(registry: Path, run_id: str, environ: Mapping[str, str]) -> tuple[st
             text = f.read().decode("utf-8", errors="replace")
     except OSError:
         return None, 0
-    for value in env_secret_values(environ):
-        text = text.replace(value, "[REDACTED]")
-    return credentials.redact(text, entropy=False), max(0, size - LOG_TAIL)
+    return redact_text(text, environ, entropy=False), max(0, size - LOG_TAIL)
 
 
 def run_page(

@@ -101,7 +101,7 @@ def serve_forever(project: Any, options: Options, *, echo: Callable[[str], None]
 
     sock = bind(options.host, options.port)
     # start reading the audit at once: the imports below overlap with it
-    state = AuditState(project.registry, key=audit_key(project.environ))
+    state = AuditState(project.registry, key=audit_key(project.environ), environ=project.environ)
     reading = threading.Thread(target=state.refresh, name="aim-serve-read", daemon=True)
     reading.start()
     import uvicorn

@@ -22,6 +22,7 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,10 +85,17 @@ def _key(rec: dict[str, Any]) -> str:
 class AuditState:
     """The aggregate of one registry's audit and feedback; thread-safe."""
 
-    def __init__(self, registry: Path, *, key: bytes | None = None):
+    def __init__(
+        self,
+        registry: Path,
+        *,
+        key: bytes | None = None,
+        environ: Mapping[str, str] | None = None,
+    ):
         self.registry = Path(registry)
         self.audit_dir = self.registry / AUDIT_DIRNAME
         self.key = key
+        self.environ = environ
         self.lock = threading.RLock()
         self.resets = 0  # times history changed other than by appending (rebuilt)
         self.lines_read = 0  # audit lines parsed since the server started
@@ -95,7 +103,7 @@ class AuditState:
 
     def _reset(self) -> None:
         self.builder = ReportBuilder()
-        self.chain = ChainCheck(self.audit_dir, self.key)
+        self.chain = ChainCheck(self.audit_dir, self.key, self.environ)
         self.days = DayTails(self.audit_dir)
         self.index: dict[str, RunIndex] = {}
         self.order: list[str] = []
@@ -323,7 +331,7 @@ class AuditState:
                 self.refresh()  # a run may have moved the head after our last read
                 problem = self.chain.problem or self.chain.head_problem()
             if problem is not None and self.full_findings is None:
-                v = verify(self.audit_dir, key=self.key)
+                v = verify(self.audit_dir, key=self.key, state_dir=self._machine_state())
                 fatal = [str(f) for f in v.findings if f.fatal]
                 self.full_findings = fatal or [problem]
                 self.full_checked_at = time.time()
@@ -341,6 +349,11 @@ class AuditState:
                 "rebuilds": self.resets,
             }
 
+    def _machine_state(self) -> Path:
+        from aim_core.audit.head import state_dir
+
+        return state_dir(self.environ)
+
     def full_check(self) -> None:
         """Walk the whole chain with ``aim audit verify``'s code (outside the lock: it only
         reads) and remember what it found; run now and then in a background thread."""
@@ -349,7 +362,7 @@ class AuditState:
         with self.lock:
             self.refresh()
             generation = self.generation
-        v = verify(self.audit_dir, key=self.key)
+        v = verify(self.audit_dir, key=self.key, state_dir=self._machine_state())
         fatal = [str(f) for f in v.findings if f.fatal]
         with self.lock:
             self.refresh()
