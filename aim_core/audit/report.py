@@ -129,8 +129,7 @@ def _summarize(
 
     by_capability = _by_capability(runs)
     by_tool = _by_tool(attempts_by_tool)
-    usage = ledger.to_dict()
-    _attach_usage(usage, by_tool, by_capability)
+    usage = _attach_usage(ledger.to_dict(), by_tool, by_capability)
     reliable = max(
         by_tool, key=lambda t: (by_tool[t]["success_rate"], by_tool[t]["attempts"]), default=None
     )
@@ -202,13 +201,15 @@ def _by_tool(attempts_by_tool: dict[str, Counter]) -> dict[str, dict[str, Any]]:
 
 def _attach_usage(
     usage: dict[str, Any], by_tool: dict[str, Any], by_capability: dict[str, Any]
-) -> None:
+) -> dict[str, Any]:
+    """Each tool's and capability's usage sums beside its figures; returns ``usage``."""
     for tool, t in by_tool.items():
         if tool in usage["by_tool"]:
             t["usage"] = usage["by_tool"][tool]
     for cap, c in by_capability.items():
         if cap in usage["by_capability"]:
             c["usage"] = usage["by_capability"][cap]
+    return usage
 
 
 def _actions(metrics: dict[str, float]) -> list[tuple[str, str]]:
