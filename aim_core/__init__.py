@@ -12,6 +12,8 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~9 ms of `aim --ve
 if TYPE_CHECKING:
     from typing import Any
 
+    from aim_core.attempt import AttemptOutcome
+    from aim_core.config import Settings
     from aim_core.context import AimContext
     from aim_core.errors import (
         AimError,
@@ -34,11 +36,13 @@ if TYPE_CHECKING:
         Workstream,
     )
     from aim_core.plugins import hookimpl
-    from aim_core.runner import RunResult, run_workstream
+    from aim_core.runner import run_workstream
+    from aim_core.runresult import RunResult
 
 __all__ = [
     "AimContext",
     "AimError",
+    "AttemptOutcome",
     "AuditIntegrityError",
     "AuditRecord",
     "CapabilityPayload",
@@ -51,6 +55,7 @@ __all__ = [
     "ProcessResult",
     "RunResult",
     "SecurityError",
+    "Settings",
     "ToolDetection",
     "Usage",
     "Workstream",
@@ -62,6 +67,8 @@ __all__ = [
 
 _WHERE = {
     "AimContext": "aim_core.context",
+    "AttemptOutcome": "aim_core.attempt",
+    "Settings": "aim_core.config",
     "AimError": "aim_core.errors",
     "AuditIntegrityError": "aim_core.errors",
     "ConfigError": "aim_core.errors",
@@ -79,7 +86,7 @@ _WHERE = {
     "Usage": "aim_core.models",
     "Workstream": "aim_core.models",
     "hookimpl": "aim_core.plugins",
-    "RunResult": "aim_core.runner",
+    "RunResult": "aim_core.runresult",
     "run_workstream": "aim_core.runner",
 }
 

@@ -9,6 +9,7 @@ from attrs import frozen
 
 from aim_core.attempt import AttemptOutcome
 from aim_core.errors import (
+    EXIT_AUDIT,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_NO_TOOL,
@@ -51,9 +52,12 @@ class RunResult:
 
 
 def exit_code_for(results: list[RunResult]) -> int:
-    """With several workstreams the highest-priority code wins: 2, 70, 1, 3 (then 130, 0)."""
+    """With several workstreams the highest-priority code wins: 2, 4, 70, 1, 3 (then 130,
+    0); any other code a run ended with comes before 0."""
     codes = {r.exit_code for r in results}
-    for code in (EXIT_USAGE, EXIT_INTERNAL, EXIT_WORK_FAILED, EXIT_NO_TOOL, EXIT_INTERRUPTED):
+    order = (EXIT_USAGE, EXIT_AUDIT, EXIT_INTERNAL, EXIT_WORK_FAILED, EXIT_NO_TOOL)
+    order += (EXIT_INTERRUPTED,)
+    for code in (*order, *sorted(codes - {EXIT_OK, *order})):
         if code in codes:
             return code
     return EXIT_OK
