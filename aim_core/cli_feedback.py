@@ -37,12 +37,12 @@ def _project() -> Any:
     return _open_project(recover=False)
 
 
-class YesNo(click.ParamType):
+class YesNo(click.ParamType):  # type: ignore[type-arg]
     """``yes`` / ``no`` (also ``y``, ``n``, ``true``, ``false``) as a bool."""
 
     name = "yes|no"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> bool:
         from aim_core.feedback import parse_yes_no
 
         try:
@@ -186,7 +186,7 @@ def feedback_log(run_ids: tuple[str, ...], output: Path | None) -> int:
     facts: dict[str, Any] = {}
     rendered = []
     for e in entries:
-        rid = e.get("run_id")
+        rid = str(e.get("run_id") or "")
         if rid not in facts:
             facts[rid] = fb.run_facts(audit_dir, rid) if rid else None
         rendered.append((e, render_entry(e, facts[rid])))

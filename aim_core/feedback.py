@@ -182,7 +182,7 @@ def latest_run_id(audit_dir: Path) -> str | None:
                 except ValueError:
                     continue
                 if isinstance(rec, dict) and rec.get("run_id") and not rec.get("event"):
-                    last = rec["run_id"]
+                    last = str(rec["run_id"])
         if last:
             return last
     return None
@@ -247,7 +247,8 @@ def make_entry(
         "success": facts.get("success"),
         "answers": check_answers(answers),
     }
-    return redact_data(entry, environ)
+    clean: dict[str, Any] = redact_data(entry, environ)
+    return clean
 
 
 def append_entry(registry: Path, entry: Mapping[str, Any]) -> Path:

@@ -10,7 +10,7 @@ written again, so the command can run after every survey.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,7 @@ def render_entry(entry: Mapping[str, Any], facts: Mapping[str, Any] | None) -> s
     return "\n".join(lines)
 
 
-def append_log(path: Path, rendered: list[tuple[Mapping[str, Any], str]]) -> list[str]:
+def append_log(path: Path, rendered: Sequence[tuple[Mapping[str, Any], str]]) -> list[str]:
     """Append the entries not yet in ``path`` (found by their marker); create the file
     with the guide's title when missing. Returns the run ids written."""
     text = path.read_text(encoding="utf-8") if path.exists() else ""

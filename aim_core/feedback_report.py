@@ -38,7 +38,7 @@ def summarize_feedback(
             continue
         answers = e.get("answers") or {}
         n += 1
-        run_ids.add(e.get("run_id"))
+        run_ids.add(str(e.get("run_id")))
         score = satisfaction_of(answers)
         tool = by_tool.setdefault(e.get("tool_id") or "-", {"scores": [], "right_tool": []})
         if score is not None:
@@ -109,8 +109,13 @@ def render_feedback(survey: Mapping[str, Any]) -> list[str]:
     """The report's lines about the survey."""
     if not survey.get("answers"):
         return ["User feedback: no answers yet (aim feedback add RUN_ID)"]
-    pct = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
-    num = lambda x: "-" if x is None else f"{x:.2f}"  # noqa: E731
+
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.0%}"
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
     return [
         f"User feedback: {survey['answers']} answer(s) about {survey['runs_with_feedback']} run(s)",
         f"  satisfaction {num(survey['satisfaction'])}/5 (target {survey['target']}); "

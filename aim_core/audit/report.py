@@ -54,8 +54,8 @@ class ReportBuilder:
 
     def __init__(self) -> None:
         self.runs: dict[str, dict[str, Any]] = {}
-        self.attempts_by_tool: dict[str, Counter] = defaultdict(Counter)
-        self.failures: Counter = Counter()
+        self.attempts_by_tool: dict[str, Counter[str]] = defaultdict(Counter)
+        self.failures: Counter[str] = Counter()
         self.feedback: list[dict[str, Any]] = []
         self.ledger = UsageLedger()
 
@@ -112,8 +112,8 @@ class ReportBuilder:
 
 def _summarize(
     runs: dict[str, dict[str, Any]],
-    attempts_by_tool: dict[str, Counter],
-    failures: Counter,
+    attempts_by_tool: dict[str, Counter[str]],
+    failures: Counter[str],
     feedback: list[dict[str, Any]],
     ledger: UsageLedger,
 ) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def _by_capability(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]
     return by_capability
 
 
-def _by_tool(attempts_by_tool: dict[str, Counter]) -> dict[str, dict[str, Any]]:
+def _by_tool(attempts_by_tool: dict[str, Counter[str]]) -> dict[str, dict[str, Any]]:
     return {
         t: {
             "attempts": c["attempts"],
@@ -280,7 +280,10 @@ def _usage_lines(usage: dict[str, Any]) -> list[str]:
 
 def render_report(data: dict[str, Any]) -> str:
     """The report as text."""
-    pct = lambda x: f"{x:.0%}"  # noqa: E731
+
+    def pct(x: float) -> str:
+        return f"{x:.0%}"
+
     lines = [
         f"Runs: {data['runs']} (counted per workstream run, not per attempt); "
         f"workstreams: {data['workstreams']}",

@@ -25,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aim_core.serve.health import RulesCheck, healthz
 from aim_core.serve.pages import RUN_ID, dashboard, run_page
@@ -62,7 +62,7 @@ class Guard:
             return
         request = Request(scope)
 
-        async def send_with_headers(message: dict[str, Any]) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 raw = list(message.get("headers", []))
                 have = {k.lower() for k, _ in raw}
@@ -298,7 +298,7 @@ class Server:
         name = request.path_params["name"]
         if name not in STATIC:
             return Response("not found", status_code=404)
-        data = resources.files("aim_core.serve").joinpath("static", name).read_bytes()
+        data = resources.files("aim_core.serve").joinpath("static").joinpath(name).read_bytes()
         return Response(data, media_type=STATIC[name])
 
     def routes(self) -> list[Route]:

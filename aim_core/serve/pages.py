@@ -27,7 +27,7 @@ TARGETS: tuple[tuple[str, str, str, Any, str], ...] = (
 
 
 @lru_cache(maxsize=1)
-def environment():
+def environment() -> Any:
     """The Jinja2 environment of the package's templates."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -44,7 +44,7 @@ def environment():
 
 
 def render(name: str, **context: Any) -> str:
-    return environment().get_template(name).render(**context)
+    return str(environment().get_template(name).render(**context))
 
 
 class _Frame:

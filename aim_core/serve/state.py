@@ -108,7 +108,7 @@ class AuditState:
         self.index: dict[str, RunIndex] = {}
         self.order: list[str] = []
         self.attempts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-        self.failures: Counter = Counter()  # (tool, capability, failure) -> attempts
+        self.failures: Counter[tuple[str, str, str]] = Counter()  # (tool, cap, failure)
         self.attempt_hist: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
         self.run_hist: dict[str, Histogram] = defaultdict(Histogram)
         self.series: dict[str, list[float]] = {}  # day -> [runs, successes, duration]
@@ -211,7 +211,7 @@ class AuditState:
             counts[1] += bool(result.get("success"))
             self.attempt_hist[pair].add(float(content.get("duration_sec") or 0.0))
         if rec.get("failure"):
-            self.failures[(*pair, rec["failure"])] += 1
+            self.failures[(pair[0], pair[1], rec["failure"])] += 1
 
     # ----------------------------------------------------------------- answers
 
