@@ -311,7 +311,7 @@ class Attempt:
             from aim_core.security import redact_text
 
             # printed, logged and audited: no credential, no undecodable byte of a name
-            message = printable(redact_text(message, run.project.environ))
+            message = redact_text(printable(message), run.project.environ)
             workspace.restore()
         return AttemptOutcome(
             tool_id=self.tool_id,

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aim")
 
-CUTOFF_GRACE_S = 2.0  # the heartbeat's period and then some
+CUTOFF_GRACE_S = 1.5  # the heartbeat's period and then some
 
 
 def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
@@ -64,6 +64,7 @@ def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
 
 
 def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
+    from aim_core.runlocks import RunTable
     from aim_core.scope import Scope
     from aim_core.workspace import Recovered, recover_attempt
 
@@ -76,7 +77,8 @@ def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
     snap_dir = Path(entry["snapshot"]) if entry.get("snapshot") else None
     if entry.get("state") == "attempting" and snap_dir is not None and snap_dir.is_dir():
         scope = Scope(project.root, entry.get("scope", []))
-        outcome = recover_attempt(project.root, snap_dir, scope, cutoff)
+        others = RunTable(project.runs_state).other_scopes(run_id, cutoff - CUTOFF_GRACE_S)
+        outcome = recover_attempt(project.root, snap_dir, scope, cutoff, ignore=others)
         _audit_interrupted(project, entry, outcome, killed)
     undone = [*outcome.restored, *outcome.reverted]
     what = f"restored {', '.join(undone)}" if undone else "nothing to restore"

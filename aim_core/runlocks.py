@@ -121,8 +121,11 @@ class RunTable:
         on_wait: Callable[[dict[str, Any]], None] | None = None,
         poll_s: float = 0.2,
         stop: threading.Event | None = None,
+        recover: Callable[[], object] | None = None,
     ) -> ActiveRun:
-        """Enter the table, first waiting while a live run's scope overlaps ours."""
+        """Enter the table, first waiting while a live run's scope overlaps ours; a dead
+        run whose scope overlaps ours is recovered first (``recover``), so its restore
+        never lands on our work."""
         self.active.mkdir(parents=True, exist_ok=True)
         lock = FileLock(self.active / f"{run_id}.lock")
         lock.acquire()
@@ -135,7 +138,7 @@ class RunTable:
                     (
                         e
                         for e in self.entries()
-                        if e["alive"]
+                        if (e["alive"] or recover is not None)
                         and e["run_id"] != run_id
                         and mine.overlaps(Scope(root, e.get("scope", [])))
                     ),
@@ -145,6 +148,9 @@ class RunTable:
                     run = ActiveRun(self, run_id, entry, lock)
                     run.update(started=time.time())
                     return run
+            if not blocker["alive"] and recover is not None:
+                recover()
+                continue
             if on_wait is not None and blocker["run_id"] != waited_for:
                 on_wait(blocker)
                 waited_for = blocker["run_id"]

@@ -196,6 +196,7 @@ class Runner:
         return self._finished(run, last)
 
     def _join_table(self, run: RunState) -> None:
+        from aim_core.recovery import recover_dead_runs
         from aim_core.runlocks import RunTable
 
         def waiting(entry: Mapping[str, Any]) -> None:
@@ -212,6 +213,7 @@ class Runner:
             info={"workstream_id": run.ws.id},
             on_wait=waiting,
             stop=self.stop,
+            recover=lambda: recover_dead_runs(self.project),
         )
 
     def _candidates(self, run: RunState) -> list[Candidate]:

@@ -124,14 +124,17 @@ class Recovered:
     stuck: tuple[str, ...] = ()
 
 
-def recover_attempt(root: Path, snapshot_dir: Path, scope: Scope, cutoff: float) -> Recovered:
+def recover_attempt(
+    root: Path, snapshot_dir: Path, scope: Scope, cutoff: float, ignore: Iterable[str] = ()
+) -> Recovered:
     """Undo what a killed attempt left, as its own failure would have: the scope
     restored, changes outside it reverted, git's state put back -- except what changed
     after ``cutoff`` (wall time the attempt was last known alive), which is left as is.
+    Changes in ``ignore`` (the scopes of other runs since) are theirs, not undone.
     Links are never followed."""
     snapshot = Snapshot.load(root, snapshot_dir)
     tree = TreeState.load(snapshot_dir / "tree")
-    outside = tree.changed(scope)
+    outside = tree.changed(scope, ignore=ignore)
     late_outside = [p for p in outside if _changed_after(tree.label_path(p), cutoff)]
     reverted, stuck = tree.revert([p for p in outside if p not in late_outside])
     inside = snapshot.changes(scope).all()
