@@ -6,7 +6,7 @@ PLUGIN_PROJECTS := $(wildcard plugins/*/pyproject.toml examples/aim-plugin-*/pyp
 # The stamp's name changes with the set of projects, so adding a plugin reinstalls.
 STAMP := $(VENV)/.installed-$(shell echo $(PLUGIN_PROJECTS) | cksum | cut -d' ' -f1)
 
-.PHONY: install compile test lint format demo e2e bench clean
+.PHONY: install compile chromium test lint format demo e2e bench clean
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml $(PLUGIN_PROJECTS) Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -qq --disable-pip-version-check \
 		--config-settings editable_mode=compat \
-		-e '.[test]' $(foreach p,$(dir $(PLUGIN_PROJECTS)),-e $(p))
+		-e '.[test,serve]' $(foreach p,$(dir $(PLUGIN_PROJECTS)),-e $(p))
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -25,7 +25,19 @@ $(STAMP): pyproject.toml $(PLUGIN_PROJECTS) Makefile
 compile: install
 	@$(BIN)/python -m compileall -q aim_core plugins examples scripts >/dev/null
 
-test: compile
+# The dashboard's browser tests drive Debian's chromium (never a browser Playwright would
+# download). Installed here when missing and apt-get is usable as root; otherwise those
+# tests are skipped and say why.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests (apt-get)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver >/dev/null; } \
+		|| echo "note: apt-get could not install chromium; the browser tests will be skipped"; \
+	fi
+
+test: compile chromium
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: install

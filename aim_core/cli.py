@@ -786,6 +786,13 @@ def plugin_new(
     return 0
 
 
+# Commands kept in their own modules (they get the global options and open_project here,
+# so they never import this module)
+from aim_core import cli_feedback, cli_serve  # noqa: E402
+
+for _commands in (cli_feedback, cli_serve):
+    _commands.register(cli, common_options=common_options, open_project=open_project)
+
 # --------------------------------------------------------------------------- entry
 
 

@@ -25,6 +25,11 @@ from aim_core.registry import DEFAULT_RULES
 EXAMPLES_DIR = "workstreams/staging_test"
 EXAMPLES = ("ws-aim-validation", "ws-add-docstrings", "ws-add-tests", "ws-refactor-simple")
 SCRIPTS = ("aim_status", "run_workstream", "aim_audit_query", "validate_workstreams")
+# the guide's Step 4.1 survey forms: written when missing, never overwritten (even by --force)
+FEEDBACK_FORMS = {
+    "aim/FEEDBACK_FORM.md": "FEEDBACK_FORM.md",
+    ".github/ISSUE_TEMPLATE/aim_feedback.md": "aim_feedback.md",
+}
 GITIGNORE_HEADER = "# aim: machine-local audit chain and run state (never commit them)"
 
 
@@ -88,6 +93,9 @@ def init_project(
             write(
                 root / "scripts" / f"{name}.py", _template("scripts", f"{name}.py"), executable=True
             )
+    for target, name in FEEDBACK_FORMS.items():
+        if not (root / target).exists():
+            write(root / target, _template("feedback", name))
     _ignore(root, [rel(registry / AUDIT_DIRNAME) + "/", rel(registry / RUNS_DIRNAME) + "/"], report)
     return report
 

@@ -31,6 +31,7 @@ SCRIPTS = (
     "append",
     "query",
     "memory",
+    "serve",
 )
 
 

@@ -36,15 +36,45 @@ def _p95(values: list[float]) -> float:
 
 
 def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
-    """Every metric of the report as JSON-ready data."""
-    runs: dict[str, dict[str, Any]] = {}
-    attempts_by_tool: dict[str, Counter] = defaultdict(Counter)
-    failures: Counter = Counter()
-    ledger = UsageLedger()
+    """Every metric of the report as JSON-ready data (the survey answers of
+    ``AIM_feedback/`` beside ``audit_dir`` counted for the runs reported)."""
+    from aim_core.feedback import feedback_path, read_entries
+
+    builder = ReportBuilder()
     for _, rec in iter_matches(audit_dir, flt or Filter()):
+        builder.add(rec)
+    for entry in read_entries(feedback_path(audit_dir.parent)):
+        builder.add_feedback(entry)
+    return builder.build()
+
+
+class ReportBuilder:
+    """The report's figures, fed one record at a time: ``aim audit report`` feeds it the
+    whole log once, ``aim serve`` keeps one and feeds it only the lines appended since."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.attempts_by_tool: dict[str, Counter[str]] = defaultdict(Counter)
+        self.failures: Counter[str] = Counter()
+        self.feedback: list[dict[str, Any]] = []
+        self.ledger = UsageLedger()
+
+    def add_feedback(self, entry: dict[str, Any]) -> None:
+        """One line of ``AIM_feedback/feedback.jsonl`` (counted if its run is reported)."""
+        self.feedback.append(entry)
+
+    def build(self) -> dict[str, Any]:
+        """The report of everything added so far."""
+        return _summarize(
+            self.runs, self.attempts_by_tool, self.failures, self.feedback, self.ledger
+        )
+
+    def add(self, rec: dict[str, Any]) -> None:
+        """Count one audit record."""
+        runs, attempts_by_tool, failures = self.runs, self.attempts_by_tool, self.failures
         if rec.get("event"):  # the log's own events (reset-head) are not runs
-            continue
-        ledger.add(rec)
+            return
+        self.ledger.add(rec)
         rid = rec.get("run_id") or f"seq-{rec.get('seq')}"
         run = runs.setdefault(
             rid,
@@ -78,6 +108,15 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
         if result.get("success"):
             run["success"] = True
             run["final_tool"] = tool
+
+
+def _summarize(
+    runs: dict[str, dict[str, Any]],
+    attempts_by_tool: dict[str, Counter[str]],
+    failures: Counter[str],
+    feedback: list[dict[str, Any]],
+    ledger: UsageLedger,
+) -> dict[str, Any]:
     n = len(runs)
     ok = [r for r in runs.values() if r["success"]]
     fell_back = [r for r in ok if r["final_tool"] and r["final_tool"] != r["first_tool"]]
@@ -88,54 +127,20 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
     auth_rate = sum(1 for r in runs.values() if r["auth"]) / n if n else 0.0
     workstreams = len({r["workstream_id"] for r in runs.values() if r["workstream_id"]})
 
-    by_capability: dict[str, dict[str, Any]] = {}
-    for r in runs.values():
-        c = by_capability.setdefault(
-            r["capability"] or "-", {"runs": 0, "successes": 0, "durations": []}
-        )
-        c["runs"] += 1
-        c["successes"] += r["success"]
-        c["durations"].append(r["duration"])
-    for c in by_capability.values():
-        d = c.pop("durations")
-        c["success_rate"] = c["successes"] / c["runs"]
-        c["avg_duration_sec"] = sum(d) / len(d)
-    by_tool = {
-        t: {
-            "attempts": c["attempts"],
-            "successes": c["successes"],
-            "success_rate": c["successes"] / c["attempts"] if c["attempts"] else 0.0,
-        }
-        for t, c in sorted(attempts_by_tool.items())
-    }
-    usage = ledger.to_dict()
-    for tool, t in by_tool.items():
-        if tool in usage["by_tool"]:
-            t["usage"] = usage["by_tool"][tool]
-    for cap, c in by_capability.items():
-        if cap in usage["by_capability"]:
-            c["usage"] = usage["by_capability"][cap]
+    by_capability = _by_capability(runs)
+    by_tool = _by_tool(attempts_by_tool)
+    usage = _attach_usage(ledger.to_dict(), by_tool, by_capability)
     reliable = max(
         by_tool, key=lambda t: (by_tool[t]["success_rate"], by_tool[t]["attempts"]), default=None
     )
 
-    metrics = {
-        "success_rate": success_rate,
-        "avg_duration_sec": avg,
-        "fallback_rate": fallback_rate,
-        "auth_error_rate": auth_rate,
-    }
-    actions = []
-    if n:
-        if success_rate <= 0.80:
-            actions.append(("success_rate", TARGETS["success_rate"][1]))
-        if avg >= 60:
-            actions.append(("avg_duration_sec", TARGETS["avg_duration_sec"][1]))
-        if fallback_rate >= 0.30:
-            actions.append(("fallback_rate", TARGETS["fallback_rate"][1]))
-        if auth_rate >= 0.10:
-            actions.append(("auth_error_rate", TARGETS["auth_error_rate"][1]))
-    verdict, reasons = _verdict(n, success_rate, avg, workstreams)
+    metrics = {"success_rate": success_rate, "avg_duration_sec": avg}
+    metrics.update(fallback_rate=fallback_rate, auth_error_rate=auth_rate)
+    actions = _actions(metrics) if n else []
+    from aim_core.feedback_report import feedback_levels, summarize_feedback, with_feedback
+
+    survey = summarize_feedback(feedback, runs)
+    verdict, reasons = with_feedback(*_verdict(n, success_rate, avg, workstreams), survey)
     return {
         "runs": n,
         "workstreams": workstreams,
@@ -156,12 +161,66 @@ def build_report(audit_dir: Path, flt: Filter | None = None) -> dict[str, Any]:
             {"metric": m, "target": TARGETS[m][0], "value": round(metrics[m], 4), "action": a}
             for m, a in actions
         ],
-        "levels": _levels(n, success_rate, avg, fallback_rate, workstreams),
+        "levels": feedback_levels(
+            _levels(n, success_rate, avg, fallback_rate, workstreams), survey
+        ),
         "verdict": verdict,
         "reasons": reasons,
-        "not_measured": list(NOT_MEASURED),
+        "not_measured": [m for m in NOT_MEASURED if not (survey["answers"] and "survey" in m)],
         "counted_per": "workstream run (run_id), not per attempt",
+        "feedback": survey,
     }
+
+
+def _by_capability(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    by_capability: dict[str, dict[str, Any]] = {}
+    for r in runs.values():
+        c = by_capability.setdefault(
+            r["capability"] or "-", {"runs": 0, "successes": 0, "durations": []}
+        )
+        c["runs"] += 1
+        c["successes"] += r["success"]
+        c["durations"].append(r["duration"])
+    for c in by_capability.values():
+        d = c.pop("durations")
+        c["success_rate"] = c["successes"] / c["runs"]
+        c["avg_duration_sec"] = sum(d) / len(d)
+    return by_capability
+
+
+def _by_tool(attempts_by_tool: dict[str, Counter[str]]) -> dict[str, dict[str, Any]]:
+    return {
+        t: {
+            "attempts": c["attempts"],
+            "successes": c["successes"],
+            "success_rate": c["successes"] / c["attempts"] if c["attempts"] else 0.0,
+        }
+        for t, c in sorted(attempts_by_tool.items())
+    }
+
+
+def _attach_usage(
+    usage: dict[str, Any], by_tool: dict[str, Any], by_capability: dict[str, Any]
+) -> dict[str, Any]:
+    """Each tool's and capability's usage sums beside its figures; returns ``usage``."""
+    for tool, t in by_tool.items():
+        if tool in usage["by_tool"]:
+            t["usage"] = usage["by_tool"][tool]
+    for cap, c in by_capability.items():
+        if cap in usage["by_capability"]:
+            c["usage"] = usage["by_capability"][cap]
+    return usage
+
+
+def _actions(metrics: dict[str, float]) -> list[tuple[str, str]]:
+    """The guide's action for each metric that misses its target."""
+    missed = {
+        "success_rate": metrics["success_rate"] <= 0.80,
+        "avg_duration_sec": metrics["avg_duration_sec"] >= 60,
+        "fallback_rate": metrics["fallback_rate"] >= 0.30,
+        "auth_error_rate": metrics["auth_error_rate"] >= 0.10,
+    }
+    return [(m, TARGETS[m][1]) for m, miss in missed.items() if miss]
 
 
 def _verdict(n: int, success: float, avg: float, workstreams: int) -> tuple[str, list[str]]:
@@ -221,7 +280,10 @@ def _usage_lines(usage: dict[str, Any]) -> list[str]:
 
 def render_report(data: dict[str, Any]) -> str:
     """The report as text."""
-    pct = lambda x: f"{x:.0%}"  # noqa: E731
+
+    def pct(x: float) -> str:
+        return f"{x:.0%}"
+
     lines = [
         f"Runs: {data['runs']} (counted per workstream run, not per attempt); "
         f"workstreams: {data['workstreams']}",
@@ -264,6 +326,10 @@ def render_report(data: dict[str, Any]) -> str:
     for level, checks in data["levels"].items():
         for name, met in checks.items():
             lines.append(f"  [{'x' if met else ' '}] {level.replace('_', ' ')}: {name}")
+    if "feedback" in data:
+        from aim_core.feedback_report import render_feedback
+
+        lines += ["", *render_feedback(data["feedback"])]
     lines += ["", f"Verdict: {data['verdict'].upper()}"]
     lines += [f"  - {r}" for r in data["reasons"]]
     lines += ["Not measured by the audit:"] + [f"  - {m}" for m in data["not_measured"]]
