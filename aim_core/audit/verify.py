@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from attrs import define, field
 
@@ -102,92 +103,10 @@ def verify(
                 CHECKPOINTS_NAME,
             )
         )
-    prev_seq = cp["seq"] if cp else 0
-    prev_hash = cp["hash"] if cp else None
-    last_at: tuple[str, int] | None = None
-    prev_ts = ""
-    by_seq: dict[int, str] = {}
+    walk = _ChainWalk(v, key, cp["seq"] if cp else 0, cp["hash"] if cp else None)
     days = day_dirs(audit_dir)
     for di, day in enumerate(days):
-        path = day / LOG_NAME
-        rel = f"{day.name}/{LOG_NAME}"
-        data = path.read_bytes()
-        lines = data.split(b"\n")
-        trailing_ok = data.endswith(b"\n") or not data
-        if trailing_ok:
-            lines = lines[:-1]
-        for n, raw in enumerate(lines, 1):
-            last_line_of_log = di == len(days) - 1 and n == len(lines)
-            try:
-                rec = json.loads(raw)
-                if not isinstance(rec, dict):
-                    raise ValueError
-            except ValueError:
-                if last_line_of_log and not trailing_ok:
-                    v.findings.append(
-                        Finding(
-                            "torn",
-                            "the last line is incomplete (a crash while writing); the next "
-                            "append moves it aside",
-                            rel,
-                            n,
-                        )
-                    )
-                else:
-                    v.findings.append(Finding("invalid", "not a JSON record", rel, n))
-                continue
-            v.records += 1
-            seq, digest = rec.get("seq"), rec.get("hash")
-            if record_hash(rec, key) != digest:
-                v.findings.append(
-                    Finding(
-                        "edited",
-                        f"record seq {seq}: its hash does not match its content"
-                        + ("" if key else " (if the log was written with AIM_AUDIT_KEY, set it)"),
-                        rel,
-                        n,
-                    )
-                )
-            if not isinstance(seq, int):
-                v.findings.append(Finding("invalid", "the record has no seq", rel, n))
-                continue
-            if v.first_seq is None:
-                v.first_seq = seq
-            if seq > prev_seq + 1:
-                v.findings.append(
-                    Finding(
-                        "deleted",
-                        f"records {prev_seq + 1}..{seq - 1} are missing before seq {seq}",
-                        rel,
-                        n,
-                    )
-                )
-            elif seq <= prev_seq:
-                kind = "inserted" if seq in by_seq else "reordered"
-                v.findings.append(Finding(kind, f"seq {seq} comes after seq {prev_seq}", rel, n))
-            elif rec.get("prev_hash") != prev_hash:
-                v.findings.append(
-                    Finding(
-                        "inserted",
-                        f"record seq {seq} does not link to the record before it "
-                        "(inserted, replaced or reordered)",
-                        rel,
-                        n,
-                    )
-                )
-            ts = rec.get("timestamp", "")
-            if ts < prev_ts:
-                v.findings.append(Finding("reordered", f"timestamp {ts} goes back in time", rel, n))
-            if not ts.startswith(day.name):
-                v.findings.append(
-                    Finding("reordered", f"timestamp {ts} does not belong in {day.name}/", rel, n)
-                )
-            prev_ts = max(prev_ts, ts)
-            by_seq[seq] = digest
-            prev_seq = max(prev_seq, seq)
-            prev_hash = digest
-            v.last_seq = prev_seq
-            last_at = (rel, n)
+        walk.day(day, last_day=di == len(days) - 1)
     v.torn_set_aside = sum(
         1
         for p in audit_dir.glob("*.torn")
@@ -195,8 +114,90 @@ def verify(
         if line.startswith('{"moved_at"')
     )
     end = v.last_seq if v.last_seq is not None else (cp["seq"] if cp else 0)
-    _check_heads(audit_dir, v, by_seq, head, machine, end, last_at)
+    heads = _saved_heads(audit_dir, v, machine, end, head)
+    _check_heads(v, heads, walk.by_seq, end=end, last_at=walk.last_at)
     return v
+
+
+class _ChainWalk:
+    """The records of the log, one after the other, checked against the chain."""
+
+    def __init__(self, v: Verification, key: bytes | None, seq: int, digest: str | None):
+        self.v = v
+        self.key = key
+        self.prev_seq = seq
+        self.prev_hash = digest
+        self.prev_ts = ""
+        self.by_seq: dict[int, str] = {}
+        self.last_at: tuple[str, int] | None = None
+
+    def day(self, day: Path, *, last_day: bool) -> None:
+        """Check every line of one day file."""
+        rel = f"{day.name}/{LOG_NAME}"
+        data = (day / LOG_NAME).read_bytes()
+        lines = data.split(b"\n")
+        trailing_ok = data.endswith(b"\n") or not data
+        if trailing_ok:
+            lines = lines[:-1]
+        for n, raw in enumerate(lines, 1):
+            try:
+                rec = json.loads(raw)
+                if not isinstance(rec, dict):
+                    raise ValueError
+            except ValueError:
+                if last_day and n == len(lines) and not trailing_ok:
+                    message = (
+                        "the last line is incomplete (a crash while writing); the next "
+                        "append moves it aside"
+                    )
+                    self.v.findings.append(Finding("torn", message, rel, n))
+                else:
+                    self.v.findings.append(Finding("invalid", "not a JSON record", rel, n))
+                continue
+            self.record(rec, day.name, rel, n)
+
+    def record(self, rec: dict[str, Any], day: str, rel: str, n: int) -> None:
+        """Check one record: its hash, its place in the chain, its time."""
+        v = self.v
+        v.records += 1
+        seq, digest = rec.get("seq"), rec.get("hash")
+        if record_hash(rec, self.key) != digest:
+            hint = "" if self.key else " (if the log was written with AIM_AUDIT_KEY, set it)"
+            message = f"record seq {seq}: its hash does not match its content{hint}"
+            v.findings.append(Finding("edited", message, rel, n))
+        if not isinstance(seq, int):
+            v.findings.append(Finding("invalid", "the record has no seq", rel, n))
+            return
+        if v.first_seq is None:
+            v.first_seq = seq
+        self._link(rec, seq, rel, n)
+        ts = str(rec.get("timestamp", ""))
+        if ts < self.prev_ts:
+            v.findings.append(Finding("reordered", f"timestamp {ts} goes back in time", rel, n))
+        if not ts.startswith(day):
+            message = f"timestamp {ts} does not belong in {day}/"
+            v.findings.append(Finding("reordered", message, rel, n))
+        self.prev_ts = max(self.prev_ts, ts)
+        self.by_seq[seq] = str(digest)
+        self.prev_seq = max(self.prev_seq, seq)
+        self.prev_hash = digest
+        v.last_seq = self.prev_seq
+        self.last_at = (rel, n)
+
+    def _link(self, rec: dict[str, Any], seq: int, rel: str, n: int) -> None:
+        prev_seq = self.prev_seq
+        if seq > prev_seq + 1:
+            message = f"records {prev_seq + 1}..{seq - 1} are missing before seq {seq}"
+            self.v.findings.append(Finding("deleted", message, rel, n))
+        elif seq <= prev_seq:
+            kind = "inserted" if seq in self.by_seq else "reordered"
+            self.v.findings.append(Finding(kind, f"seq {seq} comes after seq {prev_seq}", rel, n))
+        elif rec.get("prev_hash") != self.prev_hash:
+            message = (
+                f"record seq {seq} does not link to the record before it "
+                "(inserted, replaced or reordered)"
+            )
+            self.v.findings.append(Finding("inserted", message, rel, n))
 
 
 def _read(path: Path, name: str, v: Verification) -> Head | None:
@@ -207,15 +208,14 @@ def _read(path: Path, name: str, v: Verification) -> Head | None:
         return None
 
 
-def _check_heads(
+def _saved_heads(
     audit_dir: Path,
     v: Verification,
-    by_seq: dict[int, str],
-    given: tuple[int, str] | None,
     machine: Head | None,
     end: int,
-    last_at: tuple[str, int] | None,
-) -> None:
+    given: tuple[int, str] | None,
+) -> list[Head]:
+    """``HEAD.json``, this machine's copy and a head given on the command line."""
     saved = _read(audit_dir / HEAD_NAME, HEAD_NAME, v)
     # aim writes HEAD.json before the machine's copy, and with every record after the first
     # (a crash may come between the very first record and its head)
@@ -228,9 +228,6 @@ def _check_heads(
                 HEAD_NAME,
             )
         )
-    heads = [h for h in (saved, machine) if h is not None]
-    if given is not None:
-        heads.append(Head(given[0], given[1], None, "--head"))
     if saved is not None and machine is not None and saved.seq < machine.seq:
         v.findings.append(
             Finding(
@@ -240,6 +237,21 @@ def _check_heads(
                 HEAD_NAME,
             )
         )
+    heads = [h for h in (saved, machine) if h is not None]
+    if given is not None:
+        heads.append(Head(given[0], given[1], None, "--head"))
+    return heads
+
+
+def _check_heads(
+    v: Verification,
+    heads: list[Head],
+    by_seq: dict[int, str],
+    *,
+    end: int,
+    last_at: tuple[str, int] | None,
+) -> None:
+    """Each head against the log: never beyond its end, never naming another record."""
     file, line = last_at if last_at else (None, None)
     for h in heads:
         if h.seq > end:
