@@ -14,6 +14,9 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"aim {__version__}\n")
         return 0
+    from aim_core.plugin_output import guard_stdout
+
+    guard_stdout()  # what a plugin prints never reaches aim's stdout (its JSON)
     if args in (["status"], ["status", "--json"]):
         from aim_core.status_snapshot import try_status
 

@@ -809,6 +809,9 @@ def _print_error(e: AimError) -> None:
 def run_cli(args: list[str]) -> int:
     """Run the CLI with ``args``; return the exit code (see ARCHITECTURE.md). Before it
     returns, every audit sink flushes what it queued (``audit_flush``)."""
+    from aim_core.plugin_output import guard_stdout
+
+    guard_stdout()  # what a plugin prints never reaches aim's stdout (its JSON)
     token = _OPENED.set([])
     try:
         return _run_cli(args)

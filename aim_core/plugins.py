@@ -29,6 +29,7 @@ import pluggy
 from attrs import define, field, frozen
 
 from aim_core import hookspecs
+from aim_core.plugin_output import plugin_code
 from aim_core.suggest import did_you_mean
 
 hookimpl = pluggy.HookimplMarker("aim")
@@ -213,11 +214,11 @@ class AimPlugins:
     def load_entry_points(self, only: str | None = None) -> None:
         """Load every ``aim`` entry point, each in isolation."""
         wanted = None if only is None else {_norm(n) for n in only.split(",") if n.strip()}
-        seen: set[str] = set()
+        seen: set[tuple[str, str | None]] = set()
         for ep in entry_points_of_group():
-            if ep.name in seen:  # the same distribution found twice on sys.path
+            if (ep.name, ep.distribution) in seen:  # one distribution found twice on sys.path
                 continue
-            seen.add(ep.name)
+            seen.add((ep.name, ep.distribution))
             dist_name, version = ep.distribution, ep.version
             info = PluginInfo(name=ep.name, distribution=dist_name, version=version)
             if wanted is not None and not ({_norm(ep.name), _norm(dist_name or "")} & wanted):
@@ -226,12 +227,17 @@ class AimPlugins:
                 self.infos[ep.name] = info
                 continue
             if ep.name in self.infos:
+                other = self.infos[ep.name].distribution or "a built-in"
                 info.status = "broken"
-                info.error = f"the name '{ep.name}' is taken by another plugin"
+                info.error = (
+                    f"the name '{ep.name}' is taken by {other}, which is used instead; "
+                    f"uninstall one of them (pip uninstall {dist_name})"
+                )
                 self.infos[f"{ep.name} ({dist_name})"] = info
                 continue
             try:
-                plugin = ep.load()
+                with plugin_code():
+                    plugin = ep.load()
             except BaseException as e:  # a plugin's import may even call sys.exit
                 if isinstance(e, KeyboardInterrupt):
                     raise
@@ -357,7 +363,8 @@ class AimPlugins:
 
         def target() -> None:
             try:
-                value = caller(**kwargs)
+                with plugin_code():
+                    value = caller(**kwargs)
                 box["value"] = value if firstresult else (value[0] if value else None)
             except BaseException as e:
                 import traceback
