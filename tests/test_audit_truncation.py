@@ -258,7 +258,7 @@ def _cut_bytes(d, data):
 def _delete_newest_day(d, data):
     shutil.rmtree(day_files(d)[-1].parent)
     if data.draw(st.booleans(), label="and HEAD.json"):
-        (d / "HEAD.json").unlink()
+        (d / "HEAD.json").unlink(missing_ok=True)
     return "cut"
 
 
