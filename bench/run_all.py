@@ -32,6 +32,7 @@ SCRIPTS = (
     "query",
     "memory",
     "serve",
+    "workspace",
 )
 
 
