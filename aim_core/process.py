@@ -264,13 +264,15 @@ def run_process(
         try:
             if on_start is not None:
                 on_start(proc.pid)
-            timed_out = _wait(proc, timeout_s)
+            timed_out = _wait(proc, tree, timeout_s)
         finally:  # also when interrupted (KeyboardInterrupt): never leave the tree behind
             kill_tree(proc.pid)
             proc.wait()
             reader.finish()
     finally:
         proctree.unregister(tree)
+        if tree.noted:
+            proctree.forget_journal(tree)
     return ProcessResult(
         exit_code=None if timed_out else proc.returncode,
         stdout=out.text(),
@@ -306,13 +308,22 @@ def _spawn(
     )
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout_s: float | None) -> bool:
-    """Wait for the tool's leader to exit; True when the time ran out first."""
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return True
-    return False
+def _wait(proc: subprocess.Popen[bytes], tree: proctree.ToolTree, timeout_s: float | None) -> bool:
+    """Wait for the tool's leader to exit, looking at its tree after 0.05 s, 0.1 s,
+    0.2 s ... then every WATCH_S (:func:`~aim_core.proctree.watch`); True when the
+    time ran out first."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    step = 0.05
+    while True:
+        left = step if deadline is None else deadline - time.monotonic()
+        try:
+            proc.wait(timeout=max(0.0, min(left, step)))
+            return False
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                return True
+            proctree.watch(tree)
+            step = min(2 * step, proctree.WATCH_S)
 
 
 def _feed(stream: Any, data: str | bytes) -> None:

@@ -26,6 +26,7 @@ process); elsewhere through psutil, which is slower but gives the same facts.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -33,13 +34,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
-from attrs import frozen
+from attrs import field, frozen
 
 TOKEN_VAR = "AIM_ATTEMPT"  # the environment variable that marks a tool's processes
 KILL_GRACE_S = 0.3  # between SIGTERM and SIGKILL
 KILL_ROUNDS = 50  # SIGKILL rounds against a tree that keeps forking
 POLL_S = 0.01
+WATCH_S = 0.5  # how often a running tree is looked at for members only aim knows
 IS_LINUX = sys.platform.startswith("linux")
 
 _live: dict[int, ToolTree] = {}  # leader pid -> tree, for the trees this process runs
@@ -61,11 +64,13 @@ class Proc:
 @frozen
 class ToolTree:
     """A tool's leader (its pid is also its session id), its token and when it started
-    (seconds since the epoch, as :class:`Proc` counts; None: unknown)."""
+    (seconds since the epoch, as :class:`Proc` counts; None: unknown). ``noted`` holds
+    ``(pid, start)`` of the members only aim knew (see :func:`watch`)."""
 
     pid: int
     token: str | None
     since: float | None
+    noted: set[tuple[int, float]] = field(factory=set, eq=False)
 
 
 def new_token() -> str:
@@ -232,6 +237,9 @@ def members(tree: ToolTree, table: Mapping[int, Proc] | None = None) -> set[int]
             continue
         if _belongs(p, tree, others, me):
             found.add(p.pid)
+    for pid, start in list(tree.noted):
+        if pid in table and abs(table[pid].start - start) < 0.02:
+            found.add(pid)
     found |= _offspring(table, found, me)
     return {pid for pid in found if not table[pid].zombie}
 
@@ -277,6 +285,60 @@ def _offspring(table: Mapping[int, Proc], roots: set[int], me: int) -> set[int]:
     return found
 
 
+# --------------------------------------------------------------------------- the journal
+
+
+def watch(tree: ToolTree) -> None:
+    """Note the members of a running tree that only this process could find again: no
+    token, another session (``env -i setsid`` daemons handed to aim as orphans).
+    They are written to ``<cache>/trees/<token>.json`` so that recovery after
+    ``kill -9`` of aim finds them too. Called every :data:`WATCH_S` while a tool
+    runs; it writes nothing as long as there is nothing new to note."""
+    if not tree.token:
+        return
+    table = process_table()
+    found = {
+        (pid, table[pid].start)
+        for pid in members(tree, table)
+        if table[pid].sid != tree.pid and not carries(pid, tree.token)
+    }
+    if found - tree.noted:
+        tree.noted.update(found)
+        _write_journal(tree)
+
+
+def _journal(token: str) -> Path:
+    from aim_core.paths import cache_dir
+
+    return cache_dir() / "trees" / f"{token}.json"
+
+
+def _write_journal(tree: ToolTree) -> None:
+    assert tree.token is not None
+    path = _journal(tree.token)
+    data = {"leader": tree.pid, "since": tree.since, "noted": sorted(tree.noted)}
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _read_journal(token: str) -> set[tuple[int, float]]:
+    try:
+        data = json.loads(_journal(token).read_text(encoding="utf-8"))
+        return {(int(pid), float(start)) for pid, start in data.get("noted", ())}
+    except (OSError, ValueError, TypeError):
+        return set()
+
+
+def forget_journal(tree: ToolTree) -> None:
+    """Remove the tree's journal (its members are gone)."""
+    if tree.token:
+        with contextlib.suppress(OSError):
+            _journal(tree.token).unlink()
+
+
 # --------------------------------------------------------------------------- killing
 
 
@@ -297,17 +359,15 @@ def kill_tree(
     :param grace_s: seconds between SIGTERM and SIGKILL.
     :returns: how many processes were signalled (0: nothing was left).
     """
-    known = live_tree(pid)
-    tree = ToolTree(
-        pid=pid,
-        token=token if token is not None else (known.token if known else None),
-        since=since if since is not None else (known.since if known else None),
-    )
+    tree = _tree_for(pid, token, since)
     if os.name != "posix":  # pragma: no cover - Windows
         return _kill_windows(pid, extra_pids)
-    targets = members(tree) | {p for p in extra_pids if read_proc(p) is not None}
+    table = process_table()
+    targets = members(tree, table) | {p for p in extra_pids if p in table}
     if not targets:
-        _reap()
+        _reap(table)
+        if live_tree(pid) is None:
+            forget_journal(tree)
         return 0
     signalled = set(targets)
     _signal(targets, signal.SIGTERM)
@@ -323,8 +383,26 @@ def kill_tree(
         time.sleep(POLL_S)
         targets = members(tree)
         signalled |= targets
-    _reap()
+    _reap(process_table())
+    if live_tree(pid) is None:
+        forget_journal(tree)  # recovery: what the journal named is gone
     return len(signalled)
+
+
+def _tree_for(pid: int, token: str | None, since: float | None) -> ToolTree:
+    """The live tree of ``pid``, or one rebuilt from what a run table recorded (with
+    the members its journal noted)."""
+    known = live_tree(pid)
+    if known is not None and token in (None, known.token) and since is None:
+        return known
+    tree = ToolTree(
+        pid=pid,
+        token=token if token is not None else (known.token if known else None),
+        since=since if since is not None else (known.since if known else None),
+    )
+    if tree.token:
+        tree.noted.update(_read_journal(tree.token))
+    return tree
 
 
 def _signal(pids: Iterable[int], sig: int) -> None:
@@ -333,16 +411,16 @@ def _signal(pids: Iterable[int], sig: int) -> None:
             os.kill(p, sig)
 
 
-def _reap() -> None:
+def _reap(table: Mapping[int, Proc]) -> None:
     """Collect the exit status of the tools' orphans that became our children, so that
     they leave no zombies behind (never a leader: its Popen waits for it)."""
     if not _subreaper:
         return
-    me = os.getpid()
+    me, my_sid = os.getpid(), os.getsid(0)
     with _live_lock:
         leaders = set(_live)
-    for p in process_table().values():
-        if p.zombie and p.ppid == me and p.pid not in leaders and p.sid != os.getsid(0):
+    for p in table.values():
+        if p.zombie and p.ppid == me and p.pid not in leaders and p.sid != my_sid:
             with contextlib.suppress(ChildProcessError, OSError):
                 os.waitpid(p.pid, os.WNOHANG)
 
