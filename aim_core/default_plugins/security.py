@@ -13,11 +13,15 @@ from aim_core.plugins import hookimpl
 @hookimpl
 def validate_payload(tool_id, payload, context):
     """Refuse paths outside the repository, in forbidden places or through symlinks,
-    requests over the size limit, and credentials in prompts or files."""
+    requests over the size limit, and credentials in prompts or files -- for the
+    files named and for those directories and globs reach (:mod:`aim_core.scope_check`)."""
     if tool_id is not None:
         return None
     from aim_core.registry import DEFAULT_RULES
+    from aim_core.scope_check import check_scope
     from aim_core.security import check_request
 
     security = context.security or DEFAULT_RULES["security"]
-    return check_request(payload, context.root, security)
+    return check_request(payload, context.root, security) + check_scope(
+        payload, context.root, security
+    )
