@@ -281,3 +281,16 @@ def test_a_fifo_does_not_hang_the_check(tmp_path):
     start = time.monotonic()
     [problem] = check_scope(_payload(files_scope=("src/",)), root, {})
     assert "FIFO" in problem.message and time.monotonic() - start < 5
+
+
+def test_a_glob_that_makes_aim_look_too_far_is_refused(tmp_path, monkeypatch):
+    from aim_core import scope_check
+
+    monkeypatch.setattr(scope_check, "MAX_ENTRIES", 100)  # instead of 200 000 files on disk
+    root = tmp_path / "repo"
+    for i in range(150):
+        (root / "src" / f"d{i}").mkdir(parents=True)
+    payload = _payload(files_scope=("src/**/*.txt",))
+    [problem] = check_scope(payload, root, {})
+    assert "makes aim look at more than 100" in problem.message
+    assert problem.field == "files_scope[0]"
