@@ -254,22 +254,24 @@ def run_process(
     start = time.monotonic()
     token = proctree.new_token()
     full_env = {**(os.environ if env is None else env), proctree.TOKEN_VAR: token}
-    proc = _spawn(argv, cwd=cwd, env=full_env, piped_stdin=stdin is not None)
-    tree = proctree.register(proc.pid, token)
+    with proctree.spawning:  # registered before any other thread looks for orphans
+        proc = _spawn(argv, cwd=cwd, env=full_env, piped_stdin=stdin is not None)
+        tree = proctree.register(proc.pid, token)
     out, err = _CappedBuffer(output_cap), _CappedBuffer(output_cap)
+    reader = None
     try:
         reader = _Reader([(proc.stdout, out), (proc.stderr, err)])
         if stdin is not None:
             threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
-        try:
-            if on_start is not None:
-                on_start(proc.pid)
-            timed_out = _wait(proc, tree, timeout_s)
-        finally:  # also when interrupted (KeyboardInterrupt): never leave the tree behind
-            kill_tree(proc.pid)
-            proc.wait()
+        if on_start is not None:
+            on_start(proc.pid)
+        timed_out = _wait(proc, tree, timeout_s)
+    finally:  # also when interrupted (KeyboardInterrupt): never leave the tree behind
+        proctree.ending(tree)
+        kill_tree(proc.pid)
+        proc.wait()
+        if reader is not None:
             reader.finish()
-    finally:
         proctree.unregister(tree)
         if tree.noted:
             proctree.forget_journal(tree)

@@ -46,7 +46,12 @@ WATCH_S = 0.5  # how often a running tree is looked at for members only aim know
 IS_LINUX = sys.platform.startswith("linux")
 
 _live: dict[int, ToolTree] = {}  # leader pid -> tree, for the trees this process runs
+_ending: set[int] = set()  # leaders of live trees whose last sweep has begun
 _live_lock = threading.Lock()
+# Held while a tool is started and registered, and while the table is read to find
+# members or reap orphans: a leader that exists but is not registered yet must never
+# be taken for an orphan (killed, or reaped before its Popen waits for it).
+spawning = threading.RLock()
 _subreaper = False
 
 
@@ -179,11 +184,19 @@ def register(pid: int, token: str | None) -> ToolTree:
     return tree
 
 
+def ending(tree: ToolTree) -> None:
+    """Note that the tree's last sweep begins: from now on it claims no orphan, so an
+    orphan two tools could have started is killed by whichever of them ends last."""
+    with _live_lock:
+        _ending.add(tree.pid)
+
+
 def unregister(tree: ToolTree) -> None:
     """Forget a leader once it was waited for and its tree killed."""
     with _live_lock:
         if _live.get(tree.pid) is tree:
             del _live[tree.pid]
+            _ending.discard(tree.pid)
 
 
 def live_tree(pid: int) -> ToolTree | None:
@@ -224,9 +237,17 @@ def enable_subreaper() -> bool:
 # --------------------------------------------------------------------------- members
 
 
-def members(tree: ToolTree, table: Mapping[int, Proc] | None = None) -> set[int]:
-    """The pids of every living process of ``tree`` (see the module docstring)."""
-    table = process_table() if table is None else table
+def look(tree: ToolTree) -> tuple[dict[int, Proc], set[int]]:
+    """The process table and the pids of every living process of ``tree`` in it (see
+    the module docstring), read while no tool is being started."""
+    with spawning:
+        table = process_table()
+        return table, members(tree, table)
+
+
+def members(tree: ToolTree, table: Mapping[int, Proc]) -> set[int]:
+    """The pids of every living process of ``tree`` in ``table`` (hold :data:`spawning`
+    from reading the table until the pids are used, or call :func:`look`)."""
     me = os.getpid()
     with _live_lock:
         others = [t for t in _live.values() if t.pid != tree.pid]
@@ -266,6 +287,8 @@ def _orphan_of(p: Proc, tree: ToolTree, others: Iterable[ToolTree]) -> bool:
     for other in others:
         if p.sid == other.pid or (other.token and carries(p.pid, other.token)):
             return False
+        if other.pid in _ending:
+            continue  # its last sweep began: it will not come back for this one
         if other.since is None or other.since <= p.start:
             return False  # it may be theirs: the last of the candidates kills it
     return True
@@ -294,12 +317,12 @@ def watch(tree: ToolTree) -> None:
     They are written to ``<cache>/trees/<token>.json`` so that recovery after
     ``kill -9`` of aim finds them too. Called every :data:`WATCH_S` while a tool
     runs; it writes nothing as long as there is nothing new to note."""
-    if not tree.token:
+    if not tree.token or os.name != "posix":
         return
-    table = process_table()
+    table, pids = look(tree)
     found = {
         (pid, table[pid].start)
-        for pid in members(tree, table)
+        for pid in pids
         if table[pid].sid != tree.pid and not carries(pid, tree.token)
     }
     if found - tree.noted:
@@ -362,10 +385,10 @@ def kill_tree(
     tree = _tree_for(pid, token, since)
     if os.name != "posix":  # pragma: no cover - Windows
         return _kill_windows(pid, extra_pids)
-    table = process_table()
-    targets = members(tree, table) | {p for p in extra_pids if p in table}
+    table, targets = look(tree)
+    targets |= {p for p in extra_pids if p in table}
     if not targets:
-        _reap(table)
+        _reap()
         if live_tree(pid) is None:
             forget_journal(tree)
         return 0
@@ -374,16 +397,16 @@ def kill_tree(
     deadline = time.monotonic() + grace_s
     while targets and time.monotonic() < deadline:
         time.sleep(POLL_S)
-        targets = members(tree)
+        targets = look(tree)[1]
         signalled |= targets
     for _ in range(KILL_ROUNDS):
         if not targets:
             break
         _signal(targets, signal.SIGKILL)
         time.sleep(POLL_S)
-        targets = members(tree)
+        targets = look(tree)[1]
         signalled |= targets
-    _reap(process_table())
+    _reap()
     if live_tree(pid) is None:
         forget_journal(tree)  # recovery: what the journal named is gone
     return len(signalled)
@@ -411,18 +434,19 @@ def _signal(pids: Iterable[int], sig: int) -> None:
             os.kill(p, sig)
 
 
-def _reap(table: Mapping[int, Proc]) -> None:
+def _reap() -> None:
     """Collect the exit status of the tools' orphans that became our children, so that
     they leave no zombies behind (never a leader: its Popen waits for it)."""
     if not _subreaper:
         return
     me, my_sid = os.getpid(), os.getsid(0)
-    with _live_lock:
-        leaders = set(_live)
-    for p in table.values():
-        if p.zombie and p.ppid == me and p.pid not in leaders and p.sid != my_sid:
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(p.pid, os.WNOHANG)
+    with spawning:
+        with _live_lock:
+            leaders = set(_live)
+        for p in process_table().values():
+            if p.zombie and p.ppid == me and p.pid not in leaders and p.sid != my_sid:
+                with contextlib.suppress(ChildProcessError, OSError):
+                    os.waitpid(p.pid, os.WNOHANG)
 
 
 def _kill_windows(pid: int, extra_pids: Iterable[int]) -> int:  # pragma: no cover

@@ -279,3 +279,44 @@ def test_a_finished_tool_never_kills_another_tools_daemon(tmp_path, marker):
     assert results["quick"].exit_code == 0
     assert results["slow"].stdout.strip() == "alive"  # its daemon outlived the quick tool
     assert survivors(marker) == 0 and survivors(other, 0) == 0
+
+
+STRESS = """
+import random, sys, threading
+from aim_core.process import enable_subreaper, run_process
+assert enable_subreaper()
+marker, rounds = sys.argv[1], int(sys.argv[2])
+kinds = [
+    ("exit", "exit 3", 3),
+    ("daemon", "( setsid sleep 600.M </dev/null >/dev/null 2>&1 & ); exit 4", 4),
+    ("scrubbed", "( env -i setsid sleep 600.M </dev/null >/dev/null 2>&1 & ); exit 5", 5),
+    ("children", "for i in 1 2 3 4 5; do sleep 600.M & done; exit 6", 6),
+    ("quick", "exit 0", 0),
+]
+bad = []
+def worker(seed):
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        name, body, code = rng.choice(kinds)
+        r = run_process(["sh", "-c", body.replace("M", marker)], timeout_s=30)
+        if r.exit_code != code:
+            bad.append((name, r.exit_code))
+threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+print("bad", bad)
+"""
+
+
+def test_tools_in_parallel_keep_their_exit_codes_and_leave_nothing(marker):
+    """Six threads start tools at random in one subreaper process (as ``aim run --jobs``
+    does): no tool's end kills or reaps another's leader, nothing is left."""
+    r = subprocess.run(
+        [sys.executable, "-c", STRESS, marker, "30"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "bad []", r.stdout
+    assert survivors(marker) == 0
