@@ -32,7 +32,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -222,7 +222,7 @@ def _static_prefix(pattern: str) -> str:
     return "".join(f"{p}/" for p in fixed if p not in ("", "."))
 
 
-def _glob_filter(pattern: str):
+def _glob_filter(pattern: str) -> Callable[[str], bool]:
     """Whether a path (``rel``, ``is_dir``) is in the glob: as :class:`~aim_core.scope.Scope`
     matches it (``*`` crosses ``/``), or as a tool's glob would (``**/`` matching no
     directory, a matched directory taking all it holds)."""
@@ -245,7 +245,7 @@ class _Walker:
         self.budget = budget
         self.seen_dirs: set[Path] = set()
 
-    def walk(self, start: Path, prefix: str, keep: Any) -> None:
+    def walk(self, start: Path, prefix: str, keep: Callable[[str], bool] | None) -> None:
         """Every entry under ``start``, named ``prefix + name``; ``keep(rel)`` filters
         (None: all). A directory that ``keep`` takes is taken whole."""
         todo = [(start, prefix, keep)]

@@ -173,7 +173,9 @@ def _start_and_kill_aim(repo: Path, ws: str, fakeai: dict, pidfile: Path, wait: 
 def test_daemon_dies_after_kill_9_of_aim(repo, aim, fakeai, tool, marker, tmp_path, then):
     pidfile = tmp_path / "started"
     tool(DAEMON.format(m=marker) + f"echo during > src/target.py\ntouch {pidfile}\nsleep 60\n")
-    _start_and_kill_aim(repo, _ws(repo, "ws-k"), fakeai, pidfile, 0.3)
+    ws = _ws(repo, "ws-k")
+    following = write_ws(repo, "ws-next")  # written before: recovery would revert it after
+    _start_and_kill_aim(repo, ws, fakeai, pidfile, 0.3)
     assert survivors(marker, 0) == 1  # aim is gone; its tool's daemon is not
     if then == "recover":
         r = aim("recover", cwd=repo, env=fakeai)
@@ -181,7 +183,7 @@ def test_daemon_dies_after_kill_9_of_aim(repo, aim, fakeai, tool, marker, tmp_pa
         r = aim("status", cwd=repo, env=fakeai)
     else:
         tool("echo after > src/target.py\n")
-        r = aim("run", write_ws(repo, "ws-next"), cwd=repo, env=fakeai)
+        r = aim("run", following, cwd=repo, env=fakeai)
     assert r.returncode == 0, r.stderr
     assert survivors(marker) == 0
     if then != "run":

@@ -22,7 +22,7 @@ import pytest
 from aim_core.scope_check import MAX_FILES, check_scope, expand
 from aim_core.security import check_request
 
-from .test_security import SAMPLES
+from .credential_corpus import SAMPLES
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX links and FIFOs")
 
@@ -180,11 +180,11 @@ def test_payload_files_pointing_into_a_directory(aim_project, fake_tool, outside
 
 
 def test_credentials_in_a_file_under_the_scope(aim_project, fake_tool):
-    key = SAMPLES["aws-access-key"]
+    key = SAMPLES["aws-access-credential"]
     project = aim_project(files={"src/a.py": "x = 1\n", "src/deep/keys.py": f"KEY = '{key}'\n"})
     fake_tool("ruff", version="0.6.0")
     r = _lint(project, ["src/"])
-    record = _refused(r, project, "files_scope[0]", "src/deep/keys.py", "aws-access-key")
+    record = _refused(r, project, "files_scope[0]", "src/deep/keys.py", "aws-access-credential")
     assert key not in r.stderr and key not in r.stdout and key not in json.dumps(record)
 
 
