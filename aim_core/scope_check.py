@@ -196,16 +196,14 @@ def expand(
     """
     budget = [MAX_FILES, MAX_ENTRIES] if budget is None else budget
     out = Expansion()
-    text = entry.replace("\\", "/")
-    while text.startswith("./"):
-        text = text[2:]
+    # "./src/", "src/./": the path without its "." and empty parts ("." is the root)
+    text = "/".join(c for c in entry.replace("\\", "/").split("/") if c not in ("", "."))
     walker = _Walker(root, forbidden, out, budget)
     if any(c in text for c in GLOB_CHARS):
         base = _static_prefix(text)
         walker.walk(root / base if base else root, base, _glob_filter(text))
     elif (root / text).is_dir():
-        rel = text.rstrip("/")
-        walker.walk(root / rel, f"{rel}/" if rel else "", None)
+        walker.walk(root / text, f"{text}/" if text else "", None)
     elif os.path.lexists(root / text):
         walker.visit_named(root / text, text)
     return out

@@ -294,3 +294,18 @@ def test_a_glob_that_makes_aim_look_too_far_is_refused(tmp_path, monkeypatch):
     [problem] = check_scope(payload, root, {})
     assert "makes aim look at more than 100" in problem.message
     assert problem.field == "files_scope[0]"
+
+
+@pytest.mark.parametrize("entry", [".", "./", "./src/../"])
+def test_the_whole_repository_as_a_scope_reaches_git_and_the_registry(aim_project, entry):
+    project = aim_project(files={"src/a.py": "x = 1\n"})
+    (project.root / ".git").mkdir(exist_ok=True)
+    payload = _payload(files_scope=(entry,))
+    problems = check_scope(
+        payload, project.root, {"forbidden_paths": [".git/", "aim/.AIM_ai-tools-registry/"]}
+    )
+    if ".." in entry:
+        assert problems == []  # '..' is check_request's to refuse
+        return
+    assert {p.path for p in problems} == {".git", "aim/.AIM_ai-tools-registry"}
+    assert all(p.field == "files_scope[0]" for p in problems)
