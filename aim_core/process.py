@@ -165,8 +165,14 @@ class _Reader:
         self._files = [s for s, _ in streams]
         self._streams = [(s.fileno(), buf) for s, buf in streams]
         self._wake_r, self._wake_w = os.pipe()
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="aim-tool-output")
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, daemon=True, name="aim-tool-output")]
+        if os.name != "posix":  # pragma: no cover - Windows: select() takes sockets only
+            self._threads = [
+                threading.Thread(target=_pump, args=(fd, buf), daemon=True)
+                for fd, buf in self._streams
+            ]
+        for t in self._threads:
+            t.start()
 
     def _loop(self) -> None:
         with selectors.DefaultSelector() as sel:
@@ -190,13 +196,20 @@ class _Reader:
         """Take what the pipes hold now, stop reading and close them."""
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
-        self._thread.join(timeout=2 * FINISH_TIMEOUT_S)
+        for t in self._threads:
+            t.join(timeout=2 * FINISH_TIMEOUT_S)
         for f in self._files:
             with contextlib.suppress(OSError):
                 f.close()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def _pump(fd: int, buffer: _CappedBuffer) -> None:  # pragma: no cover - Windows
+    """Blocking reads until the end of the pipe (or until it is closed under us)."""
+    while _read_some(fd, buffer):
+        pass
 
 
 def _read_some(fd: int, buffer: _CappedBuffer) -> bool:
@@ -260,11 +273,11 @@ def run_process(
     out, err = _CappedBuffer(output_cap), _CappedBuffer(output_cap)
     reader = None
     try:
+        if on_start is not None:  # first: the sooner recorded, the smaller the window
+            on_start(proc.pid)
         reader = _Reader([(proc.stdout, out), (proc.stderr, err)])
         if stdin is not None:
             threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
-        if on_start is not None:
-            on_start(proc.pid)
         timed_out = _wait(proc, tree, timeout_s)
     finally:  # also when interrupted (KeyboardInterrupt): never leave the tree behind
         proctree.ending(tree)
