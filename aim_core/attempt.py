@@ -410,7 +410,10 @@ class Attempt:
         self.tool_pid = pid
         if self.run.active is not None:
             # when it started, so that recovery never kills a process that reused the pid
-            self.run.active.update(tool_pid=pid, tool_started=time.time())
+            # and its token, so that recovery finds what it started even after a setsid
+            self.run.active.update(
+                tool_pid=pid, tool_started=time.time(), tool_token=process.token_of(pid)
+            )
         log.debug(f"{self.tool_id} started (pid {pid})")
 
     def _finished_process(self, argv: Sequence[str], result: ProcessResult) -> None:

@@ -1,11 +1,13 @@
 """Run a tool as a child process, bounded in time, output and environment.
 
-Everything platform-specific about processes lives here: the child gets its
-own session (process group), stdin is closed unless text is given, stdout and
-stderr are read by threads into capped buffers (the first and the last
-``cap`` bytes are kept, the middle is counted and dropped), and on timeout the
-whole tree is terminated, then killed -- including descendants that left the
-process group with ``setsid``. Plugins reach this through ``context.run``.
+The child gets its own session and ``AIM_ATTEMPT=<token>`` in its environment,
+stdin is closed unless text is given, stdout and stderr are read by one thread
+into capped buffers (the first and the last ``cap`` bytes are kept, the middle
+is counted and dropped). When the tool's leader exits, times out or is
+interrupted, everything it started is killed -- also what left its session with
+``setsid``, double-forked or outlived it holding its pipes (see
+:mod:`aim_core.proctree`) -- and its output is read as it is at that moment.
+Plugins reach this through ``context.run``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
-import signal
+import selectors
 import subprocess
 import sys
 import threading
@@ -22,12 +24,23 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from aim_core import proctree
 from aim_core.models import ProcessResult
+from aim_core.proctree import KILL_GRACE_S, enable_subreaper, kill_tree, token_of
+
+__all__ = [
+    "BASE_ENV",
+    "DEFAULT_OUTPUT_CAP",
+    "KILL_GRACE_S",
+    "build_env",
+    "enable_subreaper",
+    "kill_tree",
+    "run_process",
+    "token_of",
+]
 
 DEFAULT_OUTPUT_CAP = 512 * 1024  # bytes kept at each end of each stream
-KILL_GRACE_S = 0.3  # between SIGTERM and SIGKILL
-PIPE_GRACE_S = 0.5  # how long a pipe may stay open after the tool exited
-IS_POSIX = os.name == "posix"
+FINISH_TIMEOUT_S = 0.5  # at most this long to take what the pipes hold when the tool ended
 
 # Passed to every tool; everything else in the environment must be asked for
 # by the tool's plugin (ToolDetection.env_passthrough) so that unrelated
@@ -139,62 +152,91 @@ class _CappedBuffer:
         return head + tail
 
 
-def _pump(stream: Any, buffer: _CappedBuffer) -> None:
-    try:
-        while True:
-            chunk = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
-            if not chunk:
-                break
-            buffer.add(chunk)
-    except (OSError, ValueError):
-        pass  # the pipe was closed under us after the tool's tree was killed
+class _Reader:
+    """Reads a tool's stdout and stderr on one thread, into capped buffers, until both
+    pipes end or :meth:`finish` is called.
 
-
-def descendants(pid: int) -> list[int]:
-    """Every living descendant of ``pid`` (children, grandchildren, ...)."""
-    try:
-        import psutil
-
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except Exception:
-        return []
-
-
-def kill_tree(pid: int, *, extra_pids: Iterable[int] = (), grace_s: float = KILL_GRACE_S) -> None:
-    """Terminate, then kill, the process ``pid``, its process group and its descendants.
-
-    Descendants are collected before anything is signalled, so a grandchild
-    that moved to its own session with ``setsid`` is still found.
+    :meth:`finish` takes what the pipes hold at that moment and stops at once: a
+    process that keeps a pipe open after the tool exited (a daemon started with
+    ``setsid``) never makes aim wait for it.
     """
-    pids = {pid, *extra_pids, *descendants(pid)}
-    if IS_POSIX:
-        _signal_all(pid, pids, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(p) for p in pids):
-            time.sleep(0.02)
-        pids |= set(descendants(pid))
-        _signal_all(pid, pids, signal.SIGKILL)
-    else:  # pragma: no cover - Windows
-        for p in pids:
-            with contextlib.suppress(OSError):
-                os.kill(p, signal.SIGTERM)
 
+    def __init__(self, streams: Sequence[tuple[Any, _CappedBuffer]]):
+        self._files = [s for s, _ in streams]
+        self._streams = [(s.fileno(), buf) for s, buf in streams]
+        self._wake_r, self._wake_w = os.pipe()
+        self._threads = [threading.Thread(target=self._loop, daemon=True, name="aim-tool-output")]
+        if os.name != "posix":  # pragma: no cover - Windows: select() takes sockets only
+            self._threads = [
+                threading.Thread(target=_pump, args=(fd, buf), daemon=True)
+                for fd, buf in self._streams
+            ]
+        for t in self._threads:
+            t.start()
 
-def _signal_all(pgid: int, pids: Iterable[int], sig: int) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(pgid, sig)
-    for p in pids:
+    def _loop(self) -> None:
+        with selectors.DefaultSelector() as sel:
+            for fd, buf in self._streams:
+                os.set_blocking(fd, False)
+                sel.register(fd, selectors.EVENT_READ, buf)
+            sel.register(self._wake_r, selectors.EVENT_READ, None)
+            open_streams = len(self._streams)
+            while open_streams:
+                for key, _ in sel.select():
+                    if key.data is None:  # finish(): take what is there and stop
+                        for other in list(sel.get_map().values()):
+                            if other.data is not None:
+                                _drain(other.fd, other.data)
+                        return
+                    if not _read_some(key.fd, key.data):
+                        sel.unregister(key.fd)
+                        open_streams -= 1
+
+    def finish(self) -> None:
+        """Take what the pipes hold now, stop reading and close them."""
         with contextlib.suppress(OSError):
-            os.kill(p, sig)
+            os.write(self._wake_w, b"x")
+        for t in self._threads:
+            t.join(timeout=2 * FINISH_TIMEOUT_S)
+        for f in self._files:
+            with contextlib.suppress(OSError):
+                f.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
-def _alive(pid: int) -> bool:
+def _pump(fd: int, buffer: _CappedBuffer) -> None:  # pragma: no cover - Windows
+    """Blocking reads until the end of the pipe (or until it is closed under us)."""
+    while _read_some(fd, buffer):
+        pass
+
+
+def _read_some(fd: int, buffer: _CappedBuffer) -> bool:
+    """One read from a ready pipe; False at its end."""
     try:
-        import psutil
-
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except Exception:
+        chunk = os.read(fd, 65536)
+    except BlockingIOError:
+        return True
+    except OSError:
         return False
+    if chunk:
+        buffer.add(chunk)
+    return bool(chunk)
+
+
+def _drain(fd: int, buffer: _CappedBuffer) -> None:
+    """Read until the pipe is empty or ends, for at most FINISH_TIMEOUT_S (the tree
+    was killed before: nobody is left to fill it)."""
+    deadline = time.monotonic() + FINISH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # BlockingIOError: empty
+            return
+        if not chunk:
+            return
+        buffer.add(chunk)
 
 
 def run_process(
@@ -209,28 +251,43 @@ def run_process(
 ) -> ProcessResult:
     """Run ``argv`` and return its exit code and capped output.
 
+    When the tool's leader exits (or times out, or this call is interrupted),
+    everything it started is killed and its output is taken as it is then:
+    nothing it left behind outlives the call or keeps it waiting.
+
     :param timeout_s: after this many seconds the tool's whole tree is killed
         and ``timed_out`` is true; None waits forever.
+    :param env: the tool's environment (default: ours); ``AIM_ATTEMPT`` is added.
     :param stdin: text given to the tool on standard input; by default stdin is
         closed so a tool waiting for an answer ends instead of hanging.
-    :param on_start: called with the child's pid as soon as it runs (so a
-        caller can record it for recovery).
+    :param on_start: called with the child's pid as soon as it runs, so a caller
+        can record it and its :func:`token_of` for recovery.
     :raises FileNotFoundError: when the program does not exist.
     """
     start = time.monotonic()
-    proc = _spawn(argv, cwd=cwd, env=env, piped_stdin=stdin is not None)
-    if on_start is not None:
-        on_start(proc.pid)
+    token = proctree.new_token()
+    full_env = {**(os.environ if env is None else env), proctree.TOKEN_VAR: token}
+    with proctree.spawning:  # registered before any other thread looks for orphans
+        proc = _spawn(argv, cwd=cwd, env=full_env, piped_stdin=stdin is not None)
+        tree = proctree.register(proc.pid, token)
     out, err = _CappedBuffer(output_cap), _CappedBuffer(output_cap)
-    readers = [
-        threading.Thread(target=_pump, args=(proc.stdout, out), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, err), daemon=True),
-    ]
-    for t in readers:
-        t.start()
-    if stdin is not None:
-        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
-    timed_out, interrupted = _wait(proc, readers, timeout_s)
+    reader = None
+    try:
+        if on_start is not None:  # first: the sooner recorded, the smaller the window
+            on_start(proc.pid)
+        reader = _Reader([(proc.stdout, out), (proc.stderr, err)])
+        if stdin is not None:
+            threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True).start()
+        timed_out = _wait(proc, tree, timeout_s)
+    finally:  # also when interrupted (KeyboardInterrupt): never leave the tree behind
+        proctree.ending(tree)
+        kill_tree(proc.pid)
+        proc.wait()
+        if reader is not None:
+            reader.finish()
+        proctree.unregister(tree)
+        if tree.noted:
+            proctree.forget_journal(tree)
     return ProcessResult(
         exit_code=None if timed_out else proc.returncode,
         stdout=out.text(),
@@ -238,7 +295,6 @@ def run_process(
         duration_sec=round(time.monotonic() - start, 6),
         timed_out=timed_out,
         dropped_bytes=out.dropped + err.dropped,
-        interrupted=interrupted,
     )
 
 
@@ -267,43 +323,22 @@ def _spawn(
     )
 
 
-def _wait(
-    proc: subprocess.Popen[bytes], readers: list[threading.Thread], timeout_s: float | None
-) -> tuple[bool, bool]:
-    """Wait for the tool; on timeout or interruption kill its tree. ``(timed_out,
-    interrupted)``; an interruption is re-raised after the tree is gone."""
-    timed_out = interrupted = False
-    try:
-        proc.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        kill_tree(proc.pid)
-        proc.wait()
-    except BaseException:  # KeyboardInterrupt, SystemExit: never leave the tree behind
-        interrupted = True
-        kill_tree(proc.pid)
-        proc.wait()
-        raise
-    finally:
-        if not (timed_out or interrupted):
-            _finish_pipes(proc, readers)
-        for t in readers:
-            t.join(timeout=PIPE_GRACE_S)
-        for stream in (proc.stdout, proc.stderr):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
-    return timed_out, interrupted
-
-
-def _finish_pipes(proc: subprocess.Popen[bytes], readers: list[threading.Thread]) -> None:
-    """After the tool exited: give its pipes a moment, then kill what still holds them."""
-    deadline = time.monotonic() + PIPE_GRACE_S
-    for t in readers:
-        t.join(timeout=max(0.0, deadline - time.monotonic()))
-    if any(t.is_alive() for t in readers):
-        # A background child still holds stdout/stderr: the tool left it behind.
-        kill_tree(proc.pid)
+def _wait(proc: subprocess.Popen[bytes], tree: proctree.ToolTree, timeout_s: float | None) -> bool:
+    """Wait for the tool's leader to exit, looking at its tree after 0.05 s, 0.1 s,
+    0.2 s ... then every WATCH_S (:func:`~aim_core.proctree.watch`); True when the
+    time ran out first."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    step = 0.05
+    while True:
+        left = step if deadline is None else deadline - time.monotonic()
+        try:
+            proc.wait(timeout=max(0.0, min(left, step)))
+            return False
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                return True
+            proctree.watch(tree)
+            step = min(2 * step, proctree.WATCH_S)
 
 
 def _feed(stream: Any, data: str | bytes) -> None:
@@ -312,21 +347,3 @@ def _feed(stream: Any, data: str | bytes) -> None:
         stream.close()
     except (OSError, ValueError):
         pass
-
-
-def enable_subreaper() -> bool:
-    """Make orphaned descendants of our tools become our children (Linux only).
-
-    A tool that double-forks a daemon would otherwise hand it to init, out of
-    reach of :func:`kill_tree`. Returns whether it took effect.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_CHILD_SUBREAPER = 36
-        return bool(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
-    except Exception:
-        return False

@@ -24,21 +24,15 @@ CUTOFF_GRACE_S = 1.5  # the heartbeat's period and then some
 
 
 def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
-    pid, started = entry.get("tool_pid"), entry.get("tool_started")
+    """Kill what the dead run's tool left: its tree, session and token holders, never a
+    process older than the tool (its pid may have been reused)."""
+    pid, started, token = entry.get("tool_pid"), entry.get("tool_started"), entry.get("tool_token")
     if not pid:
-        return False
-    try:
-        import psutil
-
-        proc = psutil.Process(pid)
-        if started is not None and abs(proc.create_time() - started) > 2.0:
-            return False  # the pid was reused by an unrelated process
-    except Exception:
         return False
     from aim_core.process import kill_tree
 
-    kill_tree(pid)
-    return True
+    since = started - 2.0 if started is not None else None  # the clocks differ by < 1 s
+    return kill_tree(pid, token=token, since=since) > 0
 
 
 def recover_dead_runs(project: Project) -> list[dict[str, Any]]:

@@ -7,17 +7,29 @@ plugins add their own checks per tool.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aim_core.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from aim_core.context import AimContext
+    from aim_core.models import Invocation, Problem
 
 
 @hookimpl
-def validate_payload(tool_id, payload, context):
+def validate_payload(
+    tool_id: str | None, payload: Invocation, context: AimContext
+) -> list[Problem] | None:
     """Refuse paths outside the repository, in forbidden places or through symlinks,
-    requests over the size limit, and credentials in prompts or files."""
+    requests over the size limit, and credentials in prompts or files -- for the
+    files named and for those directories and globs reach (:mod:`aim_core.scope_check`)."""
     if tool_id is not None:
         return None
     from aim_core.registry import DEFAULT_RULES
+    from aim_core.scope_check import check_scope
     from aim_core.security import check_request
 
     security = context.security or DEFAULT_RULES["security"]
-    return check_request(payload, context.root, security)
+    return check_request(payload, context.root, security) + check_scope(
+        payload, context.root, security
+    )
