@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from attrs import field, frozen
 
-from aim_core import process
+from aim_core import process, proctree
 from aim_core.errors import Interrupted
 from aim_core.gitmeta import GitState
 from aim_core.models import Failure, FileChanges, Invocation, InvocationResult, Usage
@@ -140,6 +140,7 @@ class Attempt:
         self.payload = payload
         self.number = number
         self.tool_pid: int | None = None
+        self.token = proctree.new_token()  # marks every process of this attempt
         self._logged: set[str] = set()
 
     # ----------------------------------------------------------------- the flow
@@ -226,6 +227,7 @@ class Attempt:
                 snapshot=str(snap_dir),
                 state="attempting",
                 tool_id=self.tool_id,
+                tool_token=self.token,  # before anything starts: recovery finds it all
                 tool_pid=None,
                 capability=self.capability,
                 attempt=self.number,
@@ -241,6 +243,7 @@ class Attempt:
             on_start=self._started,
             on_process=self._finished_process,
             measure=workspace.changes,
+            process_token=self.token,
         )
         self.run.runlog.write(f"attempt {self.number} with {self.tool_id} (timeout {timeout_s:g}s)")
         self.run.on_event("attempt", {"tool_id": self.tool_id, "attempt": self.number})
@@ -295,6 +298,10 @@ class Attempt:
         if git_state:  # a commit, a branch switch, the stash: undone, the work itself kept
             workspace.revert_outside(git_state)
             outside = [p for p in outside if p not in git_state]
+            log.warning(
+                f"{self.tool_id} changed git's state ({', '.join(git_state)}); put back as it "
+                "was: its work in scope stays uncommitted for you to review"
+            )
         failure, message = (None, "") if result.success else (result.failure, result.message)
         if outside:
             failure, message = Failure.OUT_OF_SCOPE, self._outside_message(workspace, outside)
@@ -411,9 +418,7 @@ class Attempt:
         if self.run.active is not None:
             # when it started, so that recovery never kills a process that reused the pid
             # and its token, so that recovery finds what it started even after a setsid
-            self.run.active.update(
-                tool_pid=pid, tool_started=time.time(), tool_token=process.token_of(pid)
-            )
+            self.run.active.update(tool_pid=pid, tool_started=time.time())
         log.debug(f"{self.tool_id} started (pid {pid})")
 
     def _finished_process(self, argv: Sequence[str], result: ProcessResult) -> None:

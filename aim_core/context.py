@@ -42,6 +42,7 @@ class AimContext:
     on_process: Callable[[Sequence[str], ProcessResult], None] | None = None
     on_start: Callable[[int], None] | None = None
     measure: Callable[[], FileChanges] | None = None
+    process_token: str | None = None
 
     def changes(self) -> FileChanges:
         """What changed in the work tree since the core started this attempt.
@@ -105,6 +106,7 @@ class AimContext:
                 env=full_env,
                 stdin=stdin,
                 on_start=self.on_start,
+                token=self.process_token,
             )
         except (FileNotFoundError, PermissionError) as e:
             result = ProcessResult(

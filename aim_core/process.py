@@ -248,6 +248,7 @@ def run_process(
     stdin: str | bytes | None = None,
     output_cap: int = DEFAULT_OUTPUT_CAP,
     on_start: Callable[[int], None] | None = None,
+    token: str | None = None,
 ) -> ProcessResult:
     """Run ``argv`` and return its exit code and capped output.
 
@@ -262,10 +263,12 @@ def run_process(
         closed so a tool waiting for an answer ends instead of hanging.
     :param on_start: called with the child's pid as soon as it runs, so a caller
         can record it and its :func:`token_of` for recovery.
+    :param token: the ``AIM_ATTEMPT`` mark of its processes (default: a new one); a
+        caller that records it before the call finds them even if it dies first.
     :raises FileNotFoundError: when the program does not exist.
     """
     start = time.monotonic()
-    token = proctree.new_token()
+    token = token or proctree.new_token()
     full_env = {**(os.environ if env is None else env), proctree.TOKEN_VAR: token}
     with proctree.spawning:  # registered before any other thread looks for orphans
         proc = _spawn(argv, cwd=cwd, env=full_env, piped_stdin=stdin is not None)

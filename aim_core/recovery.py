@@ -27,12 +27,28 @@ def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
     """Kill what the dead run's tool left: its tree, session and token holders, never a
     process older than the tool (its pid may have been reused)."""
     pid, started, token = entry.get("tool_pid"), entry.get("tool_started"), entry.get("tool_token")
-    if not pid:
-        return False
+    if not pid:  # the run died before it noted the pid: what carries its token goes
+        return _kill_token_holders(token) if token else False
     from aim_core.process import kill_tree
 
     since = started - 2.0 if started is not None else None  # the clocks differ by < 1 s
     return kill_tree(pid, token=token, since=since) > 0
+
+
+def _kill_token_holders(token: str) -> bool:
+    import os
+    import signal
+
+    from aim_core import proctree
+
+    holders = [pid for pid in proctree.process_table() if proctree.carries(pid, token)]
+    for pid in holders:
+        if pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
+    return bool(holders)
 
 
 def recover_dead_runs(project: Project) -> list[dict[str, Any]]:

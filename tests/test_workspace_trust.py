@@ -224,6 +224,7 @@ def test_head_refs_index_and_stash_stay_and_the_change_stays_uncommitted(repo, b
     assert " M a.py" in git(repo.root, "status", "--porcelain").splitlines()
     assert repo.read("c.py") == "c = 1\n"
     assert last_record(repo)["result"]["content"]["git_restored"]
+    assert "changed git's state" in result.stderr  # said, not only recorded
 
 
 def test_a_tool_that_stashes_the_users_work_fails_and_everything_comes_back(repo):
@@ -457,10 +458,11 @@ def test_randomized_runs_failures_and_kills_leave_exactly_the_successful_work(re
             for f in record["result"]["content"]["files_modified"]:
                 expected[f] = f"# {record['workstream_id']}\n".encode()
     assert _tree(repo.root) == expected
+    mine = str(repo.env.bin_dir / "scripttool")  # this test's tool, not another session's
     leftovers = [
         p.info
         for p in psutil.process_iter(["pid", "cmdline"])
-        if any("scripttool" in part for part in (p.info["cmdline"] or []))
+        if any(mine in part for part in (p.info["cmdline"] or []))
     ]
     assert not leftovers
 
