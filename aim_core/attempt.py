@@ -227,7 +227,7 @@ class Attempt:
                 snapshot=str(snap_dir),
                 state="attempting",
                 tool_id=self.tool_id,
-                tool_token=self.token,  # before anything starts: recovery finds it all
+                tool_mark=self.token,  # before anything starts: recovery finds it all
                 tool_pid=None,
                 capability=self.capability,
                 attempt=self.number,

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aim")
 
-CUTOFF_GRACE_S = 1.5  # the heartbeat's period and then some
+CUTOFF_GRACE_S = 0.5  # twice the heartbeat's period
 
 
 def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
     """Kill what the dead run's tool left: its tree, session and token holders, never a
     process older than the tool (its pid may have been reused)."""
-    pid, started, token = entry.get("tool_pid"), entry.get("tool_started"), entry.get("tool_token")
+    pid, started, token = entry.get("tool_pid"), entry.get("tool_started"), entry.get("tool_mark")
     if not pid:  # the run died before it noted the pid: what carries its token goes
         return _kill_token_holders(token) if token else False
     from aim_core.process import kill_tree

@@ -27,7 +27,7 @@ ACTIVE = "active"
 RECENT = "recent"  # entries of runs that ended lately: their changes are theirs, not ours
 RECENT_KEEP_S = 24 * 3600
 TABLE_LOCK = ".table.lock"
-HEARTBEAT_S = 1.0
+HEARTBEAT_S = 0.25
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
