@@ -412,7 +412,7 @@ class Attempt:
             # when it started, so that recovery never kills a process that reused the pid
             # and its token, so that recovery finds what it started even after a setsid
             self.run.active.update(
-                tool_pid=pid, tool_started=time.time(), tool_token=process.token_of(pid)
+                tool_pid=pid, tool_started=time.time(), tool_mark=process.token_of(pid)
             )
         log.debug(f"{self.tool_id} started (pid {pid})")
 

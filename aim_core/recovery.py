@@ -26,7 +26,7 @@ CUTOFF_GRACE_S = 1.5  # the heartbeat's period and then some
 def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
     """Kill what the dead run's tool left: its tree, session and token holders, never a
     process older than the tool (its pid may have been reused)."""
-    pid, started, token = entry.get("tool_pid"), entry.get("tool_started"), entry.get("tool_token")
+    pid, started, token = entry.get("tool_pid"), entry.get("tool_started"), entry.get("tool_mark")
     if not pid:
         return False
     from aim_core.process import kill_tree
