@@ -69,6 +69,7 @@ __all__ = [
     "first_line",
     "in_paths",
     "joined_output",
+    "json_lines",
     "launch_failure",
     "not_provided",
     "one_line",
@@ -76,6 +77,7 @@ __all__ = [
     "prepare_call",
     "process_failure",
     "program_version",
+    "prompt_with_files",
     "redact",
     "request_problems",
     "retry_after",
@@ -513,6 +515,42 @@ def launch_failure(result: Any, program: str) -> tuple[Failure, str] | None:
 def timeout_message(program: str, result: Any) -> str:
     """The one line for a call stopped at the attempt's time limit."""
     return f"{program} did not finish in time (stopped after {result.duration_sec:.1f}s)"
+
+
+def prompt_with_files(
+    payload: Any,
+    *,
+    change: str = "Change only these files:",
+    create: str = "Create these files:",
+) -> str:
+    """The instruction, then the files the tool may change and those it must create
+    (an agent can't guess them), each list under its heading."""
+    lines = [payload.prompt.rstrip()]
+    existing = [f for f in payload.files if f not in payload.files_create]
+    if existing:
+        lines += ["", change, *(f"- {f}" for f in existing)]
+    if payload.files_create:
+        lines += ["", create, *(f"- {f}" for f in payload.files_create)]
+    return "\n".join(lines)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text`` that is a JSON object, in order (an agent CLI's event
+    stream); other lines -- progress, warnings, half a line -- are skipped."""
+    import json
+
+    found = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            found.append(obj)
+    return found
 
 
 def joined_output(stdout: str, stderr: str) -> str:

@@ -29,6 +29,7 @@ from aim_core.toolkit import (
     option_args,
     prepare_call,
     program_version,
+    prompt_with_files,
     request_problems,
     retry_after,
     scoped_changes,
@@ -202,15 +203,11 @@ def read_denials(root, forbidden) -> list[str]:
 
 def full_prompt(payload) -> str:
     """The instruction plus the files claude may edit (it can't guess them)."""
-    lines = [payload.prompt.rstrip()]
-    existing = [f for f in payload.files if f not in payload.files_create]
-    if existing:
-        lines += ["", "Files you may edit (edits to any other file are denied):"]
-        lines += [f"- {f}" for f in existing]
-    if payload.files_create:
-        lines += ["", "Files to create:"]
-        lines += [f"- {f}" for f in payload.files_create]
-    return "\n".join(lines)
+    return prompt_with_files(
+        payload,
+        change="Files you may edit (edits to any other file are denied):",
+        create="Files to create:",
+    )
 
 
 def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden=(), args=None):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from aim_core import Usage
+from aim_core.toolkit import json_lines
 
 
 def parse_output(stdout: str) -> list[dict]:
@@ -26,18 +27,7 @@ def parse_output(stdout: str) -> list[dict]:
         return [whole]
     if isinstance(whole, list):
         return [m for m in whole if isinstance(m, dict)]
-    found = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict):
-            found.append(obj)
-    return found
+    return json_lines(text)
 
 
 def is_result(message: dict) -> bool:

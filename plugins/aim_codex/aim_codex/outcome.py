@@ -12,14 +12,13 @@ whatever the cause, so the failure class comes from the events' words.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from attrs import define, field
 
 from aim_core import Failure, Usage
-from aim_core.toolkit import first_line, one_line, process_failure, retry_after
+from aim_core.toolkit import first_line, json_lines, one_line, process_failure, retry_after
 
 AUTH = re.compile(
     r"\b401\b|\b403\b|unauthorized|forbidden|invalid[_ ]api[_ ]key|incorrect api key|"
@@ -64,15 +63,8 @@ def _add(total: int | None, value: Any) -> int | None:
 def read_events(stdout: str) -> Events:
     """Every JSON line of ``stdout`` that is one of codex's events (others are skipped)."""
     ev = Events()
-    for line in stdout.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+    for obj in json_lines(stdout):
+        if not isinstance(obj.get("type"), str):
             continue
         ev.parsed += 1
         kind = obj["type"]

@@ -29,6 +29,7 @@ from aim_core.toolkit import (
     one_line,
     option_args,
     program_version,
+    prompt_with_files,
     request_problems,
     retry_after,
     scoped_changes,
@@ -185,13 +186,7 @@ def github_repo(url: str) -> str | None:
 
 def full_prompt(payload) -> str:
     """The instruction plus the files the change must stay within."""
-    lines = [payload.prompt.rstrip()]
-    existing = [f for f in payload.files if f not in payload.files_create]
-    if existing:
-        lines += ["", "Change only these files:"] + [f"- {f}" for f in existing]
-    if payload.files_create:
-        lines += ["", "Create these files:"] + [f"- {f}" for f in payload.files_create]
-    return "\n".join(lines)
+    return prompt_with_files(payload)
 
 
 def session_id_from(text: str) -> str | None:

@@ -20,6 +20,7 @@ from aim_core.toolkit import (
     joined_output,
     option_args,
     program_version,
+    prompt_with_files,
     request_problems,
     target_files,
     tool_options,
@@ -128,14 +129,8 @@ def get_version(tool_id, context):
 
 
 def full_prompt(payload) -> str:
-    """The instruction plus the files opencode may change (it can't guess them)."""
-    lines = [payload.prompt.rstrip()]
-    existing = [f for f in payload.files if f not in payload.files_create]
-    if existing:
-        lines += ["", "Change only these files:"] + [f"- {f}" for f in existing]
-    if payload.files_create:
-        lines += ["", "Create these files:"] + [f"- {f}" for f in payload.files_create]
-    return "\n".join(lines)
+    """The instruction plus the files the change must stay within."""
+    return prompt_with_files(payload)
 
 
 def edit_rules(root, paths) -> dict[str, str]:

@@ -12,14 +12,13 @@ edited, exits **0** -- so the outcome comes from the events and the files.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from attrs import define, field
 
 from aim_core import Failure, Usage
-from aim_core.toolkit import first_line, one_line, process_failure, retry_after
+from aim_core.toolkit import first_line, json_lines, one_line, process_failure, retry_after
 
 EDIT_TOOLS = ("edit", "write", "patch", "multiedit", "apply_patch")
 AUTH_NAMES = ("ProviderAuthError",)
@@ -57,15 +56,8 @@ def _number(value: Any) -> bool:
 def read_events(stdout: str) -> Events:
     """Every JSON line of ``stdout`` that is one of opencode's events."""
     ev = Events()
-    for line in stdout.splitlines():
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+    for obj in json_lines(stdout):
+        if not isinstance(obj.get("type"), str):
             continue
         ev.parsed += 1
         part = obj.get("part") if isinstance(obj.get("part"), dict) else {}
