@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,93 +19,9 @@ if TYPE_CHECKING:
 
 ISSUES_URL = "https://github.com/aim-dev/aim/issues"
 
-# --------------------------------------------------------------------------- shared options
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-    if value not in (None, False, 0, ()):
-        ctx.find_root().meta[f"aim.{param.name}"] = value
-    return value
-
-
-def common_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """The global options, accepted before or after the subcommand."""
-    options = [
-        click.option(
-            "--config",
-            metavar="FILE",
-            help="Config file (default config/aim_config.yaml).",
-            callback=_remember,
-            expose_value=False,
-        ),
-        click.option(
-            "--registry",
-            metavar="DIR",
-            help="Registry directory (default: found upward).",
-            callback=_remember,
-            expose_value=False,
-        ),
-        click.option(
-            "--actor",
-            metavar="NAME",
-            help="Who the audit records name (default: pipeline).",
-            callback=_remember,
-            expose_value=False,
-        ),
-        click.option(
-            "-v",
-            "--verbose",
-            count=True,
-            help="Also log commands and timings.",
-            callback=_remember,
-            expose_value=False,
-        ),
-        click.option(
-            "-q",
-            "--quiet",
-            is_flag=True,
-            help="Log only warnings and errors.",
-            callback=_remember,
-            expose_value=False,
-        ),
-        click.option(
-            "--debug",
-            is_flag=True,
-            help="Show tracebacks of errors.",
-            callback=_remember,
-            expose_value=False,
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _meta(name: str) -> Any:
-    return click.get_current_context().find_root().meta.get(f"aim.{name}")
-
-
-# The projects a command opened, so that their audit sinks are flushed before exit.
-_OPENED: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("aim_opened_projects")
-
-
-def open_project(*, recover: bool = True) -> Project:
-    """The :class:`~aim_core.project.Project` of the current directory, with the global
-    options; first restores what a killed run left (unless ``recover`` is false)."""
-    from aim_core.log import configure
-    from aim_core.project import Project
-
-    configure(verbosity=_meta("verbose") or 0, quiet=bool(_meta("quiet")))
-    project = Project.for_command(
-        config_path=_meta("config"),
-        registry=_meta("registry"),
-        actor=_meta("actor"),
-        recover=recover,
-    )
-    opened = _OPENED.get(None)
-    if opened is not None:
-        opened.append(project)
-    return project
+# The global options and opening the project: shared with the commands kept in their
+# own modules (aim_core.cli_common).
+from aim_core.cli_common import _OPENED, common_options, open_project  # noqa: E402
 
 
 def emit_json(data: Any) -> None:
@@ -399,7 +313,7 @@ def doctor() -> int:
     type=click.IntRange(1, 64),
     default=1,
     show_default=True,
-    help="Run up to N independent workstreams at once.",
+    help="Run up to N independent workstreams at once (their tools take turns).",
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan and the candidate tools; run nothing.")
 @click.option(
@@ -410,9 +324,11 @@ def run(paths: tuple[Path, ...], jobs: int, dry_run: bool, as_json: bool) -> int
     """Run workstreams: route each to a tool, fall back, retry, audit.
 
     PATHS are workstream files or directories of them. Several workstreams run
-    as a graph by depends_on; -j N runs independent ones in parallel (never
-    two whose files overlap). Exit codes: 0 success, 1 the work failed,
-    2 bad input, 3 no tool available, 130 interrupted.
+    as a graph by depends_on; -j N runs independent ones side by side (never
+    two whose files overlap), while their tools take turns in the repository, so
+    no run can mistake another tool's writes for its own. Exit codes: 0 success,
+    1 the work failed, 2 bad input, 3 no tool available, 4 the audit log is behind
+    its head, 130 interrupted.
     """
     from aim_core.graph import load_all
 
@@ -786,12 +702,12 @@ def plugin_new(
     return 0
 
 
-# Commands kept in their own modules (they get the global options and open_project here,
-# so they never import this module)
-from aim_core import cli_feedback, cli_serve  # noqa: E402
+# Commands kept in their own modules (they take the shared options from aim_core.cli_common)
+from aim_core.cli_feedback import feedback  # noqa: E402
+from aim_core.cli_serve import serve  # noqa: E402
 
-for _commands in (cli_feedback, cli_serve):
-    _commands.register(cli, common_options=common_options, open_project=open_project)
+cli.add_command(feedback)
+cli.add_command(serve)
 
 # --------------------------------------------------------------------------- entry
 

@@ -1,40 +1,23 @@
 """``aim feedback add`` and ``aim feedback log``: the guide's developer survey and its
 staging feedback log.
 
-:mod:`aim_core.cli` calls :func:`register` with its global options and its way of
-opening the project, so this module never imports the CLI (no import cycle).
+It takes the global options from :mod:`aim_core.cli_common`, so it never imports
+the CLI (no import cycle).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from aim_core.cli_common import common_options, open_project
 from aim_core.errors import AimError, UsageError
-
-_open_project: Callable[..., Any] | None = None
-
-
-def register(
-    group: click.Group,
-    *,
-    common_options: Callable[[Any], Any],
-    open_project: Callable[..., Any],
-) -> None:
-    """Add ``aim feedback`` to ``group``, its subcommands taking the global options."""
-    global _open_project
-    _open_project = open_project
-    feedback.add_command(click.command("add")(common_options(feedback_add)))
-    feedback.add_command(click.command("log")(common_options(feedback_log)))
-    group.add_command(feedback)
 
 
 def _project() -> Any:
-    assert _open_project is not None, "aim_core.cli_feedback.register() was not called"
-    return _open_project(recover=False)
+    return open_project(recover=False)
 
 
 class YesNo(click.ParamType):  # type: ignore[type-arg]
@@ -64,6 +47,8 @@ def feedback() -> None:
     """
 
 
+@feedback.command("add")
+@common_options
 @click.argument("run_id", required=False)
 @click.option("--ease", type=RATING, help="How easy was it to add `capability`? (1-5)")
 @click.option("--right-tool", type=YES_NO, help="Did AIM select the right tool? (yes|no)")
@@ -149,6 +134,8 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
+@feedback.command("log")
+@common_options
 @click.option(
     "--run", "run_ids", multiple=True, metavar="RUN_ID", help="Only this run (repeatable)."
 )

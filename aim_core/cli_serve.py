@@ -1,37 +1,24 @@
 """``aim serve``: the health endpoint, the metrics and the dashboard.
 
 starlette, uvicorn and prometheus_client are imported only when the command runs,
-so ``aim --version`` never pays for them. :mod:`aim_core.cli` calls
-:func:`register` with its global options and its way of opening the project, so
-this module never imports the CLI (no import cycle).
+so ``aim --version`` never pays for them. It takes the global
+options from :mod:`aim_core.cli_common`, so it never imports the CLI (no cycle).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import Any
 
 import click
 
+from aim_core.cli_common import common_options, open_project
 from aim_core.errors import UsageError
 
 TOKEN_ENV = "AIM_SERVE_TOKEN"
-_open_project: Callable[..., Any] | None = None
 
 
-def register(
-    group: click.Group,
-    *,
-    common_options: Callable[[Any], Any],
-    open_project: Callable[..., Any],
-) -> None:
-    """Add ``aim serve`` to ``group``, taking the global options."""
-    global _open_project
-    _open_project = open_project
-    group.add_command(click.command("serve")(common_options(serve)))
-
-
+@click.command("serve")
+@common_options
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -70,8 +57,7 @@ def serve(host: str, port: int, token: str | None, full_check_minutes: float) ->
 
     token = token or os.environ.get(TOKEN_ENV) or None
     check_bind(host, token)
-    assert _open_project is not None, "aim_core.cli_serve.register() was not called"
-    project = _open_project(recover=False)
+    project = open_project(recover=False)
     if not project.has_registry:
         raise UsageError(
             f"no aim registry at {project.registry}; run 'aim init' first (or pass --registry)"

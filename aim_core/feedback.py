@@ -253,18 +253,14 @@ def make_entry(
 
 def append_entry(registry: Path, entry: Mapping[str, Any]) -> Path:
     """Append one answer (one write, fsync) under the file's lock; returns the file."""
+    from aim_core.audit.jsonl import append_line
     from aim_core.locks import FileLock
 
     path = feedback_path(registry)
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
     with FileLock(path.parent / ".lock"):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(path, line)
     return path
 
 

@@ -89,11 +89,6 @@ class Snapshot:
                 self.created_dirs.append(parent.as_posix())
                 parent = parent.parent
 
-    def add(self, rel: str) -> None:
-        """Also keep a copy of ``rel`` (a file outside the scope that was dirty)."""
-        if rel not in self.entries:
-            self._remember(rel, f"x{len(self.entries)}")
-
     def save(self) -> None:
         (self.dir / MANIFEST).write_text(
             json.dumps({"entries": self.entries, "created_dirs": self.created_dirs}),

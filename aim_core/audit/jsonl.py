@@ -53,6 +53,7 @@ __all__ = [
     "LOG_NAME",
     "JsonlAuditLog",
     "LogBehindHead",
+    "append_line",
     "audit_key",
     "day_dirs",
     "state_dir",
@@ -64,6 +65,21 @@ def audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
     env = os.environ if environ is None else environ
     value = env.get("AIM_AUDIT_KEY")
     return value.encode("utf-8") if value else None
+
+
+def append_line(path: Path, line: bytes) -> None:
+    """Append ``line`` to ``path`` in one write and fsync it (the folder is made when
+    missing). The caller holds the file's lock."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # the first line of the day
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _line_start(f: Any, end: int) -> int:
@@ -254,17 +270,7 @@ class JsonlAuditLog:
             "utf-8"
         )
         day = now.astimezone(timezone.utc).strftime("%Y-%m-%d")
-        path = self.dir / day / LOG_NAME
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # the first record of the day
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_line(self.dir / day / LOG_NAME, line)
         return sealed
 
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
