@@ -12,6 +12,7 @@ TYPE_CHECKING = False  # not typing's: importing typing costs ~9 ms of `aim --ve
 if TYPE_CHECKING:
     from typing import Any
 
+    from aim_core.api import run_workstream
     from aim_core.attempt import AttemptOutcome
     from aim_core.config import Settings
     from aim_core.context import AimContext
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
         Workstream,
     )
     from aim_core.plugins import hookimpl
-    from aim_core.runner import run_workstream
     from aim_core.runresult import RunResult
 
 __all__ = [
@@ -87,7 +87,7 @@ _WHERE = {
     "Workstream": "aim_core.models",
     "hookimpl": "aim_core.plugins",
     "RunResult": "aim_core.runresult",
-    "run_workstream": "aim_core.runner",
+    "run_workstream": "aim_core.api",
 }
 
 

@@ -30,6 +30,7 @@ from aim_core.treestate import WorkspaceRefused
 from aim_core.workspace import InPlaceWorkspace, Workspace
 
 if TYPE_CHECKING:
+    from aim_core.checks import Verification
     from aim_core.models import ProcessResult
     from aim_core.plugins import CallOutcome
     from aim_core.router import Candidate
@@ -58,7 +59,10 @@ class AttemptOutcome:
     restored otherwise); ``outside`` the repository paths outside the scope it
     changed (always reverted); ``git_restored`` git's own state it changed (HEAD,
     refs, index, stash: put back, the work kept uncommitted); ``duration_sec`` the
-    wall time of the invocation.
+    wall time of the invocation (its checks included); ``verification`` the
+    results of the workstream's ``verify`` checks (None when there are none or
+    the edit never reached them); ``repair`` which repair of the tool's failed
+    edit this was (0: not a repair).
     """
 
     tool_id: str
@@ -72,6 +76,13 @@ class AttemptOutcome:
     git_restored: tuple[str, ...] = ()
     retry_after_s: float | None = None
     usage: Usage | None = None
+    verification: Verification | None = None
+    repair: int = 0
+
+    @property
+    def verified(self) -> bool:
+        """True when it succeeded and ``verify`` checks ran and passed."""
+        return self.success and self.verification is not None and self.verification.passed
 
     @property
     def success(self) -> bool:
@@ -102,6 +113,8 @@ class AttemptOutcome:
             "files_modified": list(self.files_modified),
             "retry_after_s": self.retry_after_s,
             "usage": self.usage.to_dict() if self.usage else None,
+            "verification": self.verification.to_record() if self.verification else None,
+            "repair": self.repair,
         }
 
 
@@ -120,6 +133,7 @@ class Attempt:
     :param capability: the capability asked of the tool.
     :param payload: the request, already redacted.
     :param number: which try of this tool it is (1-based), as the guide counts.
+    :param repair: which repair of a failed check this is (0: none).
     """
 
     def __init__(
@@ -129,6 +143,7 @@ class Attempt:
         capability: str | None,
         payload: Invocation,
         number: int,
+        repair: int = 0,
     ):
         assert candidate.state is not None
         self.run = run
@@ -139,6 +154,7 @@ class Attempt:
         self.capability = capability
         self.payload = payload
         self.number = number
+        self.repair = repair
         self.tool_pid: int | None = None
         self.token = proctree.new_token()  # marks every process of this attempt
         self._logged: set[str] = set()
@@ -237,6 +253,7 @@ class Attempt:
     def _invoke(self, workspace: Workspace, began: float) -> CallOutcome:
         timeout_s = self.payload.timeout_ms / 1000.0
         ctx = self.run.project.context(
+            root=workspace.root,
             deadline=began + timeout_s,
             tool_id=self.tool_id,
             env_passthrough=self.detection.env_passthrough,
@@ -246,7 +263,9 @@ class Attempt:
             process_token=self.token,
         )
         self.run.runlog.write(f"attempt {self.number} with {self.tool_id} (timeout {timeout_s:g}s)")
-        self.run.on_event("attempt", {"tool_id": self.tool_id, "attempt": self.number})
+        self.run.on_event(
+            "attempt", {"tool_id": self.tool_id, "attempt": self.number, "repair": self.repair}
+        )
         args = {
             "tool_id": self.tool_id,
             "capability": self.capability,
@@ -306,10 +325,16 @@ class Attempt:
         if outside:
             failure, message = Failure.OUT_OF_SCOPE, self._outside_message(workspace, outside)
         elif result.success:
-            missing = [f for f in run.ws.files_create if not (run.project.root / f).exists()]
+            missing = [f for f in run.ws.files_create if not (workspace.root / f).exists()]
             if missing:
                 failure = Failure.TOOL_ERROR
                 message = f"{self.tool_id} reported success but did not create {', '.join(missing)}"
+        verification = None
+        if failure is None and self.payload.verify:
+            verification = self._verify(workspace, ignore)
+            if not verification.passed:
+                failure = Failure.VERIFY_FAILED
+                message = f"{self.tool_id}'s edit failed its checks: {verification.summary()}"
         if failure is None:
             message = f"{capability_title(self.capability)} completed (attempt {self.number})"
             workspace.keep()
@@ -332,7 +357,37 @@ class Attempt:
             git_restored=tuple(git_state),
             retry_after_s=result.retry_after_s,
             usage=result.usage,
+            verification=verification,
+            repair=self.repair,
         )
+
+    def _verify(self, workspace: Workspace, ignore: Sequence[str]) -> Verification:
+        """Run the workstream's checks on the edit; what they leave outside the scope
+        (caches, bytecode) is their own doing and is put back quietly."""
+        from aim_core.checks import CheckRunner
+
+        assert self.payload.verify is not None
+        runner = CheckRunner(
+            self.run.project,
+            self.run.check_tools,
+            timeout_s=self.payload.timeout_ms / 1000.0,
+            make_context=lambda **kw: self.run.project.context(
+                on_start=self._started,
+                on_process=self._finished_process,
+                process_token=self.token,
+                **kw,
+            ),
+            on_event=self.run.on_event,
+            workstream_id=self.run.ws.id,
+        )
+        verification = runner.run(self.payload.verify, workspace.root)
+        left = workspace.outside(ignore=ignore)
+        if left:
+            _reverted, stuck = workspace.revert_outside(left)
+            log.debug(f"the checks changed {', '.join(left)}: put back")
+            if stuck:
+                log.warning(f"the checks changed {', '.join(stuck)}, which aim could not put back")
+        return verification
 
     def _outside_message(self, workspace: Workspace, outside: Sequence[str]) -> str:
         from aim_core.security import forbidden_match
@@ -393,6 +448,10 @@ class Attempt:
             extra["out_of_scope"] = ["/" + p.lstrip("/") for p in outcome.outside]
         if outcome.git_restored:
             extra["git_restored"] = ["/" + p for p in outcome.git_restored]
+        if outcome.verification is not None:
+            extra["verification"] = outcome.verification.to_record()
+        if self.payload.verify:
+            extra["repair"] = outcome.repair
         self.run.record(
             tool_id=self.tool_id,
             payload=self.payload,

@@ -319,8 +319,17 @@ def doctor() -> int:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON result object per workstream."
 )
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(0, min_open=True),
+    metavar="USD",
+    help="Stop starting attempts once the tools of this command have reported spending "
+    "USD dollars in all (default: config max_cost_usd; none).",
+)
 @common_options
-def run(paths: tuple[Path, ...], jobs: int, dry_run: bool, as_json: bool) -> int:
+def run(
+    paths: tuple[Path, ...], jobs: int, dry_run: bool, as_json: bool, max_cost: float | None
+) -> int:
     """Run workstreams: route each to a tool, fall back, retry, audit.
 
     PATHS are workstream files or directories of them. Several workstreams run
@@ -336,7 +345,7 @@ def run(paths: tuple[Path, ...], jobs: int, dry_run: bool, as_json: bool) -> int
     verdicts = load_all(project, list(paths))
     if dry_run:
         return _print_plan(project, verdicts)
-    return _run_graph(project, verdicts, jobs=jobs, as_json=as_json)
+    return _run_graph(project, verdicts, jobs=jobs, as_json=as_json, max_cost=max_cost)
 
 
 def _print_plan(project: Any, verdicts: list[Any]) -> int:
@@ -352,9 +361,12 @@ def _print_plan(project: Any, verdicts: list[Any]) -> int:
     return 0
 
 
-def _run_graph(project: Any, verdicts: list[Any], *, jobs: int, as_json: bool) -> int:
+def _run_graph(
+    project: Any, verdicts: list[Any], *, jobs: int, as_json: bool, max_cost: float | None
+) -> int:
     import contextlib
 
+    from aim_core.budget import RunBudget
     from aim_core.graph import run_graph
     from aim_core.process import enable_subreaper
     from aim_core.progress import ProgressView
@@ -372,7 +384,12 @@ def _run_graph(project: Any, verdicts: list[Any], *, jobs: int, as_json: bool) -
 
     ids = [v.workstream.id for v in verdicts]
     view = ProgressView(ids) if len(ids) > 1 and ProgressView.wanted(as_json) else None
-    runner = Runner(project, on_event=view.event if view is not None else None)
+    budget = (
+        RunBudget(max_cost, "aim run --max-cost")
+        if max_cost is not None
+        else RunBudget(project.settings.max_cost_usd, "config max_cost_usd")
+    )
+    runner = Runner(project, on_event=view.event if view is not None else None, budget=budget)
     enable_subreaper()
     with contextlib.ExitStack() as stack:
         if view is not None:

@@ -35,6 +35,7 @@ class Settings:
     actor: str = "pipeline"
     detection_cache_ttl_s: int = 3600
     readiness_cache_ttl_s: int = 30
+    max_cost_usd: float | None = None  # per aim run, US dollars; None: no limit
     tools: Mapping[str, Mapping[str, Any]] = field(factory=dict)
     source: str | None = None  # the file read, if any
     warnings: tuple[str, ...] = ()
@@ -45,7 +46,7 @@ class Settings:
 
 
 # key -> (python type, how an error describes the expected value, minimum, maximum)
-_KEYS: dict[str, tuple[type, str, int | None, int | None]] = {
+_KEYS: dict[str, tuple[type, str, float | None, float | None]] = {
     "schema_version": (int, "an integer schema version", 1, None),
     "enable_aim": (bool, "true or false", None, None),
     "enable_audit_logging": (bool, "true or false", None, None),
@@ -55,6 +56,7 @@ _KEYS: dict[str, tuple[type, str, int | None, int | None]] = {
     "actor": (str, "a name", None, None),
     "detection_cache_ttl_s": (int, "an integer number of seconds", 0, 10**9),
     "readiness_cache_ttl_s": (int, "an integer number of seconds", 0, 10**9),
+    "max_cost_usd": (float, "a number of US dollars greater than 0", 1e-9, None),
     "tools": (dict, "a mapping of tool ids to their options", None, None),
 }
 KNOWN_KEYS = tuple(_KEYS)
@@ -64,11 +66,16 @@ _FALSE = {"0", "false", "no", "off"}
 
 def _check(key: str, value: Any, where: str) -> Any:
     kind, expect, minimum, maximum = _KEYS[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if kind is float and ok and not value < float("inf"):
+        ok = False  # NaN, Infinity
     if not ok:
         raise ConfigError(f"expected {expect}, got {show(value)}", file=where, field=key)
     if minimum is not None and value < minimum:
-        raise ConfigError(f"must be at least {minimum}, got {value}", file=where, field=key)
+        least = "greater than 0" if kind is float else f"at least {minimum}"
+        raise ConfigError(f"must be {least}, got {value}", file=where, field=key)
     if maximum is not None and value > maximum:
         raise ConfigError(f"must be at most {maximum}, got {value}", file=where, field=key)
     if key == "tools":
@@ -101,9 +108,9 @@ def _from_env(key: str, text: str) -> Any:
         if low in _FALSE:
             return False
         raise ConfigError(f"expected true or false, got {show(text)}", field=name)
-    if kind is int:
+    if kind in (int, float):
         try:
-            return int(text.strip())
+            return kind(text.strip())
         except ValueError:
             raise ConfigError(f"expected {expect}, got {show(text)}", field=name) from None
     return text

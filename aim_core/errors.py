@@ -73,6 +73,13 @@ class SecurityError(AimError):
     """A workstream breaks a security rule; nothing was run."""
 
 
+class NoToolError(AimError):
+    """No installed tool can do what the run needs (a ``verify`` check's capability,
+    for one): exit code 3, nothing was run."""
+
+    exit_code = EXIT_NO_TOOL
+
+
 class AuditIntegrityError(AimError):
     """The audit log failed verification (``aim audit verify``), or an append found
     the log behind its recorded head: exit code 4."""

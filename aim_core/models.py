@@ -78,6 +78,73 @@ class CapabilityPayload:
             maximum=10,
         ),
     )
+    max_repairs: int | None = field(
+        default=None,
+        metadata=spec(
+            "an integer from 0 to 5",
+            "How many times a tool whose edit failed a `verify` check is asked again, with "
+            "the failing checks' output in its instruction, before the next tool. Default: 1.",
+            minimum=0,
+            maximum=5,
+        ),
+    )
+    max_cost_usd: float | None = field(
+        default=None,
+        metadata=spec(
+            "a number of US dollars greater than 0",
+            "Cost limit of the workstream (every attempt, retry, repair and fallback, as the "
+            "tools report it); once spent, nothing further starts. Default: no limit.",
+            exclusiveMinimum=0,
+        ),
+    )
+
+
+def _argv_list(value: Any) -> tuple[tuple[str, ...], ...]:
+    if value is None:
+        return ()
+    return tuple(tuple(argv) for argv in value)
+
+
+@frozen(kw_only=True)
+class Verify:
+    """What must pass after a tool's edit for the attempt to count (``verify``)."""
+
+    tests: tuple[str, ...] = field(
+        default=(),
+        converter=_tuple,
+        metadata=spec(
+            "a list of test files or pytest node ids",
+            "Tests run through the `testing` capability (pytest, or what the rules route).",
+        ),
+    )
+    lint: tuple[str, ...] = field(
+        default=(),
+        converter=_tuple,
+        metadata=spec(
+            "a list of repository-relative files",
+            "Files linted through the `linting` capability (ruff, or what the rules route); "
+            "nothing is fixed.",
+        ),
+    )
+    commands: tuple[tuple[str, ...], ...] = field(
+        default=(),
+        converter=_argv_list,
+        metadata=spec(
+            'a list of argument lists such as ["python", "-m", "mypy", "calc.py"]',
+            "Programs run in the repository (never through a shell); each passes when it exits 0.",
+        ),
+    )
+
+    def __bool__(self) -> bool:
+        return bool(self.tests or self.lint or self.commands)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The workstream's ``verify`` shape."""
+        return {
+            "tests": list(self.tests),
+            "lint": list(self.lint),
+            "commands": [list(c) for c in self.commands],
+        }
 
 
 @frozen(kw_only=True)
@@ -152,6 +219,24 @@ class Workstream:
     metadata: dict[str, Any] = field(
         factory=dict,
         metadata=spec("an object", "Free-form information; aim keeps it and ignores it."),
+    )
+    verify: Verify | None = field(
+        default=None,
+        metadata=spec(
+            "an object with `tests`, `lint` and/or `commands`",
+            "Checks that must pass after a tool's edit; a failing check undoes the edit and "
+            "the tool gets a repair attempt, then the next tool.",
+        ),
+    )
+    race: int | None = field(
+        default=None,
+        metadata=spec(
+            "an integer from 1 to 8",
+            "Run the first `race` candidate tools at once, each in its own copy of the "
+            "repository; the first verified edit wins. Default: one tool at a time.",
+            minimum=1,
+            maximum=8,
+        ),
     )
 
     @property
@@ -263,7 +348,11 @@ class Invocation:
     ``files`` are the files to work on (the workstream's
     ``capability_payload.files``, else ``files_scope``), relative to the
     repository root; the tool may change ``files_scope`` and create
-    ``files_create``, nothing else.
+    ``files_create``, nothing else. ``read_only`` marks a request that may
+    change nothing at all (a ``verify`` check: lint without fixing).
+    ``verify`` the workstream's checks (the core runs them after the tool);
+    ``max_cost_usd`` what the workstream may still spend (US dollars, None: no
+    limit) -- a tool with a budget flag of its own gets it.
     """
 
     prompt: str
@@ -276,6 +365,10 @@ class Invocation:
     acceptance_tests: tuple[str, ...] = field(default=(), converter=_tuple)
     workstream_id: str | None = None
     options: dict[str, Any] = field(factory=dict)
+    verify: Verify | None = None
+    max_repairs: int = 1
+    max_cost_usd: float | None = None
+    read_only: bool = False
 
 
 @frozen(kw_only=True)

@@ -128,11 +128,17 @@ class Project:
         self._detection = None
 
     def context(
-        self, *, deadline: float | None = None, tool_id: str | None = None, **kw: Any
+        self,
+        *,
+        deadline: float | None = None,
+        tool_id: str | None = None,
+        root: Path | None = None,
+        **kw: Any,
     ) -> AimContext:
-        """An ``AimContext`` for a hook call."""
+        """An ``AimContext`` for a hook call; ``root`` is where the tool works (default
+        the repository; an isolated copy of it in a race)."""
         return AimContext(
-            root=self.root,
+            root=root or self.root,
             settings=self.settings,
             options=dict(self.settings.tool_options(tool_id)) if tool_id else {},
             deadline=deadline,

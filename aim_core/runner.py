@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,31 +21,31 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from aim_core.attempt import Attempt, AttemptOutcome
+from aim_core.budget import BudgetStop, RunBudget
+from aim_core.budget import check as budget_check
 from aim_core.errors import (
     EXIT_INTERRUPTED,
-    EXIT_NO_TOOL,
     EXIT_OK,
-    EXIT_USAGE,
     EXIT_WORK_FAILED,
     AimError,
     Interrupted,
 )
 from aim_core.models import Failure, Invocation, Workstream
 from aim_core.paths import AUDIT_DIRNAME, RUNS_DIRNAME
-from aim_core.request import invocation_for, new_run_id
+from aim_core.request import invocation_for, new_run_id, with_feedback
 from aim_core.retry import Cooldowns, attempt_delay
 from aim_core.router import announce, capability_for
+from aim_core.runendings import nothing_available
 from aim_core.runresult import RunResult, exit_code_for
 from aim_core.runstate import EventSink, RunState
 
 if TYPE_CHECKING:
-    from aim_core.config import Settings
     from aim_core.project import Project
     from aim_core.router import Candidate
 
 log = logging.getLogger("aim")
 
-__all__ = ["Cooldowns", "RunResult", "Runner", "exit_code_for", "new_run_id", "run_workstream"]
+__all__ = ["Cooldowns", "RunResult", "Runner", "exit_code_for", "new_run_id"]
 
 
 class Runner:
@@ -55,7 +54,9 @@ class Runner:
     :param project: the repository, its settings, rules and plugins.
     :param cooldowns: shared with other runners, or a new one.
     :param on_event: ``on_event(workstream_id, kind, data)`` for each ``attempt``,
-        ``skip`` and ``done`` of every run (progress views).
+        ``check``, ``skip`` and ``done`` of every run (progress views).
+    :param budget: the cost limit of everything this runner runs (default: the
+        config's ``max_cost_usd``).
     """
 
     def __init__(
@@ -64,9 +65,11 @@ class Runner:
         *,
         cooldowns: Cooldowns | None = None,
         on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
+        budget: RunBudget | None = None,
     ):
         self.project = project
         self.cooldowns = cooldowns or Cooldowns()
+        self.budget = budget or RunBudget(project.settings.max_cost_usd)
         self.stop = threading.Event()
         self.on_event = on_event
         self._live: set[RunState] = set()
@@ -170,6 +173,7 @@ class Runner:
         problems = admission.workstream_problems(self.project, request, run.capability)
         if problems:
             admission.refuse(run, request, problems)
+        self._route_checks(run, request)
         self._join_table(run)
         last: AttemptOutcome | None = None
         for n, cand in enumerate(self._candidates(run)):
@@ -192,7 +196,7 @@ class Runner:
             if last.failure is not None and last.failure.ends_workstream:
                 break
         if last is None:
-            return self._nothing_available(run, request)
+            return nothing_available(run, request)
         return self._finished(run, last)
 
     def _join_table(self, run: RunState) -> None:
@@ -255,16 +259,19 @@ class Runner:
     def _try_tool(
         self, run: RunState, cand: Candidate, capability: str | None, payload: Invocation
     ) -> AttemptOutcome:
-        """Try one tool up to ``1 + max_retries`` times; return the last attempt."""
+        """Try one tool: up to ``max_retries`` retries of retryable failures and up to
+        ``max_repairs`` repairs of edits that failed their checks; the last attempt."""
         outcome: AttemptOutcome | None = None
-        for n in range(1, payload.max_retries + 2):
-            attempt = Attempt(run, cand, capability, payload, n)
-            run.current = attempt
-            try:
-                outcome = attempt.execute()
-            finally:
-                run.current = None
-            run.attempts.append(outcome)
+        n = repairs = 0
+        request = payload
+        while True:
+            stop, left = self._budget(run)
+            if stop is not None:
+                return self._budget_stop(run, stop, payload, cand.tool_id)
+            n += 1
+            outcome = self._attempt(
+                run, cand, capability, attrs.evolve(request, max_cost_usd=left), n, repairs
+            )
             if outcome.success:
                 log.info(outcome.message)
                 return outcome
@@ -272,16 +279,88 @@ class Runner:
             if self._blames_tool(failure, payload):
                 self.cooldowns.failed(cand.tool_id)
             log.warning(f"{cand.tool_id} failed (attempt {n}): {outcome.message}")
-            if not failure.retryable or n > payload.max_retries:
+            if failure is Failure.VERIFY_FAILED and repairs < payload.max_repairs:
+                repairs += 1
+                assert outcome.verification is not None
+                request = with_feedback(payload, outcome.verification.feedback())
+                log.info(
+                    f"Asking {cand.tool_id} to repair its edit with the failing checks' output"
+                )
+                continue
+            if not failure.retryable or n - repairs > payload.max_retries:
                 break
             if self.cooldowns.cooling(cand.tool_id):
                 break
-            delay = attempt_delay(n, outcome.retry_after_s)
+            delay = attempt_delay(n - repairs, outcome.retry_after_s)
             log.info(f"Retrying {cand.tool_id} in {delay:g} s")
             if self.stop.wait(delay):
                 raise Interrupted()
-        assert outcome is not None
         return outcome
+
+    def _attempt(
+        self,
+        run: RunState,
+        cand: Candidate,
+        capability: str | None,
+        payload: Invocation,
+        n: int,
+        repair: int,
+    ) -> AttemptOutcome:
+        attempt = Attempt(run, cand, capability, payload, n, repair=repair)
+        run.current = attempt
+        try:
+            outcome = attempt.execute()
+        finally:
+            run.current = None
+        run.attempts.append(outcome)
+        self.budget.add(outcome.usage.cost_usd if outcome.usage else None)
+        return outcome
+
+    # ----------------------------------------------------------------- checks and budgets
+
+    def _route_checks(self, run: RunState, request: Invocation) -> None:
+        """Choose the tools of the ``verify`` checks before any tool runs; with none,
+        record the refusal and raise :class:`~aim_core.errors.NoToolError` (exit 3)."""
+        from aim_core.checks import route_checks
+        from aim_core.errors import NoToolError
+
+        try:
+            run.check_tools = route_checks(self.project, run.ws.verify)
+        except NoToolError as e:
+            run.record(
+                tool_id=None,
+                payload=request,
+                message=str(e),
+                attempt=0,
+                failure=Failure.NOT_INSTALLED,
+            )
+            raise
+
+    def _budget(self, run: RunState) -> tuple[BudgetStop | None, float | None]:
+        return budget_check(run.ws.payload.max_cost_usd, run.spent_usd, self.budget)
+
+    def _budget_stop(
+        self, run: RunState, stop: BudgetStop, payload: Invocation, tool_id: str
+    ) -> AttemptOutcome:
+        """Record that ``tool_id``'s next attempt was not started: the money is spent."""
+        message = stop.message()
+        run.record(
+            tool_id=None,
+            payload=payload,
+            message=message,
+            attempt=0,
+            failure=Failure.BUDGET_EXCEEDED,
+            extra={
+                "budget": {
+                    "source": stop.source,
+                    "limit_usd": stop.limit_usd,
+                    "spent_usd": round(stop.spent_usd, 6),
+                }
+            },
+        )
+        return AttemptOutcome(
+            tool_id="", attempt=0, message=message, failure=Failure.BUDGET_EXCEEDED
+        )
 
     def _blames_tool(self, failure: Failure, payload: Invocation) -> bool:
         """Whether a failure counts toward the tool's cooldown: its health, not the work,
@@ -299,37 +378,6 @@ class Runner:
         code = EXIT_OK if last.success else EXIT_WORK_FAILED
         return run.result(last.success, code, last.message, last)
 
-    def _nothing_available(self, run: RunState, request: Invocation) -> RunResult:
-        kinds = [s["failure"] for s in run.skipped]
-        if kinds and all(k == Failure.INVALID_PAYLOAD.value for k in kinds):
-            return self._unacceptable(run, request)
-        failure = next((f for f in ("auth_required", "unavailable") if f in kinds), "not_installed")
-        tried = "; ".join(f"{s['tool_id']}: {s['reason']}" for s in run.skipped)
-        what = f"capability '{run.capability}'" if run.capability else f"tool '{run.ws.tool}'"
-        message = (
-            f"No tool could run {what} ({tried}). Install or log in to one of them, "
-            "then check with 'aim status'."
-        )
-        run.record(
-            tool_id=None, payload=request, message=message, attempt=0, failure=Failure(failure)
-        )
-        log.error(message)
-        return run.result(False, EXIT_NO_TOOL, message)
-
-    def _unacceptable(self, run: RunState, request: Invocation) -> RunResult:
-        """Every candidate refused the request itself: bad input (exit 2), not a missing tool."""
-        reasons = "; ".join(s["reason"] for s in run.skipped)
-        message = f"No tool accepts this workstream as written: {reasons}. Fix the workstream."
-        run.record(
-            tool_id=None,
-            payload=request,
-            message=message,
-            attempt=0,
-            failure=Failure.INVALID_PAYLOAD,
-        )
-        log.error(message)
-        return run.result(False, EXIT_USAGE, message)
-
 
 _INTERRUPTED = "Interrupted: the tool was stopped and the files in scope restored"
 
@@ -337,48 +385,3 @@ _INTERRUPTED = "Interrupted: the tool was stopped and the files in scope restore
 def _tidy(directory: Path) -> None:
     with contextlib.suppress(OSError):
         directory.rmdir()  # the run's snapshot directory, empty once every attempt ended
-
-
-def run_workstream(
-    path_or_workstream: str | os.PathLike[str] | Workstream,
-    *,
-    root: str | os.PathLike[str] | None = None,
-    settings: Settings | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> RunResult:
-    """Run one workstream as ``aim run`` does, without printing (log lines go to the
-    ``aim`` logger).
-
-    :param path_or_workstream: a workstream file, or a loaded :class:`Workstream`.
-    :param root: where to look for the repository (default: the current directory).
-    :param settings: settings to use instead of the repository's config file.
-    :param environ: the environment to read (default: ``os.environ``).
-    :returns: the :class:`RunResult`, including ``exit_code`` (0 success, 1 the work
-        failed, 3 no tool available, 130 interrupted).
-    :raises AimError: bad input (an invalid workstream, a broken security rule:
-        exit code 2); nothing was run.
-    """
-    from aim_core.project import Project
-
-    project = Project.open(root, environ=environ)
-    if settings is not None:
-        project.settings = settings  # a project of our own: nobody else's is changed
-    source: str | None = None
-    if isinstance(path_or_workstream, Workstream):
-        ws = path_or_workstream
-    else:
-        from aim_core.workstream import load_workstream
-
-        loaded = load_workstream(
-            Path(path_or_workstream),
-            root=project.root,
-            known_capabilities=project.known_capabilities(),
-        )
-        for warning in loaded.warnings:
-            log.warning(warning)
-        ws, source = loaded.workstream, loaded.display
-    runner = Runner(project)
-    try:
-        return runner.run(ws, source=source)
-    finally:
-        runner.close()

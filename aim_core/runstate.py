@@ -20,6 +20,7 @@ from aim_core.models import Failure, FileChanges, Invocation, Problem, Usage, Wo
 if TYPE_CHECKING:
     from aim_core.attempt import Attempt, AttemptOutcome
     from aim_core.project import Project
+    from aim_core.router import Candidate
     from aim_core.runlocks import ActiveRun
     from aim_core.runlog import RunLog
     from aim_core.runresult import RunResult
@@ -58,6 +59,12 @@ class RunState:
     attempts: list[AttemptOutcome] = field(factory=list)
     current: Attempt | None = None  # the attempt in progress, for request_stop()
     on_event: EventSink = _no_events
+    check_tools: dict[str, Candidate] = field(factory=dict)  # verify: kind -> tool
+
+    @property
+    def spent_usd(self) -> float:
+        """What the attempts of this run cost, as their tools reported (US dollars)."""
+        return sum(a.usage.cost_usd for a in self.attempts if a.usage and a.usage.cost_usd)
 
     def skip(self, tool_id: str, failure: Failure | None, reason: str | None) -> None:
         """A candidate not invoked: said on stderr, listed in the next record."""

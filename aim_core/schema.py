@@ -12,7 +12,7 @@ from typing import Any, Union, get_args, get_origin
 
 import attrs
 
-from aim_core.models import CapabilityPayload, Workstream
+from aim_core.models import CapabilityPayload, Verify, Workstream
 
 SCHEMA_ID = "https://aim.dev/schemas/workstream-1.json"
 
@@ -42,6 +42,8 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "boolean"}
     if tp is int:
         return {"type": "integer"}
+    if tp is float:
+        return {"type": "number"}
     return {}
 
 
@@ -68,7 +70,8 @@ def _class_schema(cls: type, defs: dict[str, Any]) -> dict[str, Any]:
         "type": "object",
         "description": (cls.__doc__ or "").strip().splitlines()[0],
         "properties": props,
-        "additionalProperties": True,
+        # unknown fields are warned about, except in `verify`: an unknown check is an error
+        "additionalProperties": cls is not Verify,
     }
     if required:
         out["required"] = required

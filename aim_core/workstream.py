@@ -19,7 +19,7 @@ from attrs import field, frozen
 
 from aim_core import jsonc
 from aim_core.errors import UsageError, WorkstreamError
-from aim_core.models import CapabilityPayload, Workstream
+from aim_core.models import CapabilityPayload, Verify, Workstream
 from aim_core.paths import WORKSTREAMS_DIR
 from aim_core.suggest import did_you_mean, nearest, show
 
@@ -80,6 +80,26 @@ def _strict_int(value: Any, _: Any) -> int:
     raise _Mismatch("an integer", value)
 
 
+def _strict_float(value: Any, _: Any) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise _Mismatch("a number", value)
+
+
+def _strict_argv_list(value: Any, _: Any) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(value, list):
+        raise _Mismatch("a list of argument lists", value)
+    for i, argv in enumerate(value):
+        if not isinstance(argv, list) or not argv:
+            raise _Mismatch(
+                'a non-empty argument list such as ["python", "-m", "mypy"]', argv, f"[{i}]"
+            )
+        for j, item in enumerate(argv):
+            if not isinstance(item, str) or (j == 0 and not item.strip()):
+                raise _Mismatch("a program name" if j == 0 else "a text", item, f"[{i}][{j}]")
+    return tuple(tuple(argv) for argv in value)
+
+
 def _strict_str_list(value: Any, _: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise _Mismatch("a list", value)
@@ -103,9 +123,11 @@ def _converter() -> Any:
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=False)
     conv.register_structure_hook(str, _strict_str)
     conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(float, _strict_float)
+    conv.register_structure_hook_func(lambda t: t == tuple[tuple[str, ...], ...], _strict_argv_list)
     conv.register_structure_hook_func(lambda t: t == tuple[str, ...], _strict_str_list)
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _strict_dict)
-    for cls in (CapabilityPayload, Workstream):
+    for cls in (CapabilityPayload, Verify, Workstream):
         attrs.resolve_types(cls)
         inner = make_dict_structure_fn(cls, conv)
 
@@ -185,17 +207,23 @@ def parse_workstream(
     payload = data.get("capability_payload")
     if isinstance(payload, dict):
         unknown += _unknown_keys(payload, CapabilityPayload, "capability_payload")
+    checks = data.get("verify")
+    # a check aim would not run is work nobody verified: an error, not a warning
+    strict = _unknown_keys(checks, Verify, "verify") if isinstance(checks, dict) else []
+    strict = [
+        (p, m.replace("; it is ignored", "; known: tests, lint, commands")) for p, m in strict
+    ]
     ws = _quick_structure(data)
     if ws is not None:
-        return ws, _range_errors(ws), unknown
+        return ws, strict + _range_errors(ws), unknown
     converter = _converter()
     try:
         ws = converter.structure(data, Workstream)
     except Exception as e:
         errors: list[tuple[str, str]] = []
         _collect(e, Workstream, {}, "", errors)
-        return None, errors, unknown
-    return ws, _range_errors(ws), unknown
+        return None, strict + errors, unknown
+    return ws, strict + _range_errors(ws), unknown
 
 
 def _nul_errors(data: Any) -> list[tuple[str, str]]:
@@ -239,19 +267,30 @@ def _range_errors(ws: Workstream) -> list[tuple[str, str]]:
                     "or a glob (src/, src/**/*.py) instead of every file",
                 )
             )
-    for name, meta_field in (
-        ("capability_payload.timeout_ms", ws.payload.timeout_ms),
-        ("capability_payload.max_retries", ws.payload.max_retries),
+    for name, cls, value in (
+        ("capability_payload.timeout_ms", CapabilityPayload, ws.payload.timeout_ms),
+        ("capability_payload.max_retries", CapabilityPayload, ws.payload.max_retries),
+        ("capability_payload.max_repairs", CapabilityPayload, ws.payload.max_repairs),
+        ("capability_payload.max_cost_usd", CapabilityPayload, ws.payload.max_cost_usd),
+        ("race", Workstream, ws.race),
     ):
-        attr = attrs.fields_dict(CapabilityPayload)[name.split(".")[1]]
-        schema = attr.metadata["schema"]
-        if meta_field is not None and not (
-            schema.get("minimum", meta_field) <= meta_field <= schema.get("maximum", meta_field)
-        ):
-            errors.append((name, f"expected {attr.metadata['expect']}, got {meta_field}"))
+        attr = attrs.fields_dict(cls)[name.rsplit(".", 1)[-1]]
+        if value is not None and not _in_range(value, attr.metadata["schema"]):
+            errors.append((name, f"expected {attr.metadata['expect']}, got {value}"))
     if not ws.id.strip() or any(c.isspace() for c in ws.id):
         errors.append(("id", f"expected a non-empty text without spaces, got {show(ws.id)}"))
     return errors
+
+
+def _in_range(value: float, schema: Mapping[str, Any]) -> bool:
+    if value != value or value in (float("inf"), float("-inf")):  # NaN, Infinity
+        return False
+    if "exclusiveMinimum" in schema and not value > schema["exclusiveMinimum"]:
+        return False
+    return bool(schema.get("minimum", value) <= value <= schema.get("maximum", value))
+
+
+_NESTED = (CapabilityPayload, Verify)
 
 
 def _fits(value: Any, tp: Any) -> bool:
@@ -263,12 +302,20 @@ def _fits(value: Any, tp: Any) -> bool:
         return isinstance(value, str)
     if base is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if base is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if base == tuple[str, ...]:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if base == tuple[tuple[str, ...], ...]:
+        try:
+            _strict_argv_list(value, None)
+        except _Mismatch:
+            return False
+        return True
     if base == dict[str, Any]:
         return isinstance(value, dict)
-    if base is CapabilityPayload:
-        return _quick_structure(value, CapabilityPayload) is not None
+    if base in _NESTED:
+        return _quick_structure(value, base) is not None
     return False
 
 
@@ -288,8 +335,11 @@ def _quick_structure(data: Any, cls: type = Workstream) -> Any:
         value = data[f.name]
         if not _fits(value, f.type):
             return None
-        if f.type is CapabilityPayload or CapabilityPayload in get_args(f.type):
-            value = None if value is None else _quick_structure(value, CapabilityPayload)
+        nested = next((c for c in _NESTED if f.type is c or c in get_args(f.type)), None)
+        if nested is not None:
+            value = None if value is None else _quick_structure(value, nested)
+        elif isinstance(value, int) and f.type in (float, float | None):
+            value = float(value)
         kwargs[f.name] = value
     return cls(**kwargs)
 

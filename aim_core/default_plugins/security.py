@@ -22,14 +22,25 @@ def validate_payload(
 ) -> list[Problem] | None:
     """Refuse paths outside the repository, in forbidden places or through symlinks,
     requests over the size limit, and credentials in prompts or files -- for the
-    files named and for those directories and globs reach (:mod:`aim_core.scope_check`)."""
+    files named and for those directories and globs reach (:mod:`aim_core.scope_check`),
+    and the targets of its ``verify`` checks (:mod:`aim_core.verify`)."""
     if tool_id is not None:
         return None
     from aim_core.registry import DEFAULT_RULES
     from aim_core.scope_check import check_scope
     from aim_core.security import check_request
+    from aim_core.verify import verify_problems
 
     security = context.security or DEFAULT_RULES["security"]
-    return check_request(payload, context.root, security) + check_scope(
-        payload, context.root, security
+    checks = verify_problems(
+        payload.verify,
+        context.root,
+        security,
+        files_create=payload.files_create,
+        environ=context.environ,
+    )
+    return (
+        check_request(payload, context.root, security)
+        + check_scope(payload, context.root, security)
+        + checks
     )

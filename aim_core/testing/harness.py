@@ -50,6 +50,11 @@ class AimResult:
         self.duration = duration
 
     @property
+    def output(self) -> str:
+        """``stdout`` then ``stderr``, as a terminal shows them (for asserts and messages)."""
+        return self._output()
+
+    @property
     def outlines(self) -> list[str]:
         """``stdout`` as a list of lines."""
         return self.stdout.splitlines()

@@ -5,8 +5,9 @@ Tool id ``ruff``; the program is ``ruff`` on PATH. One attempt runs::
     ruff check --fix --no-cache --output-format json-lines [ARGS...] -- FILES...
 
 (``ARGS`` is ``tools: {ruff: {args: [...]}}`` of the config; globs in ``FILES``
-are expanded; without files it runs ``--no-fix`` on ``.``) and reads the
-violations that remain from its JSON lines.
+are expanded; without files it runs ``--no-fix`` on ``.``, and a read-only
+request -- ``payload.read_only``, as a ``verify`` check sends -- gets
+``--no-fix`` too) and reads the violations that remain from its JSON lines.
 """
 
 from __future__ import annotations
@@ -98,8 +99,10 @@ def invoke_capability(tool_id, capability, payload, context):
     if isinstance(call, InvocationResult):
         return call
     root = Path(context.root)
-    # Without files the whole repository is linted, but nothing is in scope to be fixed.
-    fix = "--fix" if payload.files else "--no-fix"
+    # Without files the whole repository is linted, but nothing is in scope to be fixed;
+    # a read-only request (a verify check) may change nothing.
+    read_only = getattr(payload, "read_only", False)  # older aim_core: no such field
+    fix = "--fix" if payload.files and not read_only else "--no-fix"
     targets, missing = expand(root, payload.files or ["."])
     if missing:
         return failed(
@@ -111,7 +114,7 @@ def invoke_capability(tool_id, capability, payload, context):
     stopped = process_failure(r, "ruff")
     if stopped is not None:
         return call_result(r, *stopped)
-    fixed = scoped_changes(context, [*targets, *payload.files_scope]) if payload.files else None
+    fixed = scoped_changes(context, [*targets, *payload.files_scope]) if fix == "--fix" else None
     failure, message = classify(r, root, targets, fixed.modified if fixed else ())
     return call_result(r, failure, message, changes=fixed)
 

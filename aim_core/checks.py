@@ -1,0 +1,288 @@
+"""Running a workstream's ``verify`` checks after a tool's edit.
+
+``tests`` and ``lint`` go through aim's own plugins -- the ``testing`` and
+``linting`` capabilities, routed by the coordination rules like any work -- as
+read-only requests (``Invocation.read_only``: nothing may be changed or fixed);
+``commands`` run through the core's process runner, never a shell, with the
+same environment allow-list. Each check is bounded by the workstream's time
+limit and killed with the attempt when the user stops it. Their results are
+recorded in the attempt's audit record (``result.content.verification``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+
+from aim_core.errors import NoToolError
+from aim_core.models import Invocation, InvocationResult, Verify
+
+if TYPE_CHECKING:
+    from aim_core.context import AimContext
+    from aim_core.project import Project
+    from aim_core.router import Candidate
+
+log = logging.getLogger("aim")
+
+CAPABILITY = {"tests": "testing", "lint": "linting"}
+FEEDBACK_CHARS = 4000  # of each failing check's output, in a repair's instruction
+SUMMARY_CHARS = 200
+PLUGIN_GRACE_S = 10.0
+
+ContextFactory = Callable[..., "AimContext"]
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+@frozen(kw_only=True)
+class CheckOutcome:
+    """One check after one edit.
+
+    ``kind`` is ``tests``, ``lint`` or ``command``; ``target`` what was checked
+    (the files, or the command line); ``tool_id`` the tool that ran it (None for a
+    command); ``summary`` one redacted line (pytest's ``"1 failed, 2 passed in
+    0.10s"``); ``output`` the end of its output (redacted, at most
+    :data:`FEEDBACK_CHARS`), for a repair's instruction; ``duration_sec`` wall time.
+    """
+
+    kind: str
+    target: str
+    tool_id: str | None
+    passed: bool
+    summary: str
+    output: str = ""
+    duration_sec: float = 0.0
+
+    def to_record(self) -> dict[str, Any]:
+        """The shape of one entry of ``result.content.verification.checks``."""
+        return {
+            "kind": self.kind,
+            "target": self.target,
+            "tool_id": self.tool_id,
+            "passed": self.passed,
+            "summary": self.summary,
+            "duration_sec": round(self.duration_sec, 3),
+        }
+
+
+@frozen(kw_only=True)
+class Verification:
+    """Every check of one edit, in the order run (tests, lint, commands)."""
+
+    checks: tuple[CheckOutcome, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passed."""
+        return all(c.passed for c in self.checks)
+
+    @property
+    def failed(self) -> tuple[CheckOutcome, ...]:
+        """The checks that did not pass."""
+        return tuple(c for c in self.checks if not c.passed)
+
+    def summary(self) -> str:
+        """``tests tests/test_calc.py (pytest): 1 failed, 1 passed in 0.05s; ...``."""
+        return "; ".join(
+            f"{c.kind} {c.target}" + (f" ({c.tool_id})" if c.tool_id else "") + f": {c.summary}"
+            for c in self.failed
+        )
+
+    def feedback(self) -> str:
+        """What a repair attempt's instruction adds: each failing check and its output."""
+        parts = []
+        for c in self.failed:
+            head = f"The check `{c.kind}: {c.target}` failed: {c.summary}"
+            parts.append(f"{head}\n{c.output}".rstrip() if c.output else head)
+        return "\n\n".join(parts)
+
+    def to_record(self) -> dict[str, Any]:
+        """``result.content.verification``: ``{"passed": bool, "checks": [...]}``."""
+        return {"passed": self.passed, "checks": [c.to_record() for c in self.checks]}
+
+
+def route_checks(project: Project, verify: Verify | None) -> dict[str, Candidate]:
+    """The tool that runs each kind of plugin check (``tests``, ``lint``), chosen once
+    per run by the rules. Raises :class:`~aim_core.errors.NoToolError` (exit 3) when a
+    kind has no usable tool: aim refuses rather than calling unverified work a success."""
+    from aim_core.router import candidates
+
+    chosen: dict[str, Candidate] = {}
+    if not verify:
+        return chosen
+    report = project.detect()
+    for kind, capability in CAPABILITY.items():
+        if not getattr(verify, kind):
+            continue
+        found = candidates(project.rules, report, capability, None)
+        usable = [
+            c
+            for c in found
+            if c.usable
+            and c.state is not None
+            and "invoke_capability" in project.plugins.infos[c.state.plugin].hooks
+        ]
+        if not usable:
+            why = "; ".join(f"{c.tool_id}: {c.reason}" for c in found) or "no plugin serves it"
+            raise NoToolError(
+                f"no tool can run the `{capability}` capability these checks need ({why}); "
+                "install one (aim status shows the hints), or remove the checks",
+                field=f"verify.{kind}",
+            )
+        chosen[kind] = usable[0]
+    return chosen
+
+
+class CheckRunner:
+    """Runs the checks of one edit in ``root`` (the directory the tool worked in).
+
+    :param project: the repository (plugins, environment, secrets to redact).
+    :param tools: what :func:`route_checks` chose.
+    :param timeout_s: the time limit of each check.
+    :param make_context: ``make_context(tool_id=..., deadline=..., env_passthrough=...)``
+        -> the :class:`~aim_core.context.AimContext` of a check (the attempt's process
+        hooks, so that stopping the attempt stops its checks).
+    :param on_event: ``on_event("check", {...})`` before and after each check.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        tools: Mapping[str, Candidate],
+        *,
+        timeout_s: float,
+        make_context: ContextFactory,
+        on_event: EventSink | None = None,
+        workstream_id: str | None = None,
+    ):
+        self.project = project
+        self.tools = tools
+        self.timeout_s = timeout_s
+        self.make_context = make_context
+        self.on_event = on_event or (lambda kind, data: None)
+        self.workstream_id = workstream_id
+
+    def run(self, verify: Verify, root: Path) -> Verification:
+        """Run every check of ``verify`` in ``root``; a failing one does not stop the
+        others (a repair sees them all)."""
+        done: list[CheckOutcome] = []
+        for kind in ("tests", "lint"):
+            targets: tuple[str, ...] = getattr(verify, kind)
+            if targets:
+                done.append(
+                    self._announced(
+                        kind, " ".join(targets), partial(self._plugin, kind, targets, root)
+                    )
+                )
+        for argv in verify.commands:
+            line = " ".join(argv)
+            done.append(self._announced("command", line, partial(self._command, argv, root)))
+        return Verification(checks=tuple(done))
+
+    def _announced(self, kind: str, target: str, check: Callable[[], CheckOutcome]) -> CheckOutcome:
+        tool = self.tools.get(kind)
+        tool_id = tool.tool_id if tool is not None else None
+        event = {"kind": kind, "target": target, "tool_id": tool_id}
+        self.on_event("check", {**event, "state": "running"})
+        log.info(f"Checking {kind}: {target}" + (f" with {tool_id}" if tool_id else ""))
+        outcome = check()
+        state = "passed" if outcome.passed else "failed"
+        self.on_event("check", {**event, "state": state, "summary": outcome.summary})
+        if not outcome.passed:
+            log.warning(f"Check failed: {kind} {target}: {outcome.summary}")
+        return outcome
+
+    def _plugin(self, kind: str, targets: tuple[str, ...], root: Path) -> CheckOutcome:
+        cand = self.tools[kind]
+        assert cand.state is not None
+        began = time.monotonic()
+        request = Invocation(
+            prompt=f"Run the {kind} checks of the workstream (change nothing).",
+            files=targets,
+            read_only=True,  # a check fixes nothing
+            timeout_ms=int(self.timeout_s * 1000),
+            max_retries=0,
+            workstream_id=self.workstream_id,
+        )
+        ctx = self.make_context(
+            root=root,
+            tool_id=cand.tool_id,
+            deadline=began + self.timeout_s,
+            env_passthrough=cand.state.detection.env_passthrough,
+        )
+        args = {
+            "tool_id": cand.tool_id,
+            "capability": CAPABILITY[kind],
+            "payload": request,
+            "context": ctx,
+        }
+        call = self.project.plugins.call(
+            "invoke_capability", cand.state.plugin, args, timeout_s=self.timeout_s + PLUGIN_GRACE_S
+        )
+        environ = self.project.environ
+        target = " ".join(targets)
+        value = call.value if call.ok else None
+        if not isinstance(value, InvocationResult):
+            said = "did not finish in time" if call.timed_out else f"failed: {call.error}"
+            return CheckOutcome(
+                kind=kind,
+                target=target,
+                tool_id=cand.tool_id,
+                passed=False,
+                summary=one_line(f"the {cand.state.plugin} plugin {said}", environ),
+                duration_sec=time.monotonic() - began,
+            )
+        return CheckOutcome(
+            kind=kind,
+            target=target,
+            tool_id=cand.tool_id,
+            passed=value.success,
+            summary=one_line(value.message or ("passed" if value.success else "failed"), environ),
+            output="" if value.success else _clean(value.output, environ, FEEDBACK_CHARS),
+            duration_sec=time.monotonic() - began,
+        )
+
+    def _command(self, argv: tuple[str, ...], root: Path) -> CheckOutcome:
+        began = time.monotonic()
+        ctx = self.make_context(root=root, tool_id=None, deadline=began + self.timeout_s)
+        r = ctx.run(list(argv))
+        environ = self.project.environ
+        output = "\n".join(t for t in (r.stdout, r.stderr) if t.strip())
+        if r.timed_out:
+            summary = f"did not finish in {self.timeout_s:g} s (stopped)"
+        elif r.exit_code == 0:
+            summary = "exit code 0"
+        else:
+            last = [ln for ln in output.splitlines() if ln.strip()]
+            summary = f"exit code {r.exit_code}" + (f": {last[-1].strip()}" if last else "")
+        passed = r.exit_code == 0 and not r.timed_out
+        return CheckOutcome(
+            kind="command",
+            target=" ".join(argv),
+            tool_id=None,
+            passed=passed,
+            summary=one_line(summary, environ),
+            output="" if passed else _clean(output, environ, FEEDBACK_CHARS),
+            duration_sec=time.monotonic() - began,
+        )
+
+
+def _clean(text: str, environ: Mapping[str, str], limit: int) -> str:
+    """The end of ``text``, printable and without credentials."""
+    from aim_core.audit.records import printable
+    from aim_core.security import redact_text
+
+    text = text[-limit * 2 :] if len(text) > limit * 2 else text
+    cleaned = redact_text(printable(text), environ)
+    return cleaned[-limit:] if len(cleaned) > limit else cleaned
+
+
+def one_line(text: str, environ: Mapping[str, str]) -> str:
+    """The first meaningful line of ``text``, redacted and capped."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return _clean(line, environ, SUMMARY_CHARS)

@@ -1,0 +1,304 @@
+"""Verified work: a workstream's ``verify`` checks decide whether an edit counts.
+
+Two script tools (``first``, ``second``: fake executables on PATH whose shell
+body the test writes) are routed for code_generation; the checks run through
+the real pytest and ruff plugins and programs, and commands through the
+process runner. Nothing of aim's is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from aim_core.paths import RULES_RELPATH
+
+TWO_TOOLS_PLUGIN = """
+import json
+from aim_core import InvocationResult, ToolDetection, Usage, hookimpl
+
+TOOLS = ("first", "second")
+
+
+@hookimpl
+def detect_tool(context):
+    return [
+        ToolDetection(
+            tool_id=t, capabilities=["code_generation"], installed=context.which(t) is not None,
+            path=context.which(t), version="1.0",
+        )
+        for t in TOOLS
+    ]
+
+
+@hookimpl
+def invoke_capability(tool_id, capability, payload, context):
+    if tool_id not in TOOLS:
+        return None
+    r = context.run(
+        [context.which(tool_id), *payload.files],
+        stdin=payload.prompt,
+        env={"BUDGET_LEFT": str(payload.max_cost_usd)},
+    )
+    usage = None
+    for line in r.stdout.splitlines():
+        if line.startswith("COST "):
+            usage = Usage(cost_usd=float(line.split()[1]))
+    text = (r.stdout + r.stderr).strip()
+    return InvocationResult(
+        success=r.exit_code == 0, message=text[-200:] or "done", exit_code=r.exit_code,
+        failure=None if r.exit_code == 0 else "timeout" if r.timed_out else "tool_error",
+        output=text, usage=usage,
+    )
+"""
+
+RULES = {
+    "capabilities": {
+        "code_generation": {"primary": "first", "fallback": ["second"]},
+        "testing": {"primary": "pytest", "fallback": []},
+        "linting": {"primary": "ruff", "fallback": []},
+    }
+}
+
+CALC = "def add(a, b):\n    return 0\n"
+RIGHT = "def add(a, b):\n    return a + b\n"
+WRONG = "def add(a, b):\n    return a - b\n"
+TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+
+
+@pytest.fixture
+def vrepo(aim_project):
+    project = aim_project(
+        files={
+            "calc.py": CALC,
+            "tests/test_calc.py": TEST,
+            "conftest.py": "",  # puts the root on sys.path, as a project of this shape does
+            "other.py": "x = 1\n",
+        },
+        rules=RULES,
+        plugins=["pytest", "ruff"],
+    )
+    (project.env.site / "aim_two_tools.py").write_text(TWO_TOOLS_PLUGIN, encoding="utf-8")
+    project.env.add_entry_point("twotools", "aim_two_tools")
+    project.env.always_load.append("twotools")
+    root = project.root
+    for args in (
+        ("init", "-q", "-b", "main"),
+        ("config", "user.email", "t@example.com"),
+        ("config", "user.name", "T"),
+        ("add", "-A"),
+        ("commit", "-qm", "init"),
+    ):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+
+    def tool(name: str, body: str) -> None:
+        path = project.env.bin_dir / name
+        path.write_text("#!/bin/sh\nset -e\n" + body + "\n", encoding="utf-8")
+        path.chmod(0o755)
+
+    def ws(**extra):
+        data = {
+            "id": "ws-calc",
+            "capability": "code_generation",
+            "files_scope": ["calc.py"],
+            "tasks": ["make add() add"],
+            "verify": {"tests": ["tests/test_calc.py"]},
+        }
+        data.update(extra)
+        return project.workstream(**{k: v for k, v in data.items() if v is not None})
+
+    project.tool = tool
+    project.ws = ws
+    return project
+
+
+def write(text: str) -> str:
+    return f"cat > calc.py <<'EOF'\n{text}EOF"
+
+
+def attempts(project):
+    return [r for r in project.audit_records() if r.get("tool_id") in ("first", "second")]
+
+
+def content(record):
+    return record["result"]["content"]
+
+
+def test_wrong_edit_is_rolled_back_and_the_fallbacks_right_edit_kept(vrepo):
+    vrepo.tool("first", write(WRONG))
+    vrepo.tool("second", write(RIGHT))
+    result = vrepo.run("run", str(vrepo.ws(capability_payload={"max_repairs": 0})))
+    assert result.exit_code == 0, result.output
+    assert (vrepo.root / "calc.py").read_text() == RIGHT
+    first, second = attempts(vrepo)
+    assert first["failure"] == "verify_failed"
+    check = content(first)["verification"]["checks"][0]
+    assert check == {**check, "kind": "tests", "tool_id": "pytest", "passed": False}
+    assert "1 failed" in check["summary"]
+    assert content(second)["verification"]["passed"] is True
+    assert content(second)["repair"] == 0
+    assert "verify_failed" in result.output or "failed its checks" in result.output
+
+
+def test_a_repair_carries_the_failing_output_and_succeeds(vrepo):
+    # the tool writes the right code only when its instruction holds pytest's output
+    vrepo.tool(
+        "first",
+        'if grep -q "assert add(2, 3) == 5" -; then\n'
+        + write(RIGHT)
+        + "\nelse\n"
+        + write(WRONG)
+        + "\nfi",
+    )
+    vrepo.tool("second", "exit 9")
+    result = vrepo.run("run", str(vrepo.ws()))
+    assert result.exit_code == 0, result.output
+    assert (vrepo.root / "calc.py").read_text() == RIGHT
+    recs = attempts(vrepo)
+    assert [r["tool_id"] for r in recs] == ["first", "first"]
+    assert [content(r)["repair"] for r in recs] == [0, 1]
+    assert recs[0]["failure"] == "verify_failed"
+    assert recs[1]["result"]["success"] is True
+
+
+def test_max_repairs_zero_goes_straight_to_the_fallback_from_the_original_files(vrepo):
+    vrepo.tool("first", write(WRONG))
+    vrepo.tool("second", 'grep -q "return 0" calc.py\n' + write(RIGHT))
+    result = vrepo.run("run", str(vrepo.ws(capability_payload={"max_repairs": 0})))
+    assert result.exit_code == 0, result.output
+    assert [r["tool_id"] for r in attempts(vrepo)] == ["first", "second"]
+
+
+def test_every_tool_wrong_is_exit_1_and_the_file_untouched(vrepo):
+    vrepo.tool("first", write(WRONG))
+    vrepo.tool("second", write(WRONG))
+    result = vrepo.run("run", str(vrepo.ws()))
+    assert result.exit_code == 1
+    assert (vrepo.root / "calc.py").read_text() == CALC
+    # first, its repair, second, its repair
+    assert [r["failure"] for r in attempts(vrepo)] == ["verify_failed"] * 4
+
+
+def test_lint_and_command_checks(vrepo):
+    vrepo.tool("first", write("import os\n" + RIGHT))  # F401: os imported but unused
+    vrepo.tool("second", write(RIGHT))
+    verify = {
+        "lint": ["calc.py"],
+        "commands": [["python", "-c", "import calc; assert calc.add(1, 1) == 2"]],
+    }
+    result = vrepo.run("run", str(vrepo.ws(verify=verify, capability_payload={"max_repairs": 0})))
+    assert result.exit_code == 0, result.output
+    first, second = attempts(vrepo)
+    checks = content(first)["verification"]["checks"]
+    assert [(c["kind"], c["passed"]) for c in checks] == [("lint", False), ("command", True)]
+    assert "F401" in checks[0]["summary"]
+    assert content(second)["verification"]["passed"] is True
+    # the lint check fixed nothing: the failed edit was undone, then the right one kept
+    assert (vrepo.root / "calc.py").read_text() == RIGHT
+
+
+def test_a_failing_command_names_its_last_line_and_leaves_no_byproduct(vrepo):
+    vrepo.tool("first", write(RIGHT))
+    vrepo.tool("second", "exit 9")
+    verify = {"commands": [["python", "-c", "open('junk.txt', 'w'); raise SystemExit('boom')"]]}
+    result = vrepo.run("run", str(vrepo.ws(verify=verify, capability_payload={"max_repairs": 0})))
+    assert result.exit_code == 1
+    first = attempts(vrepo)[0]
+    check = content(first)["verification"]["checks"][0]
+    assert check["summary"] == "exit code 1: boom"
+    assert not (vrepo.root / "junk.txt").exists()
+    assert (vrepo.root / "calc.py").read_text() == CALC
+
+
+def test_no_verify_behaves_as_before(vrepo):
+    vrepo.tool("first", write(WRONG))
+    data = {"id": "ws-plain", "capability": "code_generation", "files_scope": ["calc.py"]}
+    result = vrepo.run("run", str(vrepo.workstream(**data)))
+    assert result.exit_code == 0
+    (record,) = attempts(vrepo)
+    assert "verification" not in (content(record) or {})
+
+
+@pytest.mark.parametrize(
+    ("verify", "field", "words"),
+    [
+        ({"tests": ["tests/test_calc.py"], "bogus": ["x"]}, "verify.bogus", "unknown field"),
+        ({"tests": ["../outside.py"]}, "verify.tests[0]", "leaves the repository"),
+        ({"tests": ["/etc/passwd"]}, "verify.tests[0]", "absolute path"),
+        ({"lint": [".env"]}, "verify.lint[0]", "forbidden path"),
+        ({"tests": ["tests/test_nope.py"]}, "verify.tests[0]", "does not exist"),
+        ({"tests": "tests/test_calc.py"}, "verify.tests", "expected a list"),
+        ({"commands": ["python -V"]}, "verify.commands[0]", "argument list"),
+        ({"commands": [["no-such-program-xyz"]]}, "verify.commands[0][0]", "not on PATH"),
+    ],
+)
+def test_bad_verify_is_exit_2_naming_the_field(vrepo, verify, field, words):
+    vrepo.tool("first", "touch ran-first")
+    path = vrepo.ws(verify=verify)
+    for command in ("validate", "run"):
+        result = vrepo.run(command, str(path))
+        assert result.exit_code == 2, (command, result.output)
+        assert field in result.output and words in result.output, (command, result.output)
+        assert "Traceback" not in result.output
+    assert not (vrepo.root / "ran-first").exists()
+
+
+def test_a_test_node_id_and_a_test_the_tool_creates(vrepo):
+    vrepo.tool(
+        "first",
+        write(RIGHT) + "\nprintf 'def test_new():\\n    assert True\\n' > tests/test_new.py",
+    )
+    verify = {"tests": ["tests/test_calc.py::test_add", "tests/test_new.py"]}
+    result = vrepo.run(
+        "run",
+        str(vrepo.ws(verify=verify, files_scope=["calc.py"], files_create=["tests/test_new.py"])),
+    )
+    assert result.exit_code == 0, result.output
+    assert content(attempts(vrepo)[0])["verification"]["passed"] is True
+
+
+def test_no_testing_tool_refuses_before_any_tool_runs(vrepo):
+    vrepo.tool("first", "touch ran-first")
+    rules_path = vrepo.registry / RULES_RELPATH
+    rules = json.loads(rules_path.read_text())
+    rules["capabilities"]["testing"] = {"primary": "nosuchtester", "fallback": []}
+    rules_path.write_text(json.dumps(rules))
+    result = vrepo.run("run", str(vrepo.ws()))
+    assert result.exit_code == 3, result.output
+    assert "verify.tests" in result.output and "testing" in result.output
+    assert not (vrepo.root / "ran-first").exists()
+
+
+# --------------------------------------------------------------------------- budgets
+
+
+def test_a_first_attempt_over_the_limit_does_not_start_the_fallback(vrepo):
+    vrepo.tool("first", "echo COST 0.75\nexit 1")
+    vrepo.tool("second", "touch ran-second\n" + write(RIGHT))
+    path = vrepo.ws(verify=None, capability_payload={"max_cost_usd": 0.5, "max_retries": 3})
+    result = vrepo.run("run", str(path))
+    assert result.exit_code == 1, result.output
+    assert not (vrepo.root / "ran-second").exists()
+    records = vrepo.audit_records()
+    stop = records[-1]
+    assert stop["failure"] == "budget_exceeded"
+    assert content(stop)["budget"]["limit_usd"] == 0.5
+    assert "Cost limit reached" in result.output and "max_cost_usd" in result.output
+    assert [r["tool_id"] for r in attempts(vrepo)] == ["first"]  # no retry either
+
+
+def test_the_run_limit_from_the_command_line_and_the_budget_given_to_the_tool(vrepo):
+    vrepo.tool("first", 'echo "left=$BUDGET_LEFT"\necho COST 0.3\nexit 1')
+    vrepo.tool("second", "touch ran-second")
+    path = vrepo.ws(verify=None, capability_payload={"max_retries": 3})
+    result = vrepo.run("run", "--max-cost", "0.5", str(path))
+    assert result.exit_code == 1, result.output
+    # first (0.5 left) spent 0.3, its retry (0.2 left) spent 0.3: then nothing more
+    assert [r["tool_id"] for r in attempts(vrepo)] == ["first", "first"]
+    assert not (vrepo.root / "ran-second").exists()
+    assert "--max-cost" in vrepo.audit_records()[-1]["result"]["content"]["budget"]["source"]
+    first, retry = attempts(vrepo)
+    assert "left=0.5" in first["result"]["message"]
+    assert "left=0.2" in retry["result"]["message"]
