@@ -459,6 +459,12 @@ def _filter(**kw: Any) -> Any:
 @click.option("--workstream", help="Only this workstream id.")
 @click.option("--run", "run_id", metavar="RUN_ID", help="Only this run.")
 @click.option(
+    "--verification",
+    type=click.Choice(["passed", "failed", "unchecked"]),
+    help="Only attempts whose verify checks passed, failed, or did not run.",
+)
+@click.option("--repairs", is_flag=True, help="Only repair attempts (after a failed check).")
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json", "csv"]),
@@ -483,6 +489,8 @@ def audit_query(
     failed: bool,
     workstream: str | None,
     run_id: str | None,
+    verification: str | None,
+    repairs: bool,
     fmt: str,
     show_usage: bool,
 ) -> int:
@@ -498,6 +506,8 @@ def audit_query(
         failed=failed,
         workstream=workstream,
         run=run_id,
+        verification=verification,
+        repairs=repairs,
     )
     if show_usage:
         if fmt == "csv":

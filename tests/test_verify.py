@@ -302,3 +302,37 @@ def test_the_run_limit_from_the_command_line_and_the_budget_given_to_the_tool(vr
     first, retry = attempts(vrepo)
     assert "left=0.5" in first["result"]["message"]
     assert "left=0.2" in retry["result"]["message"]
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_report_and_query_separate_verified_from_unverified_success(vrepo):
+    vrepo.tool("first", write(WRONG))
+    vrepo.tool("second", write(RIGHT))
+    assert vrepo.run("run", str(vrepo.ws(capability_payload={"max_repairs": 0}))).exit_code == 0
+    plain = {"id": "ws-plain", "capability": "code_generation", "files_scope": ["other.py"]}
+    vrepo.tool("first", "echo 'x = 2' > other.py")
+    assert vrepo.run("run", str(vrepo.workstream(**plain))).exit_code == 0
+
+    data = vrepo.run("audit", "report", "--json").json()
+    assert data["runs"] == 2 and data["success_rate"] == 1.0
+    assert data["runs_with_checks"] == 1
+    assert data["verified_success_rate"] == 0.5
+    assert data["unverified_success_rate"] == 0.5
+    assert data["verified_pass_rate"] == 1.0
+    assert data["avg_time_to_verified_sec"] > 0
+    assert data["by_tool"]["first"]["verified_pass_rate"] == 0.0
+    assert data["by_tool"]["second"]["verified_pass_rate"] == 1.0
+    assert data["by_capability"]["code_generation"]["verified_pass_rate"] == 1.0
+    text = vrepo.run("audit", "report").stdout
+    assert "Verified work (1 runs had verify checks)" in text
+    assert "Success rate" in text  # the guide's table is still there
+
+    failed = vrepo.run("audit", "query", "--verification", "failed").stdout.splitlines()
+    assert len(failed) == 1 and "first" in failed[0] and failed[0].endswith("success=false")
+    passed = vrepo.run("audit", "query", "--verification", "passed", "--format", "csv").stdout
+    header, row = passed.splitlines()
+    assert header.endswith(",verified,repair") and row.split(",")[-2:] == ["true", "0"]
+    unchecked = vrepo.run("audit", "query", "--verification", "unchecked").stdout.splitlines()
+    assert len(unchecked) == 1 and "ws-plain" in unchecked[0]

@@ -36,7 +36,20 @@ CSV_FIELDS = (
     "files_created",
     "files_modified",
     "message",
+    "verified",
+    "repair",
 )
+VERIFICATIONS = ("passed", "failed", "unchecked")
+
+
+def verification_of(rec: dict[str, Any]) -> str:
+    """``passed`` or ``failed`` when the record's ``verify`` checks ran, else
+    ``unchecked`` (no checks, or the edit never reached them)."""
+    content = (rec.get("result") or {}).get("content") or {}
+    verification = content.get("verification")
+    if not isinstance(verification, dict):
+        return "unchecked"
+    return "passed" if verification.get("passed") is True else "failed"
 
 
 def parse_when(text: str, *, end: bool = False) -> datetime:
@@ -73,6 +86,8 @@ class Filter:
     failed: bool = False
     workstream: str | None = None
     run: str | None = None
+    verification: str | None = None  # one of VERIFICATIONS
+    repairs: bool = False  # only repair attempts
 
     def needles(self) -> list[bytes]:
         """Byte strings every matching line must contain (a cheap first test)."""
@@ -87,6 +102,10 @@ class Filter:
                 out.append(f'"{key}":{json.dumps(value, ensure_ascii=False)}'.encode())
         if self.failed:
             out.append(b'"success":false')
+        if self.verification in ("passed", "failed"):
+            out.append(b'"verification":')
+        if self.repairs:
+            out.append(b'"repair":')
         return out
 
     def keeps(self, rec: dict[str, Any]) -> bool:
@@ -100,6 +119,10 @@ class Filter:
         if self.run is not None and rec.get("run_id") != self.run:
             return False
         if self.failed and (rec.get("result") or {}).get("success") is not False:
+            return False
+        if self.verification is not None and verification_of(rec) != self.verification:
+            return False
+        if self.repairs and not _repair(rec):
             return False
         if self.since is not None or self.until is not None:
             ts = rec.get("timestamp", "")
@@ -115,6 +138,12 @@ class Filter:
         lo = self.since.date().isoformat() if self.since else None
         hi = self.until.date().isoformat() if self.until else None
         return [d for d in days if (lo is None or d.name >= lo) and (hi is None or d.name <= hi)]
+
+
+def _repair(rec: dict[str, Any]) -> int:
+    content = (rec.get("result") or {}).get("content") or {}
+    value = content.get("repair")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _stamp(moment: datetime) -> str:
@@ -177,6 +206,8 @@ def csv_row(rec: dict[str, Any]) -> list[Any]:
         ";".join(content.get("files_created") or []),
         ";".join(content.get("files_modified") or []),
         result.get("message") or "",
+        {"passed": "true", "failed": "false"}.get(verification_of(rec), ""),
+        _repair(rec),
     ]
 
 

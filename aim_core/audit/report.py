@@ -86,6 +86,9 @@ class ReportBuilder:
                 "first_tool": None,
                 "final_tool": None,
                 "auth": False,
+                "checked": False,
+                "verified": False,
+                "to_verified": None,
             },
         )
         result = rec.get("result") or {}
@@ -105,9 +108,28 @@ class ReportBuilder:
             if rec["failure"] == "auth_required":
                 run["auth"] = True
         run["duration"] += float(content.get("duration_sec") or 0.0)
+        verification = content.get("verification")
+        if isinstance(verification, dict):
+            _add_verification(run, attempts_by_tool[tool or "-"], verification, result)
         if result.get("success"):
             run["success"] = True
             run["final_tool"] = tool
+
+
+def _add_verification(
+    run: dict[str, Any], tool: Counter[str], verification: dict[str, Any], result: dict[str, Any]
+) -> None:
+    """Count an attempt whose ``verify`` checks ran: the time to a verified success
+    is the run's time (tools and checks) until its first passing edit."""
+    checks = verification.get("checks") or []
+    run["duration"] += sum(float(c.get("duration_sec") or 0.0) for c in checks)
+    run["checked"] = True
+    tool["checked_attempts"] += 1
+    if verification.get("passed") is True and result.get("success"):
+        tool["verified_passes"] += 1
+        if not run["verified"]:
+            run["verified"] = True
+            run["to_verified"] = run["duration"]
 
 
 def _summarize(
@@ -134,6 +156,7 @@ def _summarize(
         by_tool, key=lambda t: (by_tool[t]["success_rate"], by_tool[t]["attempts"]), default=None
     )
 
+    verified = _verified_figures(runs)
     metrics = {"success_rate": success_rate, "avg_duration_sec": avg}
     metrics.update(fallback_rate=fallback_rate, auth_error_rate=auth_rate)
     actions = _actions(metrics) if n else []
@@ -149,6 +172,7 @@ def _summarize(
         "p95_duration_sec": round(_p95(durations), 3),
         "fallback_rate": round(fallback_rate, 4),
         "auth_error_rate": round(auth_rate, 4),
+        **verified,
         "by_capability": by_capability,
         "by_tool": by_tool,
         "most_reliable_tool": reliable,
@@ -172,19 +196,43 @@ def _summarize(
     }
 
 
+def _verified_figures(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Verified success (the edit passed the workstream's ``verify`` checks) apart from
+    unverified success (no checks): rates per run, the verified pass rate of the runs
+    that had checks, and the mean time to a verified success (seconds)."""
+    n = len(runs)
+    checked = [r for r in runs.values() if r["checked"]]
+    verified = [r for r in checked if r["verified"]]
+    unverified = [r for r in runs.values() if r["success"] and not r["checked"]]
+    times = [r["to_verified"] for r in verified if r["to_verified"] is not None]
+    return {
+        "runs_with_checks": len(checked),
+        "verified_success_rate": round(len(verified) / n, 4) if n else 0.0,
+        "unverified_success_rate": round(len(unverified) / n, 4) if n else 0.0,
+        "verified_pass_rate": round(len(verified) / len(checked), 4) if checked else None,
+        "avg_time_to_verified_sec": round(sum(times) / len(times), 3) if times else None,
+    }
+
+
 def _by_capability(runs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     by_capability: dict[str, dict[str, Any]] = {}
     for r in runs.values():
         c = by_capability.setdefault(
-            r["capability"] or "-", {"runs": 0, "successes": 0, "durations": []}
+            r["capability"] or "-",
+            {"runs": 0, "successes": 0, "durations": [], "checked": 0, "verified": 0},
         )
         c["runs"] += 1
         c["successes"] += r["success"]
         c["durations"].append(r["duration"])
+        c["checked"] += r["checked"]
+        c["verified"] += r["verified"]
     for c in by_capability.values():
         d = c.pop("durations")
         c["success_rate"] = c["successes"] / c["runs"]
         c["avg_duration_sec"] = sum(d) / len(d)
+        checked = c.pop("checked")
+        c["verified_successes"] = c.pop("verified")
+        c["verified_pass_rate"] = c["verified_successes"] / checked if checked else None
     return by_capability
 
 
@@ -194,8 +242,14 @@ def _by_tool(attempts_by_tool: dict[str, Counter[str]]) -> dict[str, dict[str, A
             "attempts": c["attempts"],
             "successes": c["successes"],
             "success_rate": c["successes"] / c["attempts"] if c["attempts"] else 0.0,
+            "checked_attempts": c["checked_attempts"],
+            "verified_passes": c["verified_passes"],
+            "verified_pass_rate": (
+                c["verified_passes"] / c["checked_attempts"] if c["checked_attempts"] else None
+            ),
         }
         for t, c in sorted(attempts_by_tool.items())
+        if c["attempts"]
     }
 
 
@@ -278,6 +332,30 @@ def _usage_lines(usage: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _verified_lines(data: dict[str, Any]) -> list[str]:
+    def pct(x: float | None) -> str:
+        return "-" if x is None else f"{x:.0%}"
+
+    mean = data["avg_time_to_verified_sec"]
+    lines = [
+        f"Verified work ({data['runs_with_checks']} runs had verify checks):",
+        f"  verified success {pct(data['verified_success_rate'])} of runs, "
+        f"unverified success {pct(data['unverified_success_rate'])} (no checks)",
+        f"  verified pass rate {pct(data['verified_pass_rate'])} of the runs with checks; "
+        f"time to a verified success {'-' if mean is None else f'{mean:.1f}s'} on average",
+    ]
+    for cap, c in data["by_capability"].items():
+        if c.get("verified_pass_rate") is not None:
+            lines.append(f"  {cap:<20} verified pass rate {pct(c['verified_pass_rate']):>5}")
+    for tool, t in data["by_tool"].items():
+        if t.get("checked_attempts"):
+            lines.append(
+                f"  {tool:<20} edits checked {t['checked_attempts']:>4}  "
+                f"passed {pct(t['verified_pass_rate']):>5}"
+            )
+    return lines
+
+
 def render_report(data: dict[str, Any]) -> str:
     """The report as text."""
 
@@ -313,6 +391,8 @@ def render_report(data: dict[str, Any]) -> str:
         lines.append(
             f"  {tool:<20} attempts {t['attempts']:>5}  success {pct(t['success_rate']):>5}"
         )
+    if data.get("runs_with_checks"):
+        lines += ["", *_verified_lines(data)]
     usage = data.get("usage") or {}
     if (usage.get("total") or {}).get("records"):
         lines += ["", *_usage_lines(usage)]

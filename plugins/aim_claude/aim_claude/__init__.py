@@ -237,6 +237,9 @@ def build_argv(program, payload, options, root, prompt_on_stdin=False, forbidden
     ]
     if options.get("model"):
         argv += ["--model", str(options["model"])]
+    budget = getattr(payload, "max_cost_usd", None)  # what the workstream may still spend
+    if budget is not None:
+        argv += ["--max-budget-usd", f"{budget:.4f}"]
     argv += option_args(options) if args is None else list(args)
     if prompt_on_stdin:
         return argv

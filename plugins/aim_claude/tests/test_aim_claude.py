@@ -88,3 +88,15 @@ def test_auth_status_sees_the_callers_api_key(tmp_path):
     del environ["ANTHROPIC_API_KEY"]
     found = aim_claude.detect_tool(AimContext(root=tmp_path, environ=environ))
     assert found.ready is False and found.failure == "auth_required"
+
+
+def test_the_workstreams_budget_left_is_passed_as_claudes_own_limit():
+    from aim_core import Invocation
+
+    def argv(**kw):
+        payload = Invocation(prompt="p", files=("a.py",), files_scope=("a.py",), **kw)
+        return aim_claude.build_argv("claude", payload, {}, "/repo")
+
+    limited = argv(max_cost_usd=0.25)
+    assert limited[limited.index("--max-budget-usd") + 1] == "0.2500"
+    assert "--max-budget-usd" not in argv()
