@@ -170,7 +170,7 @@ def test_the_guides_pipelines_give_true_answers(audited_repo):
     csv_out = sh("aim audit query --format csv", repo, env).splitlines()
     assert csv_out[0] == (
         "timestamp,actor,run_id,workstream_id,tool_id,capability,attempt,success,failure,"
-        "exit_code,duration_sec,files_created,files_modified,message"
+        "exit_code,duration_sec,files_created,files_modified,message,verified,repair"
     )
     assert len(csv_out) == 5
 
