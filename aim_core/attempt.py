@@ -118,6 +118,29 @@ class AttemptOutcome:
         }
 
 
+@contextlib.contextmanager
+def tool_turn(run: RunState, tool_id: str) -> Iterator[None]:
+    """Tools of one repository take turns: an attempt in place cannot tell its tool's
+    writes outside the scope from another tool's, so two never overlap (the lock
+    lives in the machine-local state, with the run table). A race takes one turn
+    for all its candidates. Raises :class:`Interrupted` when the run is stopped
+    while it waits."""
+    from aim_core.locks import FileLock
+
+    lock = FileLock(run.project.runs_state / TURN_LOCK)
+    said = False
+    while not lock.acquire(blocking=False):
+        if not said:
+            log.info(f"Waiting for another tool working in this repository ({tool_id} next)")
+            said = True
+        if run.stop.wait(0.1):
+            raise Interrupted()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _relative(path: Path, root: Path) -> str:
     try:
         return path.resolve().relative_to(root.resolve()).as_posix()
@@ -158,6 +181,8 @@ class Attempt:
         self.tool_pid: int | None = None
         self.token = proctree.new_token()  # marks every process of this attempt
         self._logged: set[str] = set()
+        self.cancelled: str | None = None  # why the attempt was cut short (a lost race)
+        self.extra_content: dict[str, Any] = {}  # more of the record's result.content
 
     # ----------------------------------------------------------------- the flow
 
@@ -168,27 +193,8 @@ class Attempt:
         with self._turn():
             return self._execute()
 
-    @contextlib.contextmanager
-    def _turn(self) -> Iterator[None]:
-        """Tools of one repository take turns: an attempt in place cannot tell its
-        tool's writes outside the scope from another tool's, so two never overlap
-        (the lock lives in the machine-local state, with the run table)."""
-        from aim_core.locks import FileLock
-
-        lock = FileLock(self.run.project.runs_state / TURN_LOCK)
-        said = False
-        while not lock.acquire(blocking=False):
-            if not said:
-                log.info(
-                    f"Waiting for another tool working in this repository ({self.tool_id} next)"
-                )
-                said = True
-            if self.run.stop.wait(0.1):
-                raise Interrupted()
-        try:
-            yield
-        finally:
-            lock.release()
+    def _turn(self) -> contextlib.AbstractContextManager[None]:
+        return tool_turn(self.run, self.tool_id)
 
     def _execute(self) -> AttemptOutcome:
         try:
@@ -215,26 +221,19 @@ class Attempt:
                 raise Interrupted()
             return self._conclude(workspace, call, began)
         finally:
-            if self.run.active is not None:
-                self.run.active.update(state="done", tool_pid=None)
+            self._attempt_ended()
             workspace.discard()
+
+    def _attempt_ended(self) -> None:
+        if self.run.active is not None:
+            self.run.active.update(state="done", tool_pid=None)
 
     def _open_workspace(self) -> Workspace:
         project, run = self.run.project, self.run
-        scope = Scope(project.root, run.ws.writable_files())
         snap_dir = project.runs_state / run.run_id / f"attempt-{len(run.attempts) + 1}"
         shutil.rmtree(snap_dir, ignore_errors=True)
-        registry_rel = _relative(project.registry, project.root)
-        exclude = [f"{registry_rel}/{AUDIT_DIRNAME}", f"{registry_rel}/{RUNS_DIRNAME}"]
         try:
-            workspace = InPlaceWorkspace(
-                project.root,
-                scope,
-                snap_dir,
-                exclude=exclude,
-                forbidden=project.rules.security.get("forbidden_paths", ()),
-                scratch=self.detection.scratch_paths,
-            )
+            workspace = self._new_workspace(snap_dir)
         except BaseException:
             shutil.rmtree(snap_dir, ignore_errors=True)
             raise
@@ -250,6 +249,32 @@ class Attempt:
             )
         return workspace
 
+    def _new_workspace(self, snap_dir: Path) -> Workspace:
+        """Where this attempt works: the user's tree, snapshotted in ``snap_dir``."""
+        project = self.run.project
+        return InPlaceWorkspace(project.root, self.scope(), snap_dir, **self.guards())
+
+    def scope(self) -> Scope:
+        """The paths the tool may change."""
+        return Scope(self.run.project.root, self.run.ws.writable_files())
+
+    def guards(self) -> dict[str, Any]:
+        """What a workspace never walks (aim's own files), the forbidden paths and the
+        tool's scratch paths, as keyword arguments of a workspace."""
+        project = self.run.project
+        registry_rel = _relative(project.registry, project.root)
+        return {
+            "exclude": [f"{registry_rel}/{AUDIT_DIRNAME}", f"{registry_rel}/{RUNS_DIRNAME}"],
+            "forbidden": project.rules.security.get("forbidden_paths", ()),
+            "scratch": self.detection.scratch_paths,
+        }
+
+    def cancel(self, reason: str) -> None:
+        """Cut the attempt short (another candidate won its race): stop the tool; the
+        attempt ends as ``lost_race`` with ``reason``, its work discarded."""
+        self.cancelled = reason
+        self.stop_tool()
+
     def _invoke(self, workspace: Workspace, began: float) -> CallOutcome:
         timeout_s = self.payload.timeout_ms / 1000.0
         ctx = self.run.project.context(
@@ -264,7 +289,13 @@ class Attempt:
         )
         self.run.runlog.write(f"attempt {self.number} with {self.tool_id} (timeout {timeout_s:g}s)")
         self.run.on_event(
-            "attempt", {"tool_id": self.tool_id, "attempt": self.number, "repair": self.repair}
+            "attempt",
+            {
+                "tool_id": self.tool_id,
+                "attempt": self.number,
+                "repair": self.repair,
+                "strategy": self.extra_content.get("strategy"),
+            },
         )
         args = {
             "tool_id": self.tool_id,
@@ -300,7 +331,14 @@ class Attempt:
                 failure=Failure.TOOL_ERROR,
                 duration_sec=duration,
             )
+        outcome = self._settle(workspace, outcome)
         self._record(outcome)
+        return outcome
+
+    def _settle(self, workspace: Workspace, outcome: AttemptOutcome) -> AttemptOutcome:
+        """The outcome as recorded: a cancelled attempt lost (a race decides more)."""
+        if self.cancelled is not None and not outcome.success:
+            return attrs.evolve(outcome, failure=Failure.LOST_RACE, message=self.cancelled)
         return outcome
 
     def _judge(
@@ -377,7 +415,9 @@ class Attempt:
                 process_token=self.token,
                 **kw,
             ),
-            on_event=self.run.on_event,
+            on_event=lambda kind, data: self.run.on_event(
+                kind, {**data, "attempt_tool": self.tool_id}
+            ),
             workstream_id=self.run.ws.id,
         )
         verification = runner.run(self.payload.verify, workspace.root)
@@ -443,7 +483,7 @@ class Attempt:
         self.run.attempts.append(outcome)
 
     def _record(self, outcome: AttemptOutcome) -> None:
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(self.extra_content)
         if outcome.outside:
             extra["out_of_scope"] = ["/" + p.lstrip("/") for p in outcome.outside]
         if outcome.git_restored:

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from attrs import frozen
+
+from aim_core.models import Failure, Invocation
+
+if TYPE_CHECKING:
+    from aim_core.attempt import AttemptOutcome
+    from aim_core.runstate import RunState
 
 
 @frozen(kw_only=True)
@@ -86,3 +93,30 @@ def check(
     if left <= 0:
         return stop, 0.0
     return None, left
+
+
+def record_stop(
+    run: RunState, stop: BudgetStop, payload: Invocation, tool_id: str
+) -> AttemptOutcome:
+    """Record that ``tool_id``'s next attempt was not started (``budget_exceeded``);
+    the outcome ends the workstream (exit code 1)."""
+    from aim_core.attempt import AttemptOutcome
+
+    message = stop.message()
+    run.record(
+        tool_id=None,
+        payload=payload,
+        message=message,
+        attempt=0,
+        failure=Failure.BUDGET_EXCEEDED,
+        extra={
+            "budget": {
+                "source": stop.source,
+                "limit_usd": stop.limit_usd,
+                "spent_usd": round(stop.spent_usd, 6),
+            }
+        },
+    )
+    return AttemptOutcome(
+        tool_id=tool_id, attempt=0, message=message, failure=Failure.BUDGET_EXCEEDED
+    )

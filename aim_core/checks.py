@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from aim_core.context import AimContext
     from aim_core.project import Project
     from aim_core.router import Candidate
+    from aim_core.runstate import RunState
 
 log = logging.getLogger("aim")
 
@@ -136,6 +137,20 @@ def route_checks(project: Project, verify: Verify | None) -> dict[str, Candidate
             )
         chosen[kind] = usable[0]
     return chosen
+
+
+def check_tools_for(run: RunState, request: Invocation) -> dict[str, Candidate]:
+    """:func:`route_checks` for a run, before any tool runs; with no tool for a kind,
+    the refusal is recorded and :class:`~aim_core.errors.NoToolError` raised (exit 3)."""
+    from aim_core.models import Failure
+
+    try:
+        return route_checks(run.project, run.ws.verify)
+    except NoToolError as e:
+        run.record(
+            tool_id=None, payload=request, message=str(e), attempt=0, failure=Failure.NOT_INSTALLED
+        )
+        raise
 
 
 class CheckRunner:

@@ -326,9 +326,22 @@ def doctor() -> int:
     help="Stop starting attempts once the tools of this command have reported spending "
     "USD dollars in all (default: config max_cost_usd; none).",
 )
+@click.option(
+    "--race",
+    type=click.IntRange(1, 8),
+    metavar="K",
+    help="Run the first K candidate tools at once, each in its own copy of the repository; "
+    "the first verified edit is applied, the others stopped (default: the workstream's "
+    "race, else one tool at a time).",
+)
 @common_options
 def run(
-    paths: tuple[Path, ...], jobs: int, dry_run: bool, as_json: bool, max_cost: float | None
+    paths: tuple[Path, ...],
+    jobs: int,
+    dry_run: bool,
+    as_json: bool,
+    max_cost: float | None,
+    race: int | None,
 ) -> int:
     """Run workstreams: route each to a tool, fall back, retry, audit.
 
@@ -345,7 +358,7 @@ def run(
     verdicts = load_all(project, list(paths))
     if dry_run:
         return _print_plan(project, verdicts)
-    return _run_graph(project, verdicts, jobs=jobs, as_json=as_json, max_cost=max_cost)
+    return _run_graph(project, verdicts, jobs=jobs, as_json=as_json, max_cost=max_cost, race=race)
 
 
 def _print_plan(project: Any, verdicts: list[Any]) -> int:
@@ -362,7 +375,13 @@ def _print_plan(project: Any, verdicts: list[Any]) -> int:
 
 
 def _run_graph(
-    project: Any, verdicts: list[Any], *, jobs: int, as_json: bool, max_cost: float | None
+    project: Any,
+    verdicts: list[Any],
+    *,
+    jobs: int,
+    as_json: bool,
+    max_cost: float | None,
+    race: int | None,
 ) -> int:
     import contextlib
 
@@ -383,13 +402,19 @@ def _run_graph(
         click.echo(f"{mark} {redact_text(str(r.workstream_id))}: {r.message}{tool}")
 
     ids = [v.workstream.id for v in verdicts]
-    view = ProgressView(ids) if len(ids) > 1 and ProgressView.wanted(as_json) else None
+    several = (
+        len(ids) > 1
+        or bool(race)
+        or any(v.workstream.verify or v.workstream.race for v in verdicts)
+    )
+    view = ProgressView(ids) if several and ProgressView.wanted(as_json) else None
     budget = (
         RunBudget(max_cost, "aim run --max-cost")
         if max_cost is not None
         else RunBudget(project.settings.max_cost_usd, "config max_cost_usd")
     )
-    runner = Runner(project, on_event=view.event if view is not None else None, budget=budget)
+    events = view.event if view is not None else None
+    runner = Runner(project, on_event=events, budget=budget, race=race)
     enable_subreaper()
     with contextlib.ExitStack() as stack:
         if view is not None:

@@ -278,6 +278,7 @@ class Failure(str, enum.Enum):
     WORK_FAILED = "work_failed"
     VERIFY_FAILED = "verify_failed"
     BUDGET_EXCEEDED = "budget_exceeded"
+    LOST_RACE = "lost_race"  # another candidate of a race won; this one was stopped
 
     @property
     def retryable(self) -> bool:
@@ -303,6 +304,7 @@ class Failure(str, enum.Enum):
             Failure.INTERRUPTED,
             Failure.BUDGET_EXCEEDED,
             Failure.OUT_OF_SCOPE,
+            Failure.LOST_RACE,
         )
 
     def __str__(self) -> str:

@@ -1,7 +1,9 @@
 """A live view of running workstreams on a terminal (rich); plain log lines otherwise.
 
 Each workstream's row shows its state (waiting, the tool and attempt it is on,
-done or failed) and how long it has taken; log lines scroll above the table.
+done or failed) and how long it has taken; under it, one line per tool at work
+-- every candidate of a race -- with the ``verify`` check it is running or how
+its checks ended. Log lines scroll above the table.
 """
 
 from __future__ import annotations
@@ -11,6 +13,14 @@ import sys
 import threading
 import time
 from typing import Any
+
+
+def check_text(data: dict[str, Any]) -> str:
+    """``checking tests tests/test_calc.py (pytest)``, ``lint calc.py failed: ...``."""
+    by = f" ({data['tool_id']})" if data.get("tool_id") else ""
+    if data.get("state") == "running":
+        return f"checking {data['kind']} {data['target']}{by}"
+    return f"{data['kind']} {data['target']} {data['state']}: {data.get('summary', '')}"
 
 
 class ProgressView:
@@ -29,18 +39,30 @@ class ProgressView:
         return not as_json and sys.stderr.isatty()
 
     def event(self, ws_id: str, kind: str, data: dict[str, Any]) -> None:
-        """Record what a run did: ``tool``, ``attempt``, ``done``."""
+        """Record what a run did: ``start``, ``attempt``, ``check``, ``done``."""
         with self._lock:
             row = self.rows.setdefault(ws_id, {"state": "waiting", "start": None})
             if row["start"] is None:
                 row["start"] = time.monotonic()
+            tools = row.setdefault("tools", {})
             if kind == "start":
                 row["state"] = "starting"
             elif kind == "attempt":
-                row["state"] = f"{data['tool_id']} (attempt {data['attempt']})"
+                what = f"attempt {data['attempt']}"
+                if data.get("repair"):
+                    what = f"repair {data['repair']} ({what})"
+                if data.get("strategy"):
+                    what += f", {data['strategy']}"
+                row["state"] = f"{data['tool_id']} ({what})"
+                if not data.get("strategy"):
+                    tools.clear()  # one tool at a time: only the current one
+                tools[data["tool_id"]] = what
+            elif kind == "check" and data.get("attempt_tool") in tools:
+                tools[data["attempt_tool"]] = check_text(data)
             elif kind == "done":
                 row["state"] = "done" if data["success"] else "failed"
                 row["end"] = time.monotonic()
+                tools.clear()
         if self._live is not None:
             self._live.update(self._table())
 
@@ -60,6 +82,8 @@ class ProgressView:
                 start = row["start"]
                 took = "" if start is None else f"{row.get('end', now) - start:.1f}s"
                 table.add_row(Text(ws_id), Text(state, style=style), Text(took))
+                for tool_id, what in row.get("tools", {}).items():
+                    table.add_row(Text(f"  {tool_id}", style="dim"), Text(what), Text(""))
         return table
 
     def __enter__(self) -> ProgressView:

@@ -25,8 +25,12 @@ CUTOFF_GRACE_S = 0.5  # twice the heartbeat's period
 
 def _kill_recorded_tool(entry: dict[str, Any]) -> bool:
     """Kill what the dead run's tool left: its tree, session and token holders, never a
-    process older than the tool (its pid may have been reused)."""
+    process older than the tool (its pid may have been reused); a race's candidates by
+    their tokens."""
     pid, started, token = entry.get("tool_pid"), entry.get("tool_started"), entry.get("tool_mark")
+    racers = [_kill_token_holders(mark) for mark in entry.get("race_marks") or []]
+    if any(racers) and not pid and not token:
+        return True
     if not pid:  # the run died before it noted the pid: what carries its token goes
         return _kill_token_holders(token) if token else False
     from aim_core.process import kill_tree

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from aim_core.attempt import Attempt, AttemptOutcome
-from aim_core.budget import BudgetStop, RunBudget
+from aim_core.budget import BudgetStop, RunBudget, record_stop
 from aim_core.budget import check as budget_check
+from aim_core.checks import check_tools_for
 from aim_core.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -32,6 +33,7 @@ from aim_core.errors import (
 )
 from aim_core.models import Failure, Invocation, Workstream
 from aim_core.paths import AUDIT_DIRNAME, RUNS_DIRNAME
+from aim_core.race import best_of, race_size
 from aim_core.request import invocation_for, new_run_id, with_feedback
 from aim_core.retry import Cooldowns, attempt_delay
 from aim_core.router import announce, capability_for
@@ -57,6 +59,8 @@ class Runner:
         ``check``, ``skip`` and ``done`` of every run (progress views).
     :param budget: the cost limit of everything this runner runs (default: the
         config's ``max_cost_usd``).
+    :param race: race this many candidates of every workstream (``aim run --race``;
+        default: each workstream's ``race``, else one tool at a time).
     """
 
     def __init__(
@@ -66,10 +70,12 @@ class Runner:
         cooldowns: Cooldowns | None = None,
         on_event: Callable[[str, str, dict[str, Any]], None] | None = None,
         budget: RunBudget | None = None,
+        race: int | None = None,
     ):
         self.project = project
         self.cooldowns = cooldowns or Cooldowns()
         self.budget = budget or RunBudget(project.settings.max_cost_usd)
+        self.race = race
         self.stop = threading.Event()
         self.on_event = on_event
         self._live: set[RunState] = set()
@@ -82,8 +88,9 @@ class Runner:
         with self._lock:
             runs = list(self._live)
         for run in runs:
-            if run.current is not None:
-                run.current.stop_tool()
+            for attempt in [run.current, *run.racing]:
+                if attempt is not None:
+                    attempt.stop_tool()
 
     def close(self) -> None:
         """Let the audit sinks flush what they queued (``audit_flush``)."""
@@ -162,7 +169,6 @@ class Runner:
 
     def _route(self, run: RunState) -> RunResult:
         from aim_core import admission
-        from aim_core.security import redact_prompt
 
         request = invocation_for(run.ws, self.project.settings)
         if run.routed:
@@ -173,24 +179,21 @@ class Runner:
         problems = admission.workstream_problems(self.project, request, run.capability)
         if problems:
             admission.refuse(run, request, problems)
-        self._route_checks(run, request)
+        run.check_tools = check_tools_for(run, request)
+        queued = list(enumerate(self._candidates(run)))
+        size = race_size(self.race, run, len(queued))
         self._join_table(run)
         last: AttemptOutcome | None = None
-        for n, cand in enumerate(self._candidates(run)):
+        if size > 1:
+            last, queued = self._race(run, queued, size)
+            if last is not None and last.success:
+                return self._finished(run, last)
+        for n, cand in queued:
             announce(cand, n)
-            if not self._usable(run, cand):
+            prepared = self._prepare(run, cand)
+            if prepared is None:
                 continue
-            capability = capability_for(run.capability, cand)
-            payload = redact_prompt(
-                invocation_for(run.ws, self.project.settings, cand.tool_id),
-                self.project.rules.security,
-            )
-            objections = admission.tool_problems(self.project, cand.tool_id, capability, payload)
-            if objections:
-                text = f"{cand.tool_id} cannot take this request: {admission.describe(objections)}"
-                run.skip(cand.tool_id, Failure.INVALID_PAYLOAD, text)
-                continue
-            last = self._try_tool(run, cand, capability, payload)
+            last = self._try_tool(run, cand, *prepared)
             if last.success:
                 return self._finished(run, last)
             if last.failure is not None and last.failure.ends_workstream:
@@ -198,6 +201,51 @@ class Runner:
         if last is None:
             return nothing_available(run, request)
         return self._finished(run, last)
+
+    def _prepare(self, run: RunState, cand: Candidate) -> tuple[str | None, Invocation] | None:
+        """The capability and request for ``cand``, or None when it is skipped (not
+        usable now, or it objects to the request; the skip is recorded)."""
+        from aim_core import admission
+        from aim_core.security import redact_prompt
+
+        if not self._usable(run, cand):
+            return None
+        capability = capability_for(run.capability, cand)
+        payload = redact_prompt(
+            invocation_for(run.ws, self.project.settings, cand.tool_id),
+            self.project.rules.security,
+        )
+        objections = admission.tool_problems(self.project, cand.tool_id, capability, payload)
+        if objections:
+            text = f"{cand.tool_id} cannot take this request: {admission.describe(objections)}"
+            run.skip(cand.tool_id, Failure.INVALID_PAYLOAD, text)
+            return None
+        return capability, payload
+
+    def _race(
+        self, run: RunState, queued: list[tuple[int, Candidate]], size: int
+    ) -> tuple[AttemptOutcome | None, list[tuple[int, Candidate]]]:
+        """Race the first ``size`` usable candidates; the race's result (the winner, or
+        the last failure) and the candidates left for one at a time."""
+        from aim_core.race import Race
+
+        entries: list[tuple[Candidate, str | None, Invocation]] = []
+        while queued and len(entries) < size:
+            n, cand = queued.pop(0)
+            announce(cand, n)
+            prepared = self._prepare(run, cand)
+            if prepared is not None:
+                entries.append((cand, *prepared))
+        if not entries:
+            return None, queued
+        stop, _left = self._budget(run)
+        if stop is not None:
+            return record_stop(run, stop, entries[0][2], entries[0][0].tool_id), []
+        outcomes = Race(run, entries).run_race()
+        run.attempts.extend(outcomes)
+        for outcome in outcomes:
+            self.budget.add(outcome.usage.cost_usd if outcome.usage else None)
+        return best_of(outcomes), queued
 
     def _join_table(self, run: RunState) -> None:
         from aim_core.recovery import recover_dead_runs
@@ -267,7 +315,7 @@ class Runner:
         while True:
             stop, left = self._budget(run)
             if stop is not None:
-                return self._budget_stop(run, stop, payload, cand.tool_id)
+                return record_stop(run, stop, payload, cand.tool_id)
             n += 1
             outcome = self._attempt(
                 run, cand, capability, attrs.evolve(request, max_cost_usd=left), n, repairs
@@ -318,49 +366,8 @@ class Runner:
 
     # ----------------------------------------------------------------- checks and budgets
 
-    def _route_checks(self, run: RunState, request: Invocation) -> None:
-        """Choose the tools of the ``verify`` checks before any tool runs; with none,
-        record the refusal and raise :class:`~aim_core.errors.NoToolError` (exit 3)."""
-        from aim_core.checks import route_checks
-        from aim_core.errors import NoToolError
-
-        try:
-            run.check_tools = route_checks(self.project, run.ws.verify)
-        except NoToolError as e:
-            run.record(
-                tool_id=None,
-                payload=request,
-                message=str(e),
-                attempt=0,
-                failure=Failure.NOT_INSTALLED,
-            )
-            raise
-
     def _budget(self, run: RunState) -> tuple[BudgetStop | None, float | None]:
         return budget_check(run.ws.payload.max_cost_usd, run.spent_usd, self.budget)
-
-    def _budget_stop(
-        self, run: RunState, stop: BudgetStop, payload: Invocation, tool_id: str
-    ) -> AttemptOutcome:
-        """Record that ``tool_id``'s next attempt was not started: the money is spent."""
-        message = stop.message()
-        run.record(
-            tool_id=None,
-            payload=payload,
-            message=message,
-            attempt=0,
-            failure=Failure.BUDGET_EXCEEDED,
-            extra={
-                "budget": {
-                    "source": stop.source,
-                    "limit_usd": stop.limit_usd,
-                    "spent_usd": round(stop.spent_usd, 6),
-                }
-            },
-        )
-        return AttemptOutcome(
-            tool_id="", attempt=0, message=message, failure=Failure.BUDGET_EXCEEDED
-        )
 
     def _blames_tool(self, failure: Failure, payload: Invocation) -> bool:
         """Whether a failure counts toward the tool's cooldown: its health, not the work,

@@ -58,6 +58,7 @@ class RunState:
     pending: list[dict[str, Any]] = field(factory=list)  # skips not yet on a record
     attempts: list[AttemptOutcome] = field(factory=list)
     current: Attempt | None = None  # the attempt in progress, for request_stop()
+    racing: list[Attempt] = field(factory=list)  # the candidates of a race in progress
     on_event: EventSink = _no_events
     check_tools: dict[str, Candidate] = field(factory=dict)  # verify: kind -> tool
 

@@ -222,3 +222,12 @@ def scripted_repo(aim_project):
 
     project.tool = tool
     return project
+
+
+@pytest.fixture
+def vrepo(aim_project):
+    """A committed git repository with calc.py, its test, and two script tools
+    ``first`` and ``second`` routed for code_generation (tests/verify_kit.py)."""
+    from tests.verify_kit import make_vrepo
+
+    return make_vrepo(aim_project)

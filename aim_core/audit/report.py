@@ -155,8 +155,6 @@ def _summarize(
     reliable = max(
         by_tool, key=lambda t: (by_tool[t]["success_rate"], by_tool[t]["attempts"]), default=None
     )
-
-    verified = _verified_figures(runs)
     metrics = {"success_rate": success_rate, "avg_duration_sec": avg}
     metrics.update(fallback_rate=fallback_rate, auth_error_rate=auth_rate)
     actions = _actions(metrics) if n else []
@@ -172,7 +170,7 @@ def _summarize(
         "p95_duration_sec": round(_p95(durations), 3),
         "fallback_rate": round(fallback_rate, 4),
         "auth_error_rate": round(auth_rate, 4),
-        **verified,
+        **_verified_figures(runs),
         "by_capability": by_capability,
         "by_tool": by_tool,
         "most_reliable_tool": reliable,

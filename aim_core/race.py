@@ -1,0 +1,352 @@
+"""Races: the first K candidate tools at once, each in its own copy of the repository.
+
+Each candidate edits its :class:`~aim_core.isolated.IsolatedWorkspace`, is
+scope-checked and verified there; the user's tree is not touched. The winner is
+the first verified candidate (without ``verify``: the first success); when
+several are decided in the same moment, the smaller diff wins, then the faster.
+Its changes in scope are applied to the user's tree in one step; the others are
+stopped at once (their process trees killed) and recorded as ``lost_race``;
+every copy is removed. Wall time is about the winner's, not the sum.
+
+While the race runs it holds the repository's tool turn, and a fingerprint of the
+user's tree (an in-place workspace over the scope, the *guard*) sees any write a
+candidate makes outside its copy: such a write is undone and no candidate wins.
+A killed race is recovered like a killed attempt: the guard's snapshot restores
+the tree, the copies go with the run's state directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from aim_core.attempt import Attempt, AttemptOutcome, tool_turn
+from aim_core.errors import AimError, Interrupted
+from aim_core.models import Failure, Invocation
+from aim_core.workspace import InPlaceWorkspace, Workspace
+
+if TYPE_CHECKING:
+    from aim_core.router import Candidate
+    from aim_core.runstate import RunState
+
+log = logging.getLogger("aim")
+
+SETTLE_S = 0.05  # outcomes decided within this window count as simultaneous
+
+
+def race_size(option: int | None, run: RunState, candidates: int) -> int:
+    """How many candidates race (1: none): ``aim run --race`` (``option``), else the
+    workstream's ``race``. More than the rules route is bad input (exit 2)."""
+    size, field = (option, "--race") if option else (run.ws.race or 1, "race")
+    if size > candidates:
+        raise AimError(
+            f"asks to race {size} tools but the rules route only {candidates} for "
+            f"'{run.capability or run.ws.tool}'; lower it or add fallbacks to the rules",
+            file=run.source if field == "race" else None,
+            field=field,
+        )
+    return size
+
+
+def best_of(outcomes: list[AttemptOutcome]) -> AttemptOutcome | None:
+    """What a race came to: the winner, else the first candidate's own failure (one
+    that was not merely stopped), else the last outcome."""
+    for outcome in outcomes:
+        if outcome.success:
+            return outcome
+    stopped = (Failure.LOST_RACE, Failure.INTERRUPTED)
+    own = [o for o in outcomes if o.failure not in stopped]
+    return own[0] if own else (outcomes[-1] if outcomes else None)
+
+
+class _Cancelled(Exception):
+    """The race was decided before this candidate's copy was made."""
+
+
+class _Held:
+    """An isolated workspace whose ``keep`` and ``discard`` wait for the race."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.root = inner.root
+        self.snapshot_dir = inner.snapshot_dir
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def keep(self) -> None:
+        """The race applies the winner's changes, not the attempt."""
+
+    def discard(self) -> None:
+        """The race removes every copy once it is decided."""
+
+
+class RaceAttempt(Attempt):
+    """One candidate of a race: an attempt in its own copy, outside the tool turn."""
+
+    def __init__(self, race: Race, cand: Candidate, capability: str | None, payload: Invocation):
+        super().__init__(race.run, cand, capability, payload, 1)
+        self.race = race
+        self.workspace: Any = None
+        self.extra_content["strategy"] = f"race of {len(race.entries)}"
+
+    def execute(self) -> AttemptOutcome:
+        """Run in the copy (the race holds the repository's turn)."""
+        return self._execute()
+
+    def _new_workspace(self, snap_dir: Path) -> Workspace:
+        from aim_core.isolated import IsolatedWorkspace
+
+        copy_dir = snap_dir.with_name(f"race-{self.tool_id}")
+        self.workspace = IsolatedWorkspace(
+            self.run.project.root, self.scope(), copy_dir, **self.guards()
+        )
+        return _Held(self.workspace)
+
+    def _open_workspace(self) -> Workspace:
+        if self.cancelled is not None:
+            raise _Cancelled()
+        snap_dir = self.run.project.runs_state / self.run.run_id / "race"
+        return self._new_workspace(snap_dir)
+
+    def _attempt_ended(self) -> None:
+        """The run's entry belongs to the race."""
+
+    def _started(self, pid: int) -> None:
+        self.tool_pid = pid
+        if self.cancelled is not None:  # decided while it was starting
+            self.stop_tool()
+
+    def lost_before_start(self) -> AttemptOutcome:
+        """Recorded when the race was decided before this candidate's tool started."""
+        outcome = AttemptOutcome(
+            tool_id=self.tool_id,
+            attempt=1,
+            message=self.cancelled or "Stopped before it started",
+            failure=Failure.LOST_RACE,
+        )
+        self._record(outcome)
+        return outcome
+
+    def _settle(self, workspace: Workspace, outcome: AttemptOutcome) -> AttemptOutcome:
+        diff = self.workspace.diff_size() if self.workspace is not None else 0
+        self.extra_content["diff_lines"] = diff
+        outcome = super()._settle(workspace, outcome)
+        return self.race.settle(self, outcome, diff)
+
+
+class Race:
+    """One race among ``entries``: ``(candidate, capability, payload)`` each."""
+
+    def __init__(
+        self, run: RunState, entries: list[tuple[Candidate, str | None, Invocation]]
+    ) -> None:
+        self.run = run
+        self.entries = entries
+        self.racers: list[RaceAttempt] = []
+        self.offers: queue.Queue[tuple[RaceAttempt, AttemptOutcome, int]] = queue.Queue()
+        self.verdicts: dict[int, AttemptOutcome] = {}
+        self.decided = threading.Condition()
+        self.winner: RaceAttempt | None = None
+        self.guard: InPlaceWorkspace | None = None
+        self.closed = False
+
+    # ----------------------------------------------------------------- the race's side
+
+    def run_race(self) -> list[AttemptOutcome]:
+        """Race; return every candidate's outcome (the winner's ``success``)."""
+        names = ", ".join(c.tool_id for c, _, _ in self.entries)
+        log.info(f"Racing {len(self.entries)} tools, each in its own copy: {names}")
+        self.racers = [RaceAttempt(self, c, cap, p) for c, cap, p in self.entries]
+        self.run.racing = list(self.racers)
+        results: dict[int, AttemptOutcome] = {}
+        threads = [
+            threading.Thread(target=self._race_one, args=(r, results), daemon=True)
+            for r in self.racers
+        ]
+        try:
+            with tool_turn(self.run, names):
+                self._open_guard()
+                for t in threads:
+                    t.start()
+                self._judge_offers(threads)
+                self._stop_losers(threads)
+                self._close()
+        finally:
+            self._stop_losers([t for t in threads if t.ident is not None])
+            self.run.racing = []
+            self._close()
+        if self.run.stop.is_set():
+            raise Interrupted()
+        return [results[id(r)] for r in self.racers if id(r) in results]
+
+    def _stop_losers(self, threads: list[threading.Thread]) -> None:
+        """Stop every candidate but the winner and wait for them (inside the turn)."""
+        for r in self.racers:
+            if self.winner is not r:
+                r.cancel(self._lost_message())
+        with self.decided:
+            self.decided.notify_all()
+        for t in threads:
+            t.join()
+
+    def _race_one(self, racer: RaceAttempt, results: dict[int, AttemptOutcome]) -> None:
+        try:
+            outcome = racer.execute()
+        except _Cancelled:
+            outcome = racer.lost_before_start()
+        except Interrupted:
+            outcome = AttemptOutcome(
+                tool_id=racer.tool_id, attempt=1, message="Interrupted", failure=Failure.INTERRUPTED
+            )
+        except Exception as e:  # a copy aim could not make: this candidate is out
+            log.warning(f"{racer.tool_id} could not race: {e}")
+            outcome = AttemptOutcome(
+                tool_id=racer.tool_id,
+                attempt=1,
+                message=f"{racer.tool_id} could not race: {e}",
+                failure=Failure.TOOL_ERROR,
+            )
+        results[id(racer)] = outcome
+        if outcome.success:
+            log.info(f"{racer.tool_id} won the race: {outcome.message}")
+        elif outcome.failure is not Failure.LOST_RACE:
+            log.warning(f"{racer.tool_id} failed in the race: {outcome.message}")
+        self.offers.put((racer, outcome, -1))  # done: wakes the judge
+
+    def _judge_offers(self, threads: list[threading.Thread]) -> None:
+        """Take offers until a winner is applied or every candidate has finished."""
+        finished = 0
+        while finished < len(threads):
+            if self.run.stop.is_set():
+                return
+            try:
+                first = self.offers.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            batch = [first]
+            time.sleep(SETTLE_S)
+            while not self.offers.empty():
+                batch.append(self.offers.get_nowait())
+            finished += sum(1 for _, _, diff in batch if diff < 0)
+            offers = [(r, o, d) for r, o, d in batch if d >= 0]
+            if offers and self.winner is None:
+                self._choose(offers)
+            for racer, outcome, _ in offers:
+                self._verdict(racer, outcome)
+            if self.winner is not None and not self._pending():
+                return
+
+    def _choose(self, offers: list[tuple[RaceAttempt, AttemptOutcome, int]]) -> None:
+        racer, outcome, _diff = min(offers, key=lambda o: (o[2], o[1].duration_sec))
+        problem = self._apply(racer)
+        if problem is None:
+            self.winner = racer
+            for other in self.racers:
+                if other is not racer:
+                    other.cancel(self._lost_message())
+            return
+        failure, message = problem
+        self.verdicts[id(racer)] = attrs.evolve(outcome, failure=failure, message=message)
+
+    def _apply(self, racer: RaceAttempt) -> tuple[Failure, str] | None:
+        """Apply ``racer``'s changes to the user's tree, unless the tree changed where
+        no candidate may write; ``(failure, message)`` when it could not."""
+        from aim_core.isolated import ApplyError
+
+        assert self.guard is not None
+        outside = self.guard.outside(ignore=self._others())
+        inside = self.guard.changes()
+        if outside or inside:
+            touched = sorted({*outside, *inside.created, *inside.modified, *inside.deleted})
+            self.guard.revert_outside(outside)
+            self.guard.restore()
+            return (
+                Failure.OUT_OF_SCOPE,
+                "during the race the repository itself changed outside the copies: "
+                f"{', '.join(touched)} (undone); no candidate's work was applied",
+            )
+        try:
+            racer.workspace.keep()
+        except ApplyError as e:
+            return Failure.WORK_FAILED, f"{racer.tool_id}'s work was not applied: {e.message}"
+        return None
+
+    def _verdict(self, racer: RaceAttempt, outcome: AttemptOutcome) -> None:
+        with self.decided:
+            if id(racer) not in self.verdicts:
+                self.verdicts[id(racer)] = (
+                    outcome
+                    if racer is self.winner
+                    else attrs.evolve(
+                        outcome, failure=Failure.LOST_RACE, message=self._lost_message()
+                    )
+                )
+            self.decided.notify_all()
+
+    def _pending(self) -> bool:
+        return any(r.tool_pid is not None for r in self.racers if r is not self.winner)
+
+    def _lost_message(self) -> str:
+        if self.winner is None:
+            return "Stopped: the race ended without this candidate"
+        return f"Stopped: {self.winner.tool_id} won the race; this copy was removed"
+
+    # ----------------------------------------------------------------- the candidates' side
+
+    def settle(self, racer: RaceAttempt, outcome: AttemptOutcome, diff: int) -> AttemptOutcome:
+        """Called by a candidate's thread before its record: a success waits for the
+        race's verdict (applied, or lost); a failure is final."""
+        if not outcome.success or self.run.stop.is_set():
+            return outcome
+        self.offers.put((racer, outcome, diff))
+        with self.decided:
+            while id(racer) not in self.verdicts and not self.run.stop.is_set():
+                if racer.cancelled is not None and self.winner is not racer:
+                    return attrs.evolve(outcome, failure=Failure.LOST_RACE, message=racer.cancelled)
+                self.decided.wait(0.1)
+            return self.verdicts.get(id(racer), outcome)
+
+    # ----------------------------------------------------------------- the user's tree
+
+    def _open_guard(self) -> None:
+        project, run = self.run.project, self.run
+        snap_dir = project.runs_state / run.run_id / "race-guard"
+        probe = Attempt(run, self.entries[0][0], None, self.entries[0][2], 0)
+        self.guard = InPlaceWorkspace(project.root, probe.scope(), snap_dir, **probe.guards())
+        if run.active is not None:
+            run.active.update(
+                snapshot=str(snap_dir),
+                state="attempting",
+                tool_id=None,
+                tool_mark=None,
+                race_marks=[r.token for r in self.racers],
+                tool_pid=None,
+                attempt=1,
+            )
+
+    def _others(self) -> list[str]:
+        table = self.run.active.table if self.run.active is not None else None
+        return table.other_scopes(self.run.run_id, time.time() - 3600) if table else []
+
+    def _close(self) -> None:
+        """Remove every copy; without a winner, undo what reached the user's tree."""
+        if self.closed:
+            return
+        self.closed = True
+        for racer in self.racers:
+            if racer.workspace is not None:
+                racer.workspace.discard()
+        if self.guard is not None:
+            if self.winner is None:
+                self.guard.revert_outside(self.guard.outside(ignore=self._others()))
+                self.guard.restore()
+            self.guard.discard()
+        if self.run.active is not None:
+            self.run.active.update(state="done", race_marks=[], tool_pid=None)

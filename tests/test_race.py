@@ -1,0 +1,241 @@
+"""Races: the first K candidate tools at once, each in its own copy of the repository.
+
+The tools are fake executables (``first``, ``second``; see tests/test_verify.py)
+that sleep, write and report as a test tells them; the checks run through the
+real pytest. The user's tree must be untouched until the winner is applied, and
+nothing -- copy, process -- may be left after a race, however it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.verify_kit import CALC, RIGHT, WRONG, attempts, content, write
+
+
+def marker_dir(project) -> Path:
+    path = project.root.parent / "marks"  # outside the repository: not the tools' work
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def timed(project, name: str, body: str, *, sleep: float = 0) -> None:
+    """A tool that notes when it starts and ends (outside the repository)."""
+    marks = marker_dir(project)
+    project.tool(
+        name,
+        f'date +%s.%N > "{marks}/{name}.start"\n'
+        f"sleep {sleep}\n"
+        f"{body}\n"
+        f'date +%s.%N > "{marks}/{name}.end"',
+    )
+
+
+def leftovers(project) -> list[str]:
+    from aim_core.project import Project
+
+    found = []
+    state = Project.open(project.root).runs_state
+    if state.exists():
+        found += [str(p) for p in state.rglob("race*")]
+    worktrees = subprocess.run(
+        ["git", "-C", str(project.root), "worktree", "list"], capture_output=True, text=True
+    ).stdout.splitlines()
+    found += worktrees[1:]
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    found += [line for line in ps.splitlines() if str(project.env.bin_dir) in line]
+    return found
+
+
+def test_slow_right_beats_fast_wrong_and_the_loser_is_recorded(vrepo):
+    timed(vrepo, "first", write(WRONG))
+    timed(vrepo, "second", write(RIGHT), sleep=1)
+    result = vrepo.run("run", "--race", "2", str(vrepo.ws(capability_payload={"max_repairs": 0})))
+    assert result.exit_code == 0, result.output
+    assert (vrepo.root / "calc.py").read_text() == RIGHT
+    by_tool = {r["tool_id"]: r for r in attempts(vrepo)}
+    assert by_tool["first"]["failure"] == "verify_failed"
+    assert by_tool["second"]["result"]["success"] is True
+    for record in by_tool.values():
+        assert content(record)["strategy"] == "race of 2"
+        assert content(record)["diff_lines"] == 2
+    assert "Racing 2 tools" in result.stderr
+    assert leftovers(vrepo) == []
+
+
+def test_a_race_of_two_sleeping_tools_runs_them_at_once(vrepo):
+    # both right: whichever is verified first wins, the other is stopped
+    timed(vrepo, "first", write(RIGHT), sleep=2)
+    timed(vrepo, "second", write(RIGHT), sleep=2)
+    result = vrepo.run("run", str(vrepo.ws(race=2)))
+    assert result.exit_code == 0, result.output
+    marks = marker_dir(vrepo)
+    first_start = float((marks / "first.start").read_text())
+    second_start = float((marks / "second.start").read_text())
+    first_end = float((marks / "first.end").read_text())
+    second_end = float((marks / "second.end").read_text())
+    # the two sleeps overlapped: neither waited for the other to finish
+    assert second_start < first_end and first_start < second_end
+    outcomes = sorted(r["failure"] or "success" for r in attempts(vrepo))
+    assert outcomes == ["lost_race", "success"]
+    assert leftovers(vrepo) == []
+
+
+def test_the_loser_is_stopped_as_soon_as_the_winner_is_chosen(vrepo):
+    timed(vrepo, "first", write(RIGHT))
+    timed(vrepo, "second", write(RIGHT), sleep=30)
+    began = time.monotonic()
+    result = vrepo.run("run", "--race", "2", str(vrepo.ws()))
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - began < 25  # not the loser's 30 s sleep
+    assert not (marker_dir(vrepo) / "second.end").exists()
+    second = next(r for r in attempts(vrepo) if r["tool_id"] == "second")
+    assert second["failure"] == "lost_race" and "first won the race" in second["result"]["message"]
+    assert leftovers(vrepo) == []
+
+
+def test_the_users_uncommitted_edit_survives_every_race(vrepo):
+    (vrepo.root / "other.py").write_text("x = 'mine, not committed'\n")
+    (vrepo.root / "notes.txt").write_text("untracked\n")
+    timed(vrepo, "first", write(WRONG))
+    timed(vrepo, "second", write(RIGHT))
+    assert vrepo.run("run", "--race", "2", str(vrepo.ws())).exit_code == 0
+    # the copies saw the uncommitted edit too, and nothing was undone
+    assert (vrepo.root / "other.py").read_text() == "x = 'mine, not committed'\n"
+    assert (vrepo.root / "notes.txt").read_text() == "untracked\n"
+    vrepo.tool("first", write(WRONG))
+    vrepo.tool("second", write(WRONG))
+    (vrepo.root / "calc.py").write_text(CALC)
+    assert vrepo.run("run", "--race", "2", str(vrepo.ws())).exit_code == 1
+    assert (vrepo.root / "other.py").read_text() == "x = 'mine, not committed'\n"
+    assert (vrepo.root / "calc.py").read_text() == CALC
+    assert leftovers(vrepo) == []
+
+
+def test_a_tool_that_writes_the_users_tree_directly_wins_nothing(vrepo):
+    root = vrepo.root
+    timed(vrepo, "first", f"echo hacked > {root}/other.py\n" + write(RIGHT))
+    timed(vrepo, "second", "exit 3")
+    result = vrepo.run("run", "--race", "2", str(vrepo.ws()))
+    assert result.exit_code == 1, result.output
+    assert (root / "other.py").read_text() == "x = 1\n"
+    assert (root / "calc.py").read_text() == CALC
+    assert "other.py" in result.output
+
+
+def test_race_larger_than_the_candidates_is_exit_2(vrepo):
+    vrepo.tool("first", "touch ran")
+    result = vrepo.run("run", "--race", "3", str(vrepo.ws()))
+    assert result.exit_code == 2 and "--race" in result.output and "only 2" in result.output
+    result = vrepo.run("run", str(vrepo.ws(race=3)))
+    assert result.exit_code == 2 and "race" in result.output
+    result = vrepo.run("validate", str(vrepo.ws(race=0)))
+    assert result.exit_code == 2 and "race" in result.output
+    assert not (vrepo.root / "ran").exists()
+
+
+def _start(vrepo, path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aim_core", "run", "--race", "2", str(path)],
+        cwd=vrepo.root,
+        env=vrepo.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_for_both(vrepo) -> None:
+    marks = marker_dir(vrepo)
+    deadline = time.monotonic() + 60
+    while not all((marks / f"{t}.start").exists() for t in ("first", "second")):
+        assert time.monotonic() < deadline, "the tools never started"
+        time.sleep(0.1)
+
+
+def test_ctrl_c_during_a_race_leaves_nothing(vrepo):
+    timed(vrepo, "first", write(RIGHT), sleep=60)
+    timed(vrepo, "second", write(RIGHT), sleep=60)
+    proc = _start(vrepo, vrepo.ws())
+    _wait_for_both(vrepo)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert (vrepo.root / "calc.py").read_text() == CALC
+    assert [r["failure"] for r in attempts(vrepo)] == ["interrupted", "interrupted"]
+    assert leftovers(vrepo) == []
+
+
+def test_kill_9_during_a_race_then_recover_leaves_nothing(vrepo):
+    timed(vrepo, "first", write(RIGHT), sleep=60)
+    timed(vrepo, "second", write(RIGHT), sleep=60)
+    proc = _start(vrepo, vrepo.ws())
+    _wait_for_both(vrepo)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    result = vrepo.run("recover")
+    assert result.exit_code == 0, result.output
+    assert "Recovered run" in result.stdout
+    assert (vrepo.root / "calc.py").read_text() == CALC
+    assert leftovers(vrepo) == []
+
+
+@pytest.fixture
+def plain_vrepo(vrepo):
+    import shutil
+
+    shutil.rmtree(vrepo.root / ".git")
+    return vrepo
+
+
+def test_a_race_outside_git(plain_vrepo):
+    timed(plain_vrepo, "first", write(WRONG))
+    timed(plain_vrepo, "second", write(RIGHT), sleep=0.5)
+    result = plain_vrepo.run("run", "--race", "2", str(plain_vrepo.ws()))
+    assert result.exit_code == 0, result.output
+    assert (plain_vrepo.root / "calc.py").read_text() == RIGHT
+    assert leftovers(plain_vrepo) == []
+
+
+def test_the_live_view_shows_each_candidate_and_its_checks(vrepo):
+    """On a terminal, the progress table has a line per candidate of the race with the
+    check it runs or how its checks ended (a real pseudo-terminal, rich rendering)."""
+    import pty
+
+    timed(vrepo, "first", write(WRONG))
+    timed(vrepo, "second", write(RIGHT), sleep=1.5)
+    leader, follower = pty.openpty()
+    env = {**vrepo.environ(), "COLUMNS": "200", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aim_core", "run", "--race", "2", str(vrepo.ws())],
+        cwd=vrepo.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+    )
+    os.close(follower)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    proc.wait(timeout=60)
+    os.close(leader)
+    text = screen.decode(errors="replace")
+    assert proc.returncode == 0, text
+    assert "first" in text and "attempt 1, race of 2" in text
+    assert "checking tests tests/test_calc.py (pytest)" in text
+    assert "tests tests/test_calc.py failed: 1 failed" in text
