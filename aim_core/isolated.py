@@ -360,6 +360,7 @@ class IsolatedWorkspace:
             self.top = top
             self.root = top / rel_root if rel_root != "." else top
             self.copy_scope = Scope(self.root, [*scope.files, *scope.dirs, *scope.globs])
+            self._scratch = Scope(self.root, self.scratch)
             self._base = self._take_base()
             self._stamps = self._walk_copy()
             self._link_stamps = self._walk_links()
@@ -611,7 +612,8 @@ class IsolatedWorkspace:
                 found[rel] = "link"
         git_after = self._walk_git()
         for label in sorted(set(self._git_stamps) | set(git_after)):
-            if self._git_stamps.get(label) != git_after.get(label):
+            before, now = self._git_stamps.get(label), git_after.get(label)
+            if before != now and not (before and now and before[0] == now[0] == "d"):
                 found[label] = "git"
         self._last_outside = found
         return list(found)
@@ -630,7 +632,10 @@ class IsolatedWorkspace:
                 return True
         if forbidden_match(rel, self.forbidden) is not None:
             return False
-        if Scope(self.root, self.scratch).contains(rel) or rel in self._ignored_files:
+        scratch = self._scratch
+        if scratch.contains(rel) or (kind == "d" and scratch.contains(rel + "/")):
+            return True
+        if rel in self._ignored_files:
             return True
         return _under(rel, self._ignored_dirs)  # a link of the copy replaced: harmless
 
