@@ -57,6 +57,7 @@ import secrets
 import shutil
 import stat
 import subprocess
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -352,6 +353,8 @@ class IsolatedWorkspace:
         self._ignored_files: set[str] = set()
         self._ignored_dirs: list[str] = []
         self._last_outside: dict[str, str] = {}  # label -> "copy" | "link" | "git"
+        self._link_walk: threading.Thread | None = None
+        self._link_walk_result: dict[str, Stamp] = {}
         _rmtree(self.snapshot_dir)
         self.snapshot_dir.mkdir(parents=True)
         self._write_manifest({"source": str(self.source), "state": "copying"})
@@ -363,9 +366,11 @@ class IsolatedWorkspace:
             self._scratch = Scope(self.root, self.scratch)
             self._base = self._take_base()
             self._stamps = self._walk_copy()
-            self._link_stamps = self._walk_links()
+            self._link_stamps = self._link_walk_done()
             self._git_stamps = self._walk_git()
         except BaseException as e:
+            if self._link_walk is not None:
+                self._link_walk.join()
             _rmtree(self.snapshot_dir)
             if isinstance(e, (OSError, _GitFailed)):
                 raise WorkspaceRefused(
@@ -415,6 +420,9 @@ class IsolatedWorkspace:
         rel_root: str,
         links: Sequence[str] | None,
     ) -> None:
+        excluded = [self._top_rel(rel_root, e) for e in self.exclude]
+        to_link = self._choose_links(top, rel_root, status, links, excluded)
+        self._start_link_walk()  # in parallel with git's checkout
         _git_ok(self.snapshot_dir, "clone", "-q", "--shared", "--no-checkout", str(common), TREE)
         dot = tree / ".git"
         self._set_head(top, dot)
@@ -436,11 +444,10 @@ class IsolatedWorkspace:
             else:
                 with contextlib.suppress(OSError):
                     _remove(tree / rel)
-        excluded = [self._top_rel(rel_root, e) for e in self.exclude]
         for rel in sorted(status.untracked):
             if not _under(rel, excluded):
                 _copy_entry(top / rel, tree / rel)
-        self._copy_ignored(top, tree, rel_root, status, links, excluded)
+        self._copy_ignored(top, tree, rel_root, status, to_link, excluded)
         if self.linked:  # git sees a link, not the ignored directory it stands for
             info = dot / "info"
             info.mkdir(exist_ok=True)
@@ -463,26 +470,62 @@ class IsolatedWorkspace:
         elif sha:
             (dot / "HEAD").write_text(sha + "\n", encoding="utf-8")
 
+    def _choose_links(
+        self,
+        top: Path,
+        rel_root: str,
+        status: GitStatus,
+        links: Sequence[str] | None,
+        excluded: list[str],
+    ) -> set[str]:
+        """The ignored directories (top-relative) to link rather than copy; sets
+        :attr:`linked` (root-relative)."""
+        wanted = None if links is None else {self._top_rel(rel_root, x.strip("/")) for x in links}
+        out = set()
+        for rel in status.ignored_dirs:
+            if _under(rel, excluded) or rel == ".git" or rel.startswith(".git/"):
+                continue
+            src = top / rel
+            if src.is_symlink():
+                continue
+            if (wanted is not None and rel in wanted) or (wanted is None and _big(src)):
+                out.add(rel)
+                self.linked.append(self._root_rel(rel_root, rel))
+        return out
+
+    def _start_link_walk(self) -> None:
+        def work() -> None:
+            self._link_walk_result = self._walk_links()
+
+        self._link_walk = threading.Thread(target=work, name="aim-link-walk", daemon=True)
+        self._link_walk.start()
+
+    def _link_walk_done(self) -> dict[str, Stamp]:
+        """The fingerprint of the linked directories, taken while the copy was made."""
+        if self._link_walk is None:
+            return self._walk_links()
+        self._link_walk.join()
+        self._link_walk = None
+        return self._link_walk_result
+
     def _copy_ignored(
         self,
         top: Path,
         tree: Path,
         rel_root: str,
         status: GitStatus,
-        links: Sequence[str] | None,
+        to_link: set[str],
         excluded: list[str],
     ) -> None:
-        wanted = None if links is None else {self._top_rel(rel_root, x.strip("/")) for x in links}
         for rel in status.ignored_dirs:
             if _under(rel, excluded) or rel == ".git" or rel.startswith(".git/"):
                 continue
-            src = top / rel
-            if src.is_symlink():
-                _copy_entry(src, tree / rel)
-            elif (wanted is not None and rel in wanted) or (wanted is None and _big(src)):
-                self._link(top, tree, rel, rel_root)
+            if rel in to_link:
+                dst = tree / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                os.symlink(top / rel, dst)
             else:
-                _copy_entry(src, tree / rel)
+                _copy_entry(top / rel, tree / rel)
             self._ignored_dirs.append(self._root_rel(rel_root, rel))
         for rel in status.ignored_files:
             if not _under(rel, excluded):
