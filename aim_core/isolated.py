@@ -359,15 +359,7 @@ class IsolatedWorkspace:
         self.snapshot_dir.mkdir(parents=True)
         self._write_manifest({"source": str(self.source), "state": "copying"})
         try:
-            top, rel_root = self._make_copy(links)
-            self.top = top
-            self.root = top / rel_root if rel_root != "." else top
-            self.copy_scope = Scope(self.root, [*scope.files, *scope.dirs, *scope.globs])
-            self._scratch = Scope(self.root, self.scratch)
-            self._base = self._take_base()
-            self._stamps = self._walk_copy()
-            self._link_stamps = self._link_walk_done()
-            self._git_stamps = self._walk_git()
+            self._copy_and_fingerprint(links)
         except BaseException as e:
             if self._link_walk is not None:
                 self._link_walk.join()
@@ -378,15 +370,19 @@ class IsolatedWorkspace:
                     "nothing was run. Fix: free disk space there, or run without isolation"
                 ) from e
             raise
-        self._write_manifest(
-            {
-                "source": str(self.source),
-                "state": "ready",
-                "kind": self.kind,
-                "root": str(self.root),
-                "linked": self.linked,
-            }
-        )
+        self._write_plan("none", {}, [])
+
+    def _copy_and_fingerprint(self, links: Sequence[str] | None) -> None:
+        top, rel_root = self._make_copy(links)
+        self.top = top
+        self.root = top / rel_root if rel_root != "." else top
+        scope = self.scope
+        self.copy_scope = Scope(self.root, [*scope.files, *scope.dirs, *scope.globs])
+        self._scratch = Scope(self.root, self.scratch)
+        self._base = self._take_base()
+        self._stamps = self._walk_copy()
+        self._link_stamps = self._link_walk_done()
+        self._git_stamps = self._walk_git()
 
     # ----------------------------------------------------------------- making the copy
 
@@ -400,7 +396,9 @@ class IsolatedWorkspace:
             status = read_status(top, top)
             if status.readable:
                 try:
-                    self._clone(top, gitdir, common, status, tree, rel_root, links)
+                    self._clone(
+                        top, gitdir, common, status, tree=tree, rel_root=rel_root, links=links
+                    )
                     self.kind = "clone"
                     return tree, rel_root
                 except _GitFailed:
@@ -416,6 +414,7 @@ class IsolatedWorkspace:
         gitdir: Path,
         common: Path,
         status: GitStatus,
+        *,
         tree: Path,
         rel_root: str,
         links: Sequence[str] | None,
