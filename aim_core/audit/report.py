@@ -98,7 +98,8 @@ class ReportBuilder:
             if s.get("failure") == "auth_required":
                 run["auth"] = True
         tool = rec.get("tool_id")
-        if tool:
+        # a race's loser was stopped, not failed: it says nothing of the tool
+        if tool and rec.get("failure") != "lost_race":
             run["first_tool"] = run["first_tool"] or tool
             attempts_by_tool[tool]["attempts"] += 1
             if result.get("success"):
