@@ -62,7 +62,8 @@ class AttemptOutcome:
     wall time of the invocation (its checks included); ``verification`` the
     results of the workstream's ``verify`` checks (None when there are none or
     the edit never reached them); ``repair`` which repair of the tool's failed
-    edit this was (0: not a repair).
+    edit this was (0: not a repair); ``diff`` the edit's line counts
+    (``{"files", "lines_added", "lines_removed"}``, None when nothing changed).
     """
 
     tool_id: str
@@ -78,6 +79,7 @@ class AttemptOutcome:
     usage: Usage | None = None
     verification: Verification | None = None
     repair: int = 0
+    diff: dict[str, int] | None = None
 
     @property
     def verified(self) -> bool:
@@ -294,7 +296,8 @@ class Attempt:
                 "tool_id": self.tool_id,
                 "attempt": self.number,
                 "repair": self.repair,
-                "strategy": self.extra_content.get("strategy"),
+                "strategy": self.extra_content.get("strategy", "sequential"),
+                "race_size": self.extra_content.get("race_size"),
             },
         )
         args = {
@@ -367,6 +370,7 @@ class Attempt:
             if missing:
                 failure = Failure.TOOL_ERROR
                 message = f"{self.tool_id} reported success but did not create {', '.join(missing)}"
+        diff = workspace.diff() if changes else None
         verification = None
         if failure is None and self.payload.verify:
             verification = self._verify(workspace, ignore)
@@ -397,6 +401,7 @@ class Attempt:
             usage=result.usage,
             verification=verification,
             repair=self.repair,
+            diff=diff,
         )
 
     def _verify(self, workspace: Workspace, ignore: Sequence[str]) -> Verification:
@@ -488,6 +493,9 @@ class Attempt:
             extra["out_of_scope"] = ["/" + p.lstrip("/") for p in outcome.outside]
         if outcome.git_restored:
             extra["git_restored"] = ["/" + p for p in outcome.git_restored]
+        extra.setdefault("strategy", "sequential")
+        if outcome.diff is not None:
+            extra["diff"] = outcome.diff
         if outcome.verification is not None:
             extra["verification"] = outcome.verification.to_record()
         if self.payload.verify:

@@ -711,6 +711,23 @@ class IsolatedWorkspace:
             total += _changed_lines(_lines(old), _lines(new))
         return total
 
+    def diff(self) -> dict[str, int]:
+        """See :meth:`~aim_core.workspace.Workspace.diff`: the copy against the user's
+        files when the copy was made."""
+        from aim_core.diffstat import summary
+
+        changes = self.changes()
+        pairs = []
+        for rel in (*changes.created, *changes.modified, *changes.deleted):
+            before = self._base.get(rel)
+            old = (
+                self.snapshot_dir / BASE / before[3]
+                if before is not None and before[0] == "f"
+                else None
+            )
+            pairs.append((old, self.root / rel))
+        return summary(pairs)
+
     def keep(self) -> None:
         """Apply the changes in scope to the user's tree in one step (see the module
         docstring).

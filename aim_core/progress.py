@@ -51,10 +51,11 @@ class ProgressView:
                 what = f"attempt {data['attempt']}"
                 if data.get("repair"):
                     what = f"repair {data['repair']} ({what})"
-                if data.get("strategy"):
-                    what += f", {data['strategy']}"
+                racing = data.get("strategy") == "race"
+                if racing:
+                    what += f", race of {data.get('race_size')}"
                 row["state"] = f"{data['tool_id']} ({what})"
-                if not data.get("strategy"):
+                if not racing:
                     tools.clear()  # one tool at a time: only the current one
                 tools[data["tool_id"]] = what
             elif kind == "check" and data.get("attempt_tool") in tools:

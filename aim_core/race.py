@@ -94,7 +94,8 @@ class RaceAttempt(Attempt):
         super().__init__(race.run, cand, capability, payload, 1)
         self.race = race
         self.workspace: Any = None
-        self.extra_content["strategy"] = f"race of {len(race.entries)}"
+        self.extra_content["strategy"] = "race"
+        self.extra_content["race_size"] = len(race.entries)
 
     def execute(self) -> AttemptOutcome:
         """Run in the copy (the race holds the repository's turn)."""
@@ -135,10 +136,10 @@ class RaceAttempt(Attempt):
         return outcome
 
     def _settle(self, workspace: Workspace, outcome: AttemptOutcome) -> AttemptOutcome:
-        diff = self.workspace.diff_size() if self.workspace is not None else 0
-        self.extra_content["diff_lines"] = diff
+        diff = outcome.diff or {}
+        lines = diff.get("lines_added", 0) + diff.get("lines_removed", 0)
         outcome = super()._settle(workspace, outcome)
-        return self.race.settle(self, outcome, diff)
+        return self.race.settle(self, outcome, lines)
 
 
 class Race:

@@ -47,6 +47,10 @@ class Workspace(Protocol):
     def keep(self) -> None:
         """The attempt succeeded: its changes in scope stay (are applied)."""
 
+    def diff(self) -> dict[str, int]:
+        """The changes in scope as line counts: ``{"files", "lines_added",
+        "lines_removed"}`` (before :meth:`restore` or :meth:`keep`)."""
+
     def discard(self) -> None:
         """Remove what the workspace kept on disk (call last)."""
 
@@ -106,6 +110,18 @@ class InPlaceWorkspace:
 
     def keep(self) -> None:
         """See :meth:`Workspace.keep`: in place, the changes are already there."""
+
+    def diff(self) -> dict[str, int]:
+        """See :meth:`Workspace.diff`: the snapshot's copies against the tree."""
+        from aim_core.diffstat import summary
+
+        changes = self.changes()
+        pairs = []
+        for rel in (*changes.created, *changes.modified, *changes.deleted):
+            entry = self.snapshot.entries.get(rel) or {}
+            before = self.snapshot_dir / entry["blob"] if "blob" in entry else None
+            pairs.append((before, self.root / rel))
+        return summary(pairs)
 
     def discard(self) -> None:
         """See :meth:`Workspace.discard`."""

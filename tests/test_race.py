@@ -64,8 +64,8 @@ def test_slow_right_beats_fast_wrong_and_the_loser_is_recorded(vrepo):
     assert by_tool["first"]["failure"] == "verify_failed"
     assert by_tool["second"]["result"]["success"] is True
     for record in by_tool.values():
-        assert content(record)["strategy"] == "race of 2"
-        assert content(record)["diff_lines"] == 2
+        assert content(record)["strategy"] == "race" and content(record)["race_size"] == 2
+        assert content(record)["diff"] == {"files": 1, "lines_added": 1, "lines_removed": 1}
     assert "Racing 2 tools" in result.stderr
     assert leftovers(vrepo) == []
 

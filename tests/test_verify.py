@@ -29,6 +29,8 @@ def test_wrong_edit_is_rolled_back_and_the_fallbacks_right_edit_kept(vrepo):
     assert "1 failed" in check["summary"]
     assert content(second)["verification"]["passed"] is True
     assert content(second)["repair"] == 0
+    assert content(second)["strategy"] == "sequential"
+    assert content(second)["diff"] == {"files": 1, "lines_added": 1, "lines_removed": 1}
     assert "verify_failed" in result.output or "failed its checks" in result.output
 
 
