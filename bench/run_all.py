@@ -33,6 +33,7 @@ SCRIPTS = (
     "memory",
     "serve",
     "workspace",
+    "verify",
 )
 
 
