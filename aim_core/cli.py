@@ -370,6 +370,10 @@ def _print_plan(project: Any, verdicts: list[Any]) -> int:
         for t in p.tools:
             click.echo(f"  {t.tool_id:<14} {t.role:<16} {t.state}")
         click.echo(f"  may change: {', '.join(p.may_change) or '(none)'}")
+        if p.checks:
+            click.echo(f"  checks: {'; '.join(p.checks)}")
+        if p.race > 1:
+            click.echo(f"  race: the first {p.race} tools at once, each in its own copy")
     click.echo("Dry run: nothing was run.")
     return 0
 

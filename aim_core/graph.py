@@ -112,6 +112,8 @@ class PlannedRun:
     depends_on: tuple[str, ...]
     tools: tuple[PlannedTool, ...]
     may_change: tuple[str, ...]
+    checks: tuple[str, ...] = ()  # "tests tests/test_calc.py", "command python -m mypy x.py"
+    race: int = 1
 
 
 def plan(project: Project, verdicts: list[Loaded]) -> list[PlannedRun]:
@@ -139,9 +141,19 @@ def plan(project: Project, verdicts: list[Loaded]) -> list[PlannedRun]:
                 depends_on=ws.depends_on,
                 tools=tuple(tools),
                 may_change=tuple(ws.writable_files()),
+                checks=_checks_of(ws),
+                race=ws.race or 1,
             )
         )
     return out
+
+
+def _checks_of(ws: Workstream) -> tuple[str, ...]:
+    if not ws.verify:
+        return ()
+    out = [f"{kind} {' '.join(getattr(ws.verify, kind))}" for kind in ("tests", "lint")]
+    out += [f"command {' '.join(argv)}" for argv in ws.verify.commands]
+    return tuple(line for line in out if line.split(" ", 1)[1:] != [""])
 
 
 def run_graph(

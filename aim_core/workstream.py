@@ -9,6 +9,7 @@ existing pipeline files keep working.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -379,7 +380,33 @@ def check_workstream(
             )
     if ws.id in ws.depends_on:
         errors.append(("depends_on", f"the workstream depends on itself ('{ws.id}'); remove it"))
+    warnings += _self_checked(ws)
     return errors, warnings
+
+
+def _self_checked(ws: Workstream) -> list[tuple[str, str]]:
+    """A check the tool itself may rewrite proves little: say so (a workstream that
+    asks for code and its tests may mean it)."""
+    if not ws.verify:
+        return []
+    writable = [w.replace("\\", "/").strip("/") for w in ws.writable_files()]
+    out = []
+    for kind in ("tests", "lint"):
+        for i, target in enumerate(getattr(ws.verify, kind)):
+            path = target.split("::", 1)[0].replace("\\", "/").strip("/")
+            if any(
+                path == w or path.startswith(w + "/") or fnmatch.fnmatchcase(path, w)
+                for w in writable
+            ):
+                out.append(
+                    (
+                        f"verify.{kind}[{i}]",
+                        f"'{path}' is in files_scope or files_create: the tool may change "
+                        "the check that judges it; keep tests out of the scope if it "
+                        "should not",
+                    )
+                )
+    return out
 
 
 # --------------------------------------------------------------------------- files

@@ -228,3 +228,22 @@ def test_report_and_query_separate_verified_from_unverified_success(vrepo):
     assert header.endswith(",verified,repair") and row.split(",")[-2:] == ["true", "0"]
     unchecked = vrepo.run("audit", "query", "--verification", "unchecked").stdout.splitlines()
     assert len(unchecked) == 1 and "ws-plain" in unchecked[0]
+
+
+def test_a_check_the_tool_may_rewrite_is_a_warning(vrepo):
+    path = vrepo.ws(files_scope=["calc.py", "tests/"])
+    result = vrepo.run("validate", str(path))
+    assert result.exit_code == 0, result.output
+    assert "verify.tests[0]" in result.output and "may change the check" in result.output
+    strict = vrepo.run("validate", "--strict", str(path))
+    assert strict.exit_code == 0  # a warning, not an unknown field
+
+
+def test_the_dry_run_shows_the_checks_and_the_race(vrepo):
+    vrepo.tool("first", "touch ran")
+    path = vrepo.ws(race=2, verify={"tests": ["tests/test_calc.py"], "commands": [["true"]]})
+    result = vrepo.run("run", "--dry-run", str(path))
+    assert result.exit_code == 0, result.output
+    assert "checks: tests tests/test_calc.py; command true" in result.stdout
+    assert "race: the first 2 tools at once" in result.stdout
+    assert not (vrepo.root / "ran").exists()
