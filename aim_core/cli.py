@@ -322,6 +322,7 @@ def doctor() -> int:
 @click.option(
     "--max-cost",
     type=click.FloatRange(0, min_open=True),
+    callback=lambda _ctx, _param, value: _finite(value, "--max-cost"),
     metavar="USD",
     help="Stop starting attempts once the tools of this command have reported spending "
     "USD dollars in all (default: config max_cost_usd; none).",
@@ -359,6 +360,14 @@ def run(
     if dry_run:
         return _print_plan(project, verdicts)
     return _run_graph(project, verdicts, jobs=jobs, as_json=as_json, max_cost=max_cost, race=race)
+
+
+def _finite(value: float | None, option: str) -> float | None:
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of dollars", param_hint=option)
+    return value
 
 
 def _print_plan(project: Any, verdicts: list[Any]) -> int:

@@ -247,3 +247,26 @@ def test_the_dry_run_shows_the_checks_and_the_race(vrepo):
     assert "checks: tests tests/test_calc.py; command true" in result.stdout
     assert "race: the first 2 tools at once" in result.stdout
     assert not (vrepo.root / "ran").exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "abc"])
+def test_a_bad_max_cost_is_exit_2(vrepo, value):
+    vrepo.tool("first", "touch ran")
+    result = vrepo.run("run", "--max-cost", value, str(vrepo.ws()))
+    assert result.exit_code == 2 and "--max-cost" in result.output
+    assert not (vrepo.root / "ran").exists()
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"max_cost_usd": 0}, "capability_payload.max_cost_usd"),
+        ({"max_cost_usd": "1"}, "capability_payload.max_cost_usd"),
+        ({"max_cost_usd": True}, "capability_payload.max_cost_usd"),
+        ({"max_repairs": 6}, "capability_payload.max_repairs"),
+        ({"max_repairs": -1}, "capability_payload.max_repairs"),
+    ],
+)
+def test_bad_repairs_and_cost_limits_name_the_field(vrepo, payload, field):
+    result = vrepo.run("validate", str(vrepo.ws(capability_payload=payload)))
+    assert result.exit_code == 2 and field in result.output, result.output
