@@ -166,6 +166,7 @@ def open_project(glob: dict[str, Any], *, recover: bool = True) -> Project:
         actor=glob.get("actor"),
         recover=recover,
     )
+    project.lazy_plugins = True  # a run imports the plugins it calls (aim_core.plugins)
     remember(project)
     return project
 
