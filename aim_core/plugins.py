@@ -227,8 +227,9 @@ def source_files(ep: EntryPoint) -> dict[str, list[int] | None] | None:
             files += [os.path.join(dirpath, f) for f in filenames if f.endswith(".py")]
             if len(files) > 500:
                 return None
-    if not files and isinstance(getattr(module, "__file__", None), str):
-        files = [module.__file__]
+    where_file = getattr(module, "__file__", None)
+    if not files and isinstance(where_file, str):
+        files = [where_file]
     if not files:
         return None
     return {f: _stamp(f) for f in sorted(files)}
@@ -273,9 +274,9 @@ class FactsFile:
     def put(self, ep: EntryPoint, hooks: dict[str, dict[str, bool]]) -> None:
         """Record what ``ep``'s plugin (imported now) implements."""
         files = source_files(ep)
-        entry = None if files is None else {"entry": attrs_astuple(ep), "hooks": hooks}
-        if entry is not None:
-            entry["files"] = files
+        entry: dict[str, Any] | None = None
+        if files is not None:
+            entry = {"entry": attrs_astuple(ep), "hooks": hooks, "files": files}
         if self.entries.get(ep.name) != entry:
             if entry is None:
                 self.entries.pop(ep.name, None)
