@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         Usage,
         Workstream,
     )
-    from aim_core.plugins import hookimpl
+    from aim_core.plugins import hookimpl, own_tools_only
     from aim_core.runresult import RunResult
 
 __all__ = [
@@ -62,6 +62,7 @@ __all__ = [
     "WorkstreamError",
     "__version__",
     "hookimpl",
+    "own_tools_only",
     "run_workstream",
 ]
 
@@ -86,6 +87,7 @@ _WHERE = {
     "Usage": "aim_core.models",
     "Workstream": "aim_core.models",
     "hookimpl": "aim_core.plugins",
+    "own_tools_only": "aim_core.plugins",
     "RunResult": "aim_core.runresult",
     "run_workstream": "aim_core.api",
 }

@@ -1,5 +1,5 @@
-"""``aim`` and ``python -m aim_core``: answer ``--version`` at once, and a warm
-``aim status`` from its snapshot; else run the CLI."""
+"""``aim`` and ``python -m aim_core``: answer ``--version`` at once, a warm
+``aim status`` from its snapshot and ``aim run`` without click; else run the CLI."""
 
 from __future__ import annotations
 
@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> int:
             from aim_core.status import main_without_click
 
             rc = main_without_click(args[1:])
+        if rc is not None:
+            return rc
+    if "run" in args:  # the common `aim run PATHS` starts without click
+        from aim_core.cli_run import main_without_click
+
+        rc = main_without_click(args)
         if rc is not None:
             return rc
     from aim_core.cli import run_cli

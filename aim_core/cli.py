@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,17 +10,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from aim_core._version import __version__
-from aim_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AimError
+
+# The global options and opening the project: shared with the commands kept in their
+# own modules (aim_core.cli_common).
+from aim_core.cli_common import common_options, open_project
+from aim_core.cli_frame import ISSUES_URL, run_framed, wants_debug
+from aim_core.errors import EXIT_INTERRUPTED, EXIT_USAGE, AimError
 
 if TYPE_CHECKING:
     from aim_core.project import Project
     from aim_core.workstream import FileVerdict
 
-ISSUES_URL = "https://github.com/aim-dev/aim/issues"
-
-# The global options and opening the project: shared with the commands kept in their
-# own modules (aim_core.cli_common).
-from aim_core.cli_common import _OPENED, common_options, open_project  # noqa: E402
+__all__ = ["ISSUES_URL", "cli", "run_cli"]
 
 
 def emit_json(data: Any) -> None:
@@ -336,14 +336,7 @@ def doctor() -> int:
     "race, else one tool at a time).",
 )
 @common_options
-def run(
-    paths: tuple[Path, ...],
-    jobs: int,
-    dry_run: bool,
-    as_json: bool,
-    max_cost: float | None,
-    race: int | None,
-) -> int:
+def run(**options: Any) -> int:
     """Run workstreams: route each to a tool, fall back, retry, audit.
 
     PATHS are workstream files or directories of them. Several workstreams run
@@ -353,13 +346,12 @@ def run(
     1 the work failed, 2 bad input, 3 no tool available, 4 the audit log is behind
     its head, 130 interrupted.
     """
-    from aim_core.graph import load_all
+    # `aim run` usually starts without click (aim_core.cli_run); both run this. An
+    # option added above needs a parameter of run_command and an entry in
+    # cli_run.RUN_OPTIONS (tests/test_cli_run.py checks that they agree).
+    from aim_core.cli_run import run_command
 
-    project = open_project()
-    verdicts = load_all(project, list(paths))
-    if dry_run:
-        return _print_plan(project, verdicts)
-    return _run_graph(project, verdicts, jobs=jobs, as_json=as_json, max_cost=max_cost, race=race)
+    return run_command(open_project(), **options)
 
 
 def _finite(value: float | None, option: str) -> float | None:
@@ -368,84 +360,6 @@ def _finite(value: float | None, option: str) -> float | None:
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a number of dollars", param_hint=option)
     return value
-
-
-def _print_plan(project: Any, verdicts: list[Any]) -> int:
-    from aim_core.graph import plan
-
-    for p in plan(project, verdicts):
-        deps = f" after {', '.join(p.depends_on)}" if p.depends_on else ""
-        click.echo(f"{p.workstream_id} ({p.source}): {p.what}{deps}")
-        for t in p.tools:
-            click.echo(f"  {t.tool_id:<14} {t.role:<16} {t.state}")
-        click.echo(f"  may change: {', '.join(p.may_change) or '(none)'}")
-        if p.checks:
-            click.echo(f"  checks: {'; '.join(p.checks)}")
-        if p.race > 1:
-            click.echo(f"  race: the first {p.race} tools at once, each in its own copy")
-    click.echo("Dry run: nothing was run.")
-    return 0
-
-
-def _run_graph(
-    project: Any,
-    verdicts: list[Any],
-    *,
-    jobs: int,
-    as_json: bool,
-    max_cost: float | None,
-    race: int | None,
-) -> int:
-    import contextlib
-
-    from aim_core.budget import RunBudget
-    from aim_core.graph import run_graph
-    from aim_core.process import enable_subreaper
-    from aim_core.progress import ProgressView
-    from aim_core.runner import Runner
-
-    def show(r: Any) -> None:
-        if as_json:
-            click.echo(json.dumps(r.to_json(), ensure_ascii=False))
-            return
-        from aim_core.security import redact_text
-
-        mark = "OK  " if r.success else "FAIL"
-        tool = f" [{r.tool_id}, {r.duration_sec:.1f}s]" if r.tool_id else ""
-        click.echo(f"{mark} {redact_text(str(r.workstream_id))}: {r.message}{tool}")
-
-    ids = [v.workstream.id for v in verdicts]
-    several = (
-        len(ids) > 1
-        or bool(race)
-        or any(v.workstream.verify or v.workstream.race for v in verdicts)
-    )
-    view = ProgressView(ids) if several and ProgressView.wanted(as_json) else None
-    budget = (
-        RunBudget(max_cost, "aim run --max-cost")
-        if max_cost is not None
-        else RunBudget(project.settings.max_cost_usd, "config max_cost_usd")
-    )
-    events = view.event if view is not None else None
-    runner = Runner(project, on_event=events, budget=budget, race=race)
-    enable_subreaper()
-    with contextlib.ExitStack() as stack:
-        if view is not None:
-            stack.enter_context(view)
-        stack.callback(runner.close)
-        _stop_on_sigterm(runner)
-        return run_graph(runner, verdicts, jobs=jobs, on_result=show)
-
-
-def _stop_on_sigterm(runner: Any) -> None:
-    import contextlib
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGTERM, lambda _signum, _frame: runner.request_stop())
 
 
 @cli.command()
@@ -777,33 +691,18 @@ cli.add_command(serve)
 # --------------------------------------------------------------------------- entry
 
 
-def _print_error(e: AimError) -> None:
-    problems = getattr(e, "problems", None) or []
-    if len(problems) > 1:
-        click.echo(f"Error: {len(problems)} problems:", err=True)
-        for p in problems:
-            click.echo(f"  {p}", err=True)
-    else:
-        click.echo(f"Error: {problems[0] if problems else e}", err=True)
-
-
 def run_cli(args: list[str]) -> int:
     """Run the CLI with ``args``; return the exit code (see ARCHITECTURE.md). Before it
     returns, every audit sink flushes what it queued (``audit_flush``)."""
     from aim_core.plugin_output import guard_stdout
 
     guard_stdout()  # what a plugin prints never reaches aim's stdout (its JSON)
-    token = _OPENED.set([])
-    try:
-        return _run_cli(args)
-    finally:
-        for project in _OPENED.get():
-            project.audit.flush()
-        _OPENED.reset(token)
+    return run_framed(lambda: _click_main(args), debug=wants_debug(args))
 
 
-def _run_cli(args: list[str]) -> int:
-    debug = "--debug" in args or os.environ.get("AIM_DEBUG") == "1"
+def _click_main(args: list[str]) -> int:
+    """click's part of a command: its own errors (usage, abort) as click shows them;
+    aim's errors are shown by :func:`~aim_core.cli_frame.run_framed`."""
     try:
         rv = cli.main(args=args, prog_name="aim", standalone_mode=False)
     except click.exceptions.Exit as e:
@@ -814,22 +713,4 @@ def _run_cli(args: list[str]) -> int:
     except click.ClickException as e:
         e.show()
         return EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code
-    except AimError as e:
-        if debug:
-            raise
-        _print_error(e)
-        return e.exit_code
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        return EXIT_INTERRUPTED
-    except Exception as e:
-        if debug:
-            raise
-        click.echo(
-            f"Internal error: {type(e).__name__}: {e}\n"
-            f"This is a bug in aim {__version__}. Please report it at {ISSUES_URL} "
-            "with the output of the same command run with --debug.",
-            err=True,
-        )
-        return EXIT_INTERNAL
     return rv if isinstance(rv, int) else 0

@@ -5,7 +5,6 @@ feedback``) use them without importing the CLI."""
 
 from __future__ import annotations
 
-import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -78,13 +77,10 @@ def _meta(name: str) -> Any:
     return click.get_current_context().find_root().meta.get(f"aim.{name}")
 
 
-# The projects a command opened, so that their audit sinks are flushed before exit.
-_OPENED: contextvars.ContextVar[list[Any]] = contextvars.ContextVar("aim_opened_projects")
-
-
 def open_project(*, recover: bool = True) -> Project:
     """The :class:`~aim_core.project.Project` of the current directory, with the global
     options; first restores what a killed run left (unless ``recover`` is false)."""
+    from aim_core.cli_frame import remember
     from aim_core.log import configure
     from aim_core.project import Project
 
@@ -95,7 +91,5 @@ def open_project(*, recover: bool = True) -> Project:
         actor=_meta("actor"),
         recover=recover,
     )
-    opened = _OPENED.get(None)
-    if opened is not None:
-        opened.append(project)
+    remember(project)  # its audit sinks are flushed before the command returns
     return project

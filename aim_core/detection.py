@@ -365,6 +365,7 @@ def _assemble(
         info = plugins.infos.get(name)
         if info is not None:
             info.tools = [d.tool_id for d in answers.get(name, [])]
+    plugins.tools_known = True  # validate_payload marked own_tools_only can be aimed now
 
 
 def _fill_versions(

@@ -169,7 +169,10 @@ def validate_payload(
 
     Every plugin is called (answers are collected). A plugin usually answers
     only for its own tools and returns None for other tool ids; the core's
-    security rules answer for ``tool_id=None``.
+    security rules answer for ``tool_id=None``. An implementation marked
+    :func:`aim_core.own_tools_only` is called only for the tool ids its
+    plugin's ``detect_tool`` answers for (so ``aim run`` need not import the
+    plugin when the work goes to another tool).
 
     An objection to the workstream as a whole (``tool_id=None``) stops it with
     exit code 2; an objection for one tool moves the run on to the next

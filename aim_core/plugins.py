@@ -15,6 +15,16 @@ wrappers run around it, ``tryfirst``/``trylast`` order the plugins of
 :meth:`AimPlugins.call_each`, and pluggy's tracing sees every call
 (``AIM_TRACE_PLUGINS=1`` prints them). Old-style ``hookwrapper=True`` is
 refused when the plugin loads.
+
+``aim run`` loads plugins lazily (``AimPlugins.load(lazy=True)``): a plugin imported
+successfully before, whose files have not changed since, is listed with the hooks it
+had then (:class:`FactsFile`, cached next to the entry points) and imported only
+when one of its hooks is called. A plugin with a ``wrapper=True`` implementation is
+always imported (it wraps the others' calls), and one that never loaded cleanly is
+imported every time, so a broken plugin is still reported. ``validate_payload``
+implementations marked :func:`own_tools_only` are called only for the tool ids their
+plugin's ``detect_tool`` answers for, so a run routed to one tool imports only the
+plugins it needs.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -34,6 +45,18 @@ from aim_core.suggest import did_you_mean
 
 hookimpl = pluggy.HookimplMarker("aim")
 """The marker for hook implementations: ``@aim_core.hookimpl``."""
+
+OWN_TOOLS_ONLY = "aim_own_tools_only"
+
+
+def own_tools_only(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a ``validate_payload`` implementation that answers only for the tool ids its
+    plugin's ``detect_tool`` answers for (it returns None for any other tool id and for
+    ``tool_id=None``). aim then calls it only for those tools, and a run routed to
+    another tool need not import the plugin. Put it under ``@aim_core.hookimpl``."""
+    setattr(function, OWN_TOOLS_ONLY, True)
+    return function
+
 
 PROJECT = "aim"
 ENTRY_POINT_GROUP = "aim"
@@ -120,19 +143,28 @@ class EntryPoint:
         return obj
 
 
-def entry_points_of_group() -> list[EntryPoint]:
+def installed_key() -> str:
+    """What the installed packages are, as a cache key: the ``sys.path`` directories
+    with their mtimes (installing or removing a package changes them)."""
+    import json
+
+    from aim_core.status_snapshot import sys_path_stamps
+
+    return json.dumps(sys_path_stamps(), sort_keys=True)
+
+
+def entry_points_of_group(key: str | None = None) -> list[EntryPoint]:
     """The ``aim`` entry points, sorted by name.
 
     Scanning every installed distribution (``importlib.metadata``) costs tens of
-    milliseconds on each command, so the list is cached, keyed by the mtimes of
-    the ``sys.path`` directories (installing or removing a package changes them).
+    milliseconds on each command, so the list is cached, keyed by
+    :func:`installed_key` (``key``, when the caller has it already).
     """
     import json
 
     from aim_core.paths import cache_dir
-    from aim_core.status_snapshot import sys_path_stamps
 
-    key = json.dumps(sys_path_stamps(), sort_keys=True)
+    key = installed_key() if key is None else key
     path = cache_dir() / "entry-points-v1.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -170,13 +202,138 @@ def attrs_astuple(ep: EntryPoint) -> list[str | None]:
     return [ep.name, ep.value, ep.distribution, ep.version]
 
 
+def _stamp(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def source_files(ep: EntryPoint) -> dict[str, list[int] | None] | None:
+    """The files of an imported plugin's top-level module or package (``.py`` files and
+    the package's directories) with their size and mtime; None when they can't be told."""
+    import sys
+
+    top = ep.value.partition(":")[0].strip().split(".")[0]
+    module = sys.modules.get(top)
+    if module is None:
+        return None
+    files: list[str] = []
+    for where in list(getattr(module, "__path__", None) or ()):
+        for dirpath, dirnames, filenames in os.walk(where):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__" and not d.startswith(".")]
+            files.append(dirpath)
+            files += [os.path.join(dirpath, f) for f in filenames if f.endswith(".py")]
+            if len(files) > 500:
+                return None
+    where_file = getattr(module, "__file__", None)
+    if not files and isinstance(where_file, str):
+        files = [where_file]
+    if not files:
+        return None
+    return {f: _stamp(f) for f in sorted(files)}
+
+
+class FactsFile:
+    """What each plugin implemented when it was last imported (``plugin-facts-v1.json``
+    in the cache directory), for one set of installed packages (:func:`installed_key`):
+    per entry point, its hooks with their options and the stamps of its files."""
+
+    def __init__(self, key: str):
+        import json
+
+        from aim_core.paths import cache_dir
+
+        self.key = key
+        self.path = cache_dir() / "plugin-facts-v1.json"
+        self.entries: dict[str, Any] = {}
+        self.dirty = False
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if data.get("key") == key and isinstance(data.get("plugins"), dict):
+                self.entries = data["plugins"]
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def valid(self, ep: EntryPoint) -> dict[str, dict[str, bool]] | None:
+        """The hooks of ``ep``'s plugin if nothing changed since they were recorded and
+        none of them is a wrapper; else None (the plugin must be imported)."""
+        entry = self.entries.get(ep.name)
+        if not isinstance(entry, dict) or entry.get("entry") != attrs_astuple(ep):
+            return None
+        hooks, files = entry.get("hooks"), entry.get("files")
+        if not isinstance(hooks, dict) or not hooks or not isinstance(files, dict) or not files:
+            return None
+        if any(o.get("wrapper") or o.get("hookwrapper") for o in hooks.values()):
+            return None
+        if any(_stamp(f) != stamp for f, stamp in files.items()):
+            return None
+        return hooks
+
+    def put(self, ep: EntryPoint, hooks: dict[str, dict[str, bool]]) -> None:
+        """Record what ``ep``'s plugin (imported now) implements."""
+        files = source_files(ep)
+        entry: dict[str, Any] | None = None
+        if files is not None:
+            entry = {"entry": attrs_astuple(ep), "hooks": hooks, "files": files}
+        if self.entries.get(ep.name) != entry:
+            if entry is None:
+                self.entries.pop(ep.name, None)
+            else:
+                self.entries[ep.name] = entry
+            self.dirty = True
+
+    def save(self) -> None:
+        """Write the file if it changed (atomically; failing to is not an error)."""
+        if not self.dirty:
+            return
+        import json
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"key": self.key, "plugins": self.entries}), encoding="utf-8")
+            os.replace(tmp, self.path)
+            self.dirty = False
+        except OSError:
+            pass
+
+
+HookFacts = dict[str, dict[str, bool]]
+"""The hooks a plugin implements, each with its options (``tryfirst``, ``trylast``,
+``wrapper``, ``hookwrapper``, ``own_tools_only``)."""
+
+_ABSENT = object()
+_HOOKABLE = (types.FunctionType, types.MethodType, classmethod, staticmethod)
+
+
+class _PluginManager(pluggy.PluginManager):
+    """pluggy's manager, quicker to register a module: an attribute that is not a
+    function (an import, a constant, a class) can't be a hook implementation, so
+    pluggy's look at it (``inspect.getattr_static``) is skipped."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if isinstance(plugin, types.ModuleType):
+            value = plugin.__dict__.get(name, _ABSENT)
+            if value is not _ABSENT and not isinstance(value, _HOOKABLE):
+                return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 class AimPlugins:
     """The loaded plugins of one aim command and the one way to call them."""
 
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm = _PluginManager(PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
+        self.order: dict[str, int] = {}  # plugin -> when it was listed (its place in calls)
+        self.facts: dict[str, HookFacts] = {}  # the hooks each plugin implements
+        self.deferred: dict[str, EntryPoint] = {}  # listed from its facts, not yet imported
+        self.tools_known = False  # detection said which tools each plugin answers for
+        self._facts_file: FactsFile | None = None
+        self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- loading
 
@@ -187,17 +344,20 @@ class AimPlugins:
         environ: Mapping[str, str] | None = None,
         entry_points: bool = True,
         essential: bool = True,
+        lazy: bool = False,
     ) -> AimPlugins:
-        """The essential plugins, then the entry points (filtered by ``AIM_LOAD_PLUGINS``)."""
+        """The essential plugins, then the entry points (filtered by ``AIM_LOAD_PLUGINS``).
+        ``lazy``: import a plugin known from an earlier import only when one of its hooks
+        is called (see the module's docstring)."""
         self = cls()
         env = os.environ if environ is None else environ
         if essential:
             import importlib
 
             for name, module in ESSENTIAL_PLUGINS:
-                self.register(importlib.import_module(module), name, status="essential")
+                self._register(importlib.import_module(module), name, status="essential")
         if entry_points:
-            self.load_entry_points(env.get("AIM_LOAD_PLUGINS"))
+            self.load_entry_points(env.get("AIM_LOAD_PLUGINS"), lazy=lazy)
         if env.get("AIM_TRACE_PLUGINS"):
             self.trace()
         return self
@@ -211,11 +371,14 @@ class AimPlugins:
         self.pm.trace.root.setwriter(out)
         self.pm.enable_tracing()
 
-    def load_entry_points(self, only: str | None = None) -> None:
-        """Load every ``aim`` entry point, each in isolation."""
+    def load_entry_points(self, only: str | None = None, *, lazy: bool = False) -> None:
+        """Load every ``aim`` entry point, each in isolation (``lazy``: list the plugins
+        whose facts are known, import the others)."""
         wanted = None if only is None else {_norm(n) for n in only.split(",") if n.strip()}
         seen: set[tuple[str, str | None]] = set()
-        for ep in entry_points_of_group():
+        key = installed_key()
+        self._facts_file = facts = FactsFile(key)
+        for ep in entry_points_of_group(key):
             if (ep.name, ep.distribution) in seen:  # one distribution found twice on sys.path
                 continue
             seen.add((ep.name, ep.distribution))
@@ -235,18 +398,52 @@ class AimPlugins:
                 )
                 self.infos[f"{ep.name} ({dist_name})"] = info
                 continue
-            try:
-                with plugin_code():
-                    plugin = ep.load()
-            except BaseException as e:  # a plugin's import may even call sys.exit
-                if isinstance(e, KeyboardInterrupt):
-                    raise
-                info.status = "broken"
-                info.error = f"failed to import {ep.value}: {one_line(e)}"
-                info.fix = f"pip install --force-reinstall {dist_name}" if dist_name else None
+            hooks = facts.valid(ep) if lazy else None
+            if hooks is not None:
+                info.hooks = sorted(hooks)
                 self.infos[ep.name] = info
+                self.order.setdefault(ep.name, len(self.order))
+                self.facts[ep.name] = hooks
+                self.deferred[ep.name] = ep
                 continue
-            self.register(plugin, ep.name, info=info)
+            self._import(ep, info)
+        facts.save()
+
+    def _import(self, ep: EntryPoint, info: PluginInfo) -> None:
+        """Import and register the plugin of ``ep``; broken (with the reason) when its
+        import fails or its hooks don't match the specs."""
+        try:
+            with plugin_code():
+                plugin = ep.load()
+        except BaseException as e:  # a plugin's import may even call sys.exit
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            info.status = "broken"
+            info.error = f"failed to import {ep.value}: {one_line(e)}"
+            info.fix = (
+                f"pip install --force-reinstall {ep.distribution}" if ep.distribution else None
+            )
+            self.infos[ep.name] = info
+            self.order.setdefault(ep.name, len(self.order))
+            return
+        self._register(plugin, ep.name, info=info)
+        if info.status != "broken" and self._facts_file is not None:
+            self._facts_file.put(ep, self.facts[ep.name])
+
+    def _materialize(self, name: str) -> str | None:
+        """Import a plugin listed from its facts, now that a hook of it is called; the
+        error when that fails (it is broken then)."""
+        with self._lock:
+            ep = self.deferred.pop(name, None)
+            if ep is None:
+                return None
+            info = self.infos[name]
+            tools = list(info.tools)
+            self._import(ep, info)
+            info.tools = tools
+            if self._facts_file is not None:
+                self._facts_file.save()
+            return info.error if info.status == "broken" else None
 
     def register(
         self,
@@ -258,6 +455,17 @@ class AimPlugins:
     ) -> PluginInfo:
         """Register one plugin; a plugin whose hooks don't match the specs is
         recorded as broken instead."""
+        self.tools_known = False  # a plugin added after detection has no tools known yet
+        return self._register(plugin, name, status=status, info=info)
+
+    def _register(
+        self,
+        plugin: object,
+        name: str | None = None,
+        *,
+        status: str = "loaded",
+        info: PluginInfo | None = None,
+    ) -> PluginInfo:
         name = name or self.pm.get_canonical_name(plugin)
         info = info or PluginInfo(name=name)
         info.status = status
@@ -272,13 +480,30 @@ class AimPlugins:
             problem = self._check_hooks(plugin)
             if problem is not None:
                 self.pm.unregister(plugin)
+        self.order.setdefault(name, len(self.order))
         if problem is not None:
             info.status = "broken"
             info.error = problem
         else:
-            info.hooks = sorted(hc.name for hc in self.pm.get_hookcallers(plugin) or [])
+            self.facts[name] = self._hook_facts(plugin)
+            info.hooks = sorted(self.facts[name])
         self.infos[name] = info
         return info
+
+    def _hook_facts(self, plugin: object) -> dict[str, dict[str, bool]]:
+        """Each hook ``plugin`` implements, with its options."""
+        out: dict[str, dict[str, bool]] = {}
+        for caller in self.pm.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin:
+                    out[caller.name] = {
+                        "tryfirst": impl.tryfirst,
+                        "trylast": impl.trylast,
+                        "wrapper": impl.wrapper,
+                        "hookwrapper": impl.hookwrapper,
+                        "own_tools_only": bool(getattr(impl.function, OWN_TOOLS_ONLY, False)),
+                    }
+        return out
 
     def _check_hooks(self, plugin: object) -> str | None:
         """After pluggy registered it: every hook it implements must be one of ours,
@@ -307,6 +532,7 @@ class AimPlugins:
             return
         info.status = "broken"
         info.error = error
+        self.deferred.pop(name, None)
         plugin = self.pm.get_plugin(name)
         if plugin is not None:
             self.pm.unregister(plugin)
@@ -320,14 +546,37 @@ class AimPlugins:
     def implementers(self, hook: str) -> list[str]:
         """Plugins (in service) with a plain implementation of ``hook`` (wrappers left
         out), in the order pluggy calls them: ``tryfirst`` first, ``trylast`` last,
-        otherwise the last registered first."""
-        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        otherwise the last listed first (plugins not imported yet included)."""
         in_service = set(self.plugin_names())
-        return [
-            i.plugin_name
-            for i in reversed(impls)
-            if not i.wrapper and not i.hookwrapper and i.plugin_name in in_service
-        ]
+        rows: list[tuple[int, int, str]] = []
+        with self._lock:
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                if impl.wrapper or impl.hookwrapper or impl.plugin_name not in in_service:
+                    continue
+                rows.append(self._place(impl.plugin_name, impl.tryfirst, impl.trylast))
+            for name in self.deferred:
+                opts = self.facts[name].get(hook)
+                if opts is not None and name in in_service:
+                    rows.append(self._place(name, opts["tryfirst"], opts["trylast"]))
+        return [name for _, _, name in sorted(rows, reverse=True)]
+
+    def _place(self, name: str, tryfirst: bool, trylast: bool) -> tuple[int, int, str]:
+        """Where pluggy puts an implementation in its list (called from the end):
+        ``trylast`` ones first, each new one in front; then the others in registration
+        order; ``tryfirst`` ones last."""
+        order = self.order.get(name, len(self.order))
+        if trylast:
+            return (0, -order, name)
+        return (2 if tryfirst else 1, order, name)
+
+    def answers_for(self, hook: str, plugin: str, tool_id: str | None) -> bool:
+        """Whether ``plugin``'s ``hook`` can answer about ``tool_id``: False only for an
+        implementation marked :func:`own_tools_only` and a tool id its plugin's
+        ``detect_tool`` did not answer for (once detection said which those are)."""
+        opts = self.facts.get(plugin, {}).get(hook) or {}
+        if not opts.get("own_tools_only") or not self.tools_known:
+            return True
+        return tool_id is not None and tool_id in self.infos[plugin].tools
 
     def _caller(self, hook: str, plugin: str) -> tuple[Any, Any] | None:
         """A pluggy caller of ``hook`` holding only ``plugin``'s implementation and the
@@ -355,7 +604,12 @@ class AimPlugins:
         ``kwargs`` holds the spec's arguments; each implementation takes the ones
         it names (pluggy's rule).
         """
-        found = self._caller(hook, plugin)
+        if plugin in self.deferred:
+            error = self._materialize(plugin)
+            if error is not None:
+                return CallOutcome(plugin, None, f"{hook}: {error}")
+        with self._lock:
+            found = self._caller(hook, plugin)
         if found is None:
             return CallOutcome(plugin, None)
         caller, firstresult = found
@@ -406,9 +660,15 @@ class AimPlugins:
         """Call every implementer of ``hook`` (or those in ``plugins``), one at a time
         or all at once; ``kwargs`` may be a function of the plugin name."""
         names = [n for n in self.implementers(hook) if plugins is None or n in set(plugins)]
+        if not callable(kwargs) and "tool_id" in kwargs:
+            names = [n for n in names if self.answers_for(hook, n, kwargs["tool_id"])]
 
         def args_for(n: str) -> Mapping[str, Any]:
             return kwargs(n) if callable(kwargs) else kwargs
+
+        for n in names:  # imported here, not in the threads of the calls
+            if n in self.deferred:
+                self._materialize(n)
 
         if not parallel or len(names) < 2:
             return [self.call(hook, n, args_for(n), timeout_s=timeout_s) for n in names]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import select
 import selectors
 import subprocess
 import sys
@@ -332,16 +333,50 @@ def _wait(proc: subprocess.Popen[bytes], tree: proctree.ToolTree, timeout_s: flo
     time ran out first."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     step = 0.05
-    while True:
-        left = step if deadline is None else deadline - time.monotonic()
-        try:
-            proc.wait(timeout=max(0.0, min(left, step)))
-            return False
-        except subprocess.TimeoutExpired:
+    exited = _ExitWaiter(proc)
+    try:
+        while True:
+            left = step if deadline is None else deadline - time.monotonic()
+            if exited.wait(max(0.0, min(left, step))):
+                return False
             if deadline is not None and time.monotonic() >= deadline:
                 return True
             proctree.watch(tree)
             step = min(2 * step, proctree.WATCH_S)
+    finally:
+        exited.close()
+
+
+class _ExitWaiter:
+    """Waits for a child to exit. On Linux it wakes the moment the child exits (a
+    pidfd); ``Popen.wait(timeout)`` polls with sleeps that grow to 50 ms, which made a
+    tool that ran 30 ms take 50 ms."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]):
+        self.proc = proc
+        self.fd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):
+                self.fd = os.pidfd_open(proc.pid)
+
+    def wait(self, seconds: float) -> bool:
+        """Whether the child exited within ``seconds`` (it is reaped then)."""
+        if self.fd is None:
+            try:
+                self.proc.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        if self.proc.poll() is not None:
+            return True
+        select.select([self.fd], [], [], seconds)
+        return self.proc.poll() is not None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = None
 
 
 def _feed(stream: Any, data: str | bytes) -> None:

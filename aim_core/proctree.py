@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
 import sys
 import threading
@@ -80,7 +79,7 @@ class ToolTree:
 
 def new_token() -> str:
     """A fresh random token for :data:`TOKEN_VAR` (32 hex digits)."""
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()  # secrets.token_hex, without importing hmac and random
 
 
 # --------------------------------------------------------------------------- the table

@@ -39,6 +39,7 @@ class Project:
         self._plugins: AimPlugins | None = None
         self._detection: DetectionReport | None = None
         self._audit: AuditEmitter | None = None
+        self.lazy_plugins = False  # import a plugin only when a hook of it is called
 
     @classmethod
     def open(
@@ -118,7 +119,7 @@ class Project:
         if self._plugins is None:
             from aim_core.plugins import AimPlugins
 
-            self.use_plugins(AimPlugins.load(environ=self.environ))
+            self.use_plugins(AimPlugins.load(environ=self.environ, lazy=self.lazy_plugins))
         assert self._plugins is not None
         return self._plugins
 

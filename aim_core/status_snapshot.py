@@ -65,12 +65,31 @@ def sys_path_stamps() -> dict[str, int | None]:
 def tool_variables_key(patterns: list[str], environ: Mapping[str, str]) -> str:
     """A hash of the variables the tools read (their ``env_passthrough``: API keys, base
     URLs): setting or removing a key changes readiness."""
-    import fnmatch
-
+    names = {p for p in patterns if not any(c in p for c in "*?[")}
+    globs = [p for p in patterns if p not in names]
+    matches = _glob_matcher(tuple(sorted(globs))) if globs else None
     chosen = sorted(
-        (k, v) for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)
+        (k, v)
+        for k, v in environ.items()
+        if k in names or (matches is not None and matches(k) is not None)
     )
     return _digest(repr(chosen))
+
+
+_MATCHERS: dict[tuple[str, ...], Any] = {}
+
+
+def _glob_matcher(globs: tuple[str, ...]) -> Any:
+    """One compiled pattern for ``any(fnmatch.fnmatchcase(name, g) for g in globs)``:
+    its ``fullmatch`` (called once per variable of the environment, for each plugin)."""
+    matcher = _MATCHERS.get(globs)
+    if matcher is None:
+        import fnmatch
+        import re
+
+        matcher = re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in globs)).match
+        _MATCHERS[globs] = matcher
+    return matcher
 
 
 def environment_key(environ: Mapping[str, str]) -> str:

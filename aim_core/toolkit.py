@@ -37,7 +37,6 @@ import fnmatch
 import hashlib
 import os
 import re
-import shlex
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -225,6 +224,8 @@ def option_args(options: Mapping[str, Any]) -> list[str]:
     """
     args = options.get("args") or []
     if isinstance(args, str):
+        import shlex
+
         return shlex.split(args)
     if isinstance(args, (list, tuple)) and all(
         isinstance(a, (str, int, float)) and not isinstance(a, bool) for a in args

@@ -149,3 +149,32 @@ def test_setting_a_tools_key_is_seen_at_once(repo, fake, tmp_path, monkeypatch):
     assert spawned == 0 and again == before  # still served from the caches
     after, spawned = status(repo, {**env, "DEMO_KEY": "k"})
     assert after["ready"] is True and spawned >= 1
+
+
+def test_tool_variables_key_matches_fnmatch():
+    """One compiled pattern for all globs chooses exactly what fnmatchcase would."""
+    import fnmatch
+
+    from aim_core.status_snapshot import _digest, tool_variables_key
+
+    env = {
+        "AIDER_MODEL": "x",
+        "aider_model": "y",
+        "OPENAI_API_KEY": "k",
+        "OPENAI_BASE": "b",
+        "ANTHROPIC_API_KEY": "a",
+        "A1": "1",
+        "HOME": "/h",
+        "X[1]": "z",
+    }
+    for patterns in (
+        [],
+        ["AIDER_*"],
+        ["AIDER_*", "OPENAI_API_KEY", "A?"],
+        ["*_API_KEY", "X[[]1]", "[AH]*"],
+        ["HOME"],
+    ):
+        chosen = sorted(
+            (k, v) for k, v in env.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)
+        )
+        assert tool_variables_key(patterns, env) == _digest(repr(chosen)), patterns

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aim_core import Failure, InvocationResult, Problem, ProcessResult, hookimpl
+from aim_core import Failure, InvocationResult, Problem, ProcessResult, hookimpl, own_tools_only
 from aim_core.toolkit import (
     call_result,
     detect_program,
@@ -73,6 +73,7 @@ def get_version(tool_id, context):
 
 
 @hookimpl
+@own_tools_only
 def validate_payload(tool_id, capability, payload, context):
     """pylint lints Python files (``.py``) and directories, nothing else."""
     if tool_id != TOOL_ID:

@@ -11,11 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from aim_aider.usage import parse_usage
-from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core import Failure, InvocationResult, Problem, hookimpl, own_tools_only
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
     call_result,
@@ -329,6 +328,8 @@ def invoke_capability(tool_id, capability, payload, context):
     if isinstance(call, InvocationResult):
         return call
     root = Path(context.root)
+    import tempfile  # only when the tool runs: not on every aim command's start
+
     history_dir = tempfile.mkdtemp(prefix="aim-aider-")
     try:
         message_file = None
@@ -356,6 +357,7 @@ def invoke_capability(tool_id, capability, payload, context):
 
 
 @hookimpl
+@own_tools_only
 def validate_payload(tool_id, capability, payload, context):
     """aider needs a prompt and at least one file, and takes files, not directories."""
     if tool_id != TOOL_ID:

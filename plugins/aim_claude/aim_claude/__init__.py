@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from aim_claude.output import denials, is_result, parse_output, parse_usage
-from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core import Failure, InvocationResult, Problem, hookimpl, own_tools_only
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
     call_result,
@@ -352,6 +352,7 @@ def invoke_capability(tool_id, capability, payload, context):
 
 
 @hookimpl
+@own_tools_only
 def validate_payload(tool_id, capability, payload, context):
     """claude needs a prompt and files it may edit, named so a permission rule can hold them."""
     if tool_id != TOOL_ID:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from aim_codex.outcome import classify, read_events, usage_of
-from aim_core import Failure, InvocationResult, hookimpl
+from aim_core import Failure, InvocationResult, hookimpl, own_tools_only
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
     detect_program,
@@ -226,6 +226,7 @@ def invoke_capability(tool_id, capability, payload, context):
 
 
 @hookimpl
+@own_tools_only
 def validate_payload(tool_id, capability, payload, context):
     """codex needs an instruction, and files to change for code generation and refactoring."""
     if tool_id != TOOL_ID:

@@ -12,10 +12,9 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
-from aim_core import Failure, InvocationResult, hookimpl
+from aim_core import Failure, InvocationResult, hookimpl, own_tools_only
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
     detect_program,
@@ -204,6 +203,8 @@ def invoke_capability(tool_id, capability, payload, context):
     prompt = full_prompt(payload)
     on_stdin = len(prompt.encode()) > MAX_ARGV_PROMPT
     # the policy lives outside the repository, for this call only
+    import tempfile  # only when the tool runs: not on every aim command's start
+
     where = tempfile.mkdtemp(prefix="aim-gemini-")
     try:
         policy = Path(where, "aim-scope.toml")
@@ -230,6 +231,7 @@ def invoke_capability(tool_id, capability, payload, context):
 
 
 @hookimpl
+@own_tools_only
 def validate_payload(tool_id, capability, payload, context):
     """gemini needs an instruction, and files to change for code generation and refactoring."""
     if tool_id != TOOL_ID:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import attrs
 
-from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core import Failure, InvocationResult, Problem, hookimpl, own_tools_only
 from aim_core.toolkit import (
     MAX_ARGV_PROMPT,
     detect_program,
@@ -586,6 +586,7 @@ def _too_long():
 
 
 @hookimpl
+@own_tools_only
 def validate_payload(tool_id, capability, payload, context):
     """jules needs a prompt that fits on its command line."""
     if tool_id != TOOL_ID:

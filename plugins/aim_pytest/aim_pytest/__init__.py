@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core import Failure, InvocationResult, Problem, hookimpl, own_tools_only
 from aim_core.toolkit import (
     call_result,
     detect_program,
@@ -75,6 +75,7 @@ def get_version(tool_id, context):
 
 
 @hookimpl
+@own_tools_only
 def validate_payload(tool_id, capability, payload, context):
     """pytest takes any path or test id; it objects only to a capability it lacks."""
     if tool_id != TOOL_ID:

@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from aim_core import Failure, InvocationResult, Problem, hookimpl
+from aim_core import Failure, InvocationResult, Problem, hookimpl, own_tools_only
 from aim_core.toolkit import (
     call_result,
     detect_program,
@@ -66,6 +66,7 @@ def get_version(tool_id, context):
 
 
 @hookimpl
+@own_tools_only
 def validate_payload(tool_id, capability, payload, context):
     """ruff lints Python files (``.py``, ``.pyi``) and directories, nothing else."""
     if tool_id != TOOL_ID:

@@ -1,0 +1,318 @@
+"""``aim run``: its work (:func:`run_command`, used by the click command in
+:mod:`aim_core.cli`) and a start that does not import click (:func:`main_without_click`).
+
+Importing click and building the command tree costs about 20 ms, a fifth of the
+budget of ``aim run``'s whole overhead. So ``aim run`` reads its command line here
+when every argument is one this module knows (:data:`RUN_OPTIONS`,
+:data:`GLOBAL_OPTIONS`, paths) and each value is one click accepts; anything else
+(``--help``, an unknown option, a bad value, no path) goes to the click CLI, which
+answers as it always has. Both run the same :func:`run_command` inside the same
+:func:`~aim_core.cli_frame.run_framed`, so the output and exit codes are the same.
+
+Adding an option to ``aim run``: add the ``click.option`` to the ``run`` command in
+``cli.py``, a parameter of the same name to :func:`run_command`, and an entry to
+:data:`RUN_OPTIONS` (its flags, the parameter name, its kind and default) --
+``tests/test_cli_run.py`` fails until the two lists agree.
+"""
+
+from __future__ import annotations
+
+from aim_core.cli_frame import echo, remember, run_framed, wants_debug
+from aim_core.errors import EXIT_INTERRUPTED
+
+TYPE_CHECKING = False  # typing costs milliseconds to import on the start of `aim run`
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from typing import Any
+
+    from aim_core.project import Project
+
+FLAG = "flag"  # an option without a value: True when given
+COUNT = "count"  # an option without a value, counted (-vv)
+
+
+def _jobs(text: str) -> int:
+    """``-j N``: click's ``IntRange(1, 64)``."""
+    value = int(text.strip(), 10)
+    if not 1 <= value <= 64:
+        raise ValueError(text)
+    return value
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _dollars(text: str) -> float:
+    """``--max-cost USD``: click's ``FloatRange(0, min_open=True)``, finite."""
+    import math
+
+    value = float(text.strip())
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(text)
+    return value
+
+
+def _race(text: str) -> int:
+    """``--race K``: click's ``IntRange(1, 8)``."""
+    value = int(text.strip(), 10)
+    if not 1 <= value <= 8:
+        raise ValueError(text)
+    return value
+
+
+# The options of click's `run` command (cli.py), as this module reads them:
+# flag -> (parameter name, FLAG | COUNT | a converter raising ValueError, default).
+RUN_OPTIONS: dict[str, tuple[str, Any, Any]] = {
+    "-j": ("jobs", _jobs, 1),
+    "--jobs": ("jobs", _jobs, 1),
+    "--dry-run": ("dry_run", FLAG, False),
+    "--json": ("as_json", FLAG, False),
+    "--max-cost": ("max_cost", _dollars, None),
+    "--race": ("race", _race, None),
+}
+
+# The global options (aim_core.cli_common.common_options), before or after `run`.
+GLOBAL_OPTIONS: dict[str, tuple[str, Any, Any]] = {
+    "--config": ("config", _text, None),
+    "--registry": ("registry", _text, None),
+    "--actor": ("actor", _text, None),
+    "-v": ("verbose", COUNT, 0),
+    "--verbose": ("verbose", COUNT, 0),
+    "-q": ("quiet", FLAG, False),
+    "--quiet": ("quiet", FLAG, False),
+    "--debug": ("debug", FLAG, False),
+}
+
+
+class _NotMine(Exception):
+    """The command line is one for click to read (and answer, or refuse)."""
+
+
+def _read_options(
+    tokens: Sequence[str], table: dict[str, tuple[str, Any, Any]], *, stop_at_word: bool
+) -> tuple[dict[str, Any], list[str], int]:
+    """Read ``tokens`` as click does for one command: ``(options given, arguments,
+    tokens used)``. ``stop_at_word``: stop at the first argument (the subcommand)."""
+    given: dict[str, Any] = {}
+    words: list[str] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        i += 1
+        if token == "--":
+            words.extend(tokens[i:])
+            return given, words, len(tokens)
+        if not token.startswith("-") or token == "-":
+            if stop_at_word:
+                return given, words, i - 1
+            words.append(token)
+            continue
+        name, eq, value = token.partition("=") if token.startswith("--") else (token, "", "")
+        if not token.startswith("--") and len(token) > 2:  # -j4 or -vv
+            if token[:2] in table and table[token[:2]][1] not in (FLAG, COUNT):
+                name, eq, value = token[:2], "=", token[2:]
+            elif all(f"-{c}" in table and table[f"-{c}"][1] in (FLAG, COUNT) for c in token[1:]):
+                for c in token[1:]:
+                    _set(given, table[f"-{c}"], None)
+                continue
+        if name not in table:
+            raise _NotMine(token)
+        spec = table[name]
+        if spec[1] in (FLAG, COUNT):
+            if eq:
+                raise _NotMine(token)  # click: the option does not take a value
+            _set(given, spec, None)
+            continue
+        if not eq:
+            if i >= len(tokens):
+                raise _NotMine(token)  # click: the option requires an argument
+            value = tokens[i]
+            i += 1
+        _set(given, spec, value)
+    return given, words, len(tokens)
+
+
+def _set(given: dict[str, Any], spec: tuple[str, Any, Any], value: str | None) -> None:
+    param, kind, _default = spec
+    if kind == FLAG:
+        given[param] = True
+    elif kind == COUNT:
+        given[param] = given.get(param, 0) + 1
+    else:
+        try:
+            given[param] = kind(value)
+        except ValueError:
+            raise _NotMine(value) from None
+
+
+def parse(args: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``aim [GLOBAL...] run [OPTIONS...] PATHS...`` as ``(run's parameters, the
+    global options)``, or None when click must read it."""
+    try:
+        before, _, used = _read_options(args, GLOBAL_OPTIONS, stop_at_word=True)
+        if used >= len(args) or args[used] != "run":
+            return None
+        table = {**GLOBAL_OPTIONS, **RUN_OPTIONS}
+        after, paths, _ = _read_options(args[used + 1 :], table, stop_at_word=False)
+    except _NotMine:
+        return None
+    if not paths:
+        return None  # click: missing argument
+    from pathlib import Path
+
+    options = {spec[0]: spec[2] for spec in RUN_OPTIONS.values()}
+    options.update((k, v) for k, v in after.items() if k in options)
+    options["paths"] = tuple(Path(p) for p in paths)
+    # click keeps a global option given after the subcommand over one given before it
+    # (each level stores what it was given; a count is not added across levels)
+    glob = {spec[0]: spec[2] for spec in GLOBAL_OPTIONS.values()}
+    glob.update(before)
+    glob.update((k, v) for k, v in after.items() if k in glob and v not in (None, False, 0))
+    return options, glob
+
+
+def open_project(glob: dict[str, Any], *, recover: bool = True) -> Project:
+    """The project of the current directory with the global options (as
+    :func:`aim_core.cli_common.open_project` opens it under click)."""
+    from aim_core.log import configure
+    from aim_core.project import Project
+
+    configure(verbosity=glob.get("verbose") or 0, quiet=bool(glob.get("quiet")))
+    project = Project.for_command(
+        config_path=glob.get("config"),
+        registry=glob.get("registry"),
+        actor=glob.get("actor"),
+        recover=recover,
+    )
+    project.lazy_plugins = True  # a run imports the plugins it calls (aim_core.plugins)
+    remember(project)
+    return project
+
+
+def main_without_click(args: list[str]) -> int | None:
+    """``aim run ...`` without importing click; None when click must read the
+    command line (see the module's docstring)."""
+    parsed = parse(args)
+    if parsed is None:
+        return None
+    options, glob = parsed
+
+    def command() -> int:
+        try:
+            return run_command(open_project(glob), **options)
+        except (EOFError, KeyboardInterrupt):  # as click's main reports them
+            echo("", err=True)
+            echo("Aborted.", err=True)
+            return EXIT_INTERRUPTED
+
+    return run_framed(command, debug=wants_debug(args))
+
+
+# --------------------------------------------------------------------------- the work
+
+
+def run_command(
+    project: Project,
+    *,
+    paths: tuple[Path, ...],
+    jobs: int,
+    dry_run: bool,
+    as_json: bool,
+    max_cost: float | None = None,
+    race: int | None = None,
+) -> int:
+    """``aim run``: load every workstream of ``paths`` (exit 2 listing every problem),
+    then print the plan (``dry_run``) or run them as a graph, ``jobs`` at once, printing
+    each result as it is known (one JSON object a line with ``as_json``); ``max_cost``
+    limits what the whole command spends (US dollars), ``race`` races that many tools
+    for every workstream."""
+    from aim_core.graph import load_all
+
+    verdicts = load_all(project, list(paths))
+    if dry_run:
+        return _print_plan(project, verdicts)
+    return _run_graph(project, verdicts, jobs=jobs, as_json=as_json, max_cost=max_cost, race=race)
+
+
+def _print_plan(project: Any, verdicts: list[Any]) -> int:
+    from aim_core.graph import plan
+
+    for p in plan(project, verdicts):
+        deps = f" after {', '.join(p.depends_on)}" if p.depends_on else ""
+        echo(f"{p.workstream_id} ({p.source}): {p.what}{deps}")
+        for t in p.tools:
+            echo(f"  {t.tool_id:<14} {t.role:<16} {t.state}")
+        echo(f"  may change: {', '.join(p.may_change) or '(none)'}")
+        if p.checks:
+            echo(f"  checks: {'; '.join(p.checks)}")
+        if p.race > 1:
+            echo(f"  race: the first {p.race} tools at once, each in its own copy")
+    echo("Dry run: nothing was run.")
+    return 0
+
+
+def _shower(as_json: bool) -> Callable[[Any], None]:
+    def show(r: Any) -> None:
+        if as_json:
+            import json
+
+            echo(json.dumps(r.to_json(), ensure_ascii=False))
+            return
+        from aim_core.security import redact_text
+
+        mark = "OK  " if r.success else "FAIL"
+        tool = f" [{r.tool_id}, {r.duration_sec:.1f}s]" if r.tool_id else ""
+        echo(f"{mark} {redact_text(str(r.workstream_id))}: {r.message}{tool}")
+
+    return show
+
+
+def _run_graph(
+    project: Any,
+    verdicts: list[Any],
+    *,
+    jobs: int,
+    as_json: bool,
+    max_cost: float | None,
+    race: int | None,
+) -> int:
+    import contextlib
+
+    from aim_core.budget import RunBudget
+    from aim_core.graph import run_graph
+    from aim_core.process import enable_subreaper
+    from aim_core.progress import ProgressView
+    from aim_core.runner import Runner
+
+    ids = [v.workstream.id for v in verdicts]
+    # one workstream gets the view too when it has checks or races: they take a while
+    several = len(ids) > 1 or bool(race)
+    several = several or any(v.workstream.verify or v.workstream.race for v in verdicts)
+    view = ProgressView(ids) if several and ProgressView.wanted(as_json) else None
+    budget = (
+        RunBudget(max_cost, "aim run --max-cost")
+        if max_cost is not None
+        else RunBudget(project.settings.max_cost_usd, "config max_cost_usd")
+    )
+    events = view.event if view is not None else None
+    runner = Runner(project, on_event=events, budget=budget, race=race)
+    enable_subreaper()
+    with contextlib.ExitStack() as stack:
+        if view is not None:
+            stack.enter_context(view)
+        stack.callback(runner.close)
+        _stop_on_sigterm(runner)
+        return run_graph(runner, verdicts, jobs=jobs, on_result=_shower(as_json))
+
+
+def _stop_on_sigterm(runner: Any) -> None:
+    import contextlib
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: runner.request_stop())
