@@ -40,7 +40,7 @@ EVERYDAY = [
     (["aim", "run", "workstreams/lint-calc.json"], {0}),
     (["git", "diff", "--stat"], {0}),
     (["aim", "run", "workstreams/test-calc.json"], {0}),
-    (["git", "commit", "-qam", "ruff's lint fixes"], {0}),
+    (["git", "commit", "-qam", "lint fixes by ruff"], {0}),
 ]
 MAIN_JOB = [
     (["aim", "run", WS], {0}),
@@ -103,11 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     began = time.monotonic()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="aim-demo-"))
+    if (workdir / "demo-project").exists():
+        print(f"demo: {workdir / 'demo-project'} exists; give another --workdir", file=sys.stderr)
+        return 2
     workdir.mkdir(parents=True, exist_ok=True)
     work = make_repository(workdir)
     print(f"# demo repository: {work}", flush=True)
+    print("# AI tools: the pinned aider and claude code (installed on first use)", flush=True)
     tools_path, note = demo_ai.install_tools()
-    print(f"# AI tools: {note}\n", flush=True)
+    print(f"#   {note}\n", flush=True)
     try:
         run_steps(INIT, work)
         if tools_path is None:

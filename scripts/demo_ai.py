@@ -92,8 +92,8 @@ def install_tools() -> tuple[str | None, str]:
         )
     cache = os.environ.get("AIM_E2E_CACHE") or "~/.cache/aim-e2e"
     note = (
-        f"aider {pins.get('AIDER_VERSION')} and claude code {pins.get('CLAUDE_VERSION')} "
-        f"(pinned; installed once under {cache}, outside the clone)"
+        f"ready: aider {pins.get('AIDER_VERSION')} and claude code "
+        f"{pins.get('CLAUDE_VERSION')}, cached under {cache} (outside the clone)"
     )
     return r.stdout.strip(), note
 

@@ -68,6 +68,7 @@ def test_the_demo_falls_back_from_a_wrong_edit_and_races_to_the_verified_one(tmp
     out = r.stdout
     assert "The model is a LOCAL STUB on http://127.0.0.1:" in out
     assert "NOT a real model" in out
+    assert "#   ready: aider " in out
     assert "ANTHROPIC_API_KEY" in out and "OPENAI_API_KEY" in out  # how to use real ones
     assert re.search(r"^aider +Yes +aider \d", out, re.MULTILINE)  # aim status saw them
     assert re.search(r"^claude-cli +Yes +\d", out, re.MULTILINE)
@@ -110,7 +111,7 @@ def test_without_the_tools_the_demo_says_so_and_still_exits_0(tmp_path, tool_dir
     r = run_demo(tmp_path / "demo", tool_dirs, blocked)
 
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    assert "# AI tools: aider and claude code could not be installed" in r.stdout
+    assert "#   aider and claude code could not be installed" in r.stdout
     assert "## The main job: code_generation, without AI tools" in r.stdout
     assert "No tool could run capability 'code_generation'" in r.stdout + r.stderr
     assert "(exit 3)" in r.stdout
