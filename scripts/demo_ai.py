@@ -81,7 +81,7 @@ def install_tools() -> tuple[str | None, str]:
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
-            timeout=1800,
+            timeout=900,  # a first install takes 1 to 2 minutes
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         return None, f"could not run {INSTALLER.name}: {e}"

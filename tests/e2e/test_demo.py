@@ -4,6 +4,7 @@ without them when they cannot be installed."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -15,8 +16,10 @@ from tests.e2e.conftest import REGISTRY, SCRUBBED
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scripts" / "demo.py"
-sys.path.insert(0, str(ROOT / "scripts"))
-from demo_ai import RIGHT_MEDIAN, WRONG_MEDIAN  # noqa: E402
+_spec = importlib.util.spec_from_file_location("demo_ai", ROOT / "scripts" / "demo_ai.py")
+demo_ai = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(demo_ai)  # (scripts/ is not put on sys.path for every test)
+RIGHT_MEDIAN, WRONG_MEDIAN = demo_ai.RIGHT_MEDIAN, demo_ai.WRONG_MEDIAN
 
 
 def cache_of(tool_dirs) -> Path:
