@@ -54,8 +54,12 @@ format: install
 bench: compile
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
+# The demo installs the pinned aider and claude code as `make e2e` does (cached under
+# $AIM_E2E_CACHE, default ~/.cache/aim-e2e) and drives them against a local stub model;
+# offline, it says so and runs without them.
 demo: compile
-	@PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python scripts/demo.py
+	@PATH="$(CURDIR)/$(BIN):$$PATH" PYTHON=$(PYTHON) AIDER_VERSION=$(E2E_AIDER_VERSION) \
+		CLAUDE_VERSION=$(E2E_CLAUDE_VERSION) $(BIN)/python scripts/demo.py
 
 # End-to-end tests: the real aider, claude code, jules, codex, gemini-cli and opencode
 # (pinned below) against loopback LLM and Jules API stubs. The programs are installed once under $AIM_E2E_CACHE (default
