@@ -209,8 +209,17 @@ def seed_history(repo: Path, runs: int = 24) -> list[str]:
                 ],
             }
             log.append(record(rid, workstream=ws, extra={"verification": verification}))
-        else:
-            log.append(record(rid, tool="claude-cli", capability="refactoring", workstream=ws))
+        else:  # claude reports its usage
+            usage = {"input_tokens": 1200, "output_tokens": 300, "cost_usd": 0.25, "model": "m"}
+            log.append(
+                record(
+                    rid,
+                    tool="claude-cli",
+                    capability="refactoring",
+                    workstream=ws,
+                    extra={"usage": usage},
+                )
+            )
         ids.append(rid)
     log.sync_head()
     return ids

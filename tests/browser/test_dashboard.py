@@ -128,6 +128,17 @@ def test_dashboard_shows_the_reports_verdict_and_success_rate(page, served, repo
     )
     assert page.locator("svg.chart").count() == 2
     assert page.locator("#by-tool tbody tr").count() == len(rep["by_tool"])
+    # each tool's verified pass rate and cost, as the report has them
+    rows = {
+        cells[0]: cells
+        for cells in (
+            row.locator("td").all_inner_texts() for row in page.locator("#by-tool tbody tr").all()
+        )
+    }
+    claude = rep["by_tool"]["claude-cli"]
+    assert rows["claude-cli"][4] == f"${claude['usage']['cost_usd']:.4f}"
+    aider = rep["by_tool"]["aider"]
+    assert rows["aider"][3] == f"{aider['verified_pass_rate'] * 100:.1f}%"
     assert page.locator("#recent tbody tr[data-run]").count() == rep["runs"]
     shot(page, "dashboard")
 
