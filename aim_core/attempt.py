@@ -82,6 +82,11 @@ class AttemptOutcome:
     diff: dict[str, int] | None = None
 
     @property
+    def check_broken(self) -> bool:
+        """True when a ``verify`` check could not run at all (no edit can pass it)."""
+        return self.verification is not None and bool(self.verification.broken)
+
+    @property
     def verified(self) -> bool:
         """True when it succeeded and ``verify`` checks ran and passed."""
         return self.success and self.verification is not None and self.verification.passed
@@ -141,6 +146,29 @@ def tool_turn(run: RunState, tool_id: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def sane_usage(usage: Usage) -> Usage | None:
+    """What a tool reported, kept only where it can be true: token counts whole and not
+    negative, a cost finite and not negative (a NaN would switch off the cost limits
+    and is not JSON; a negative cost would give credit). None when nothing is left."""
+    import math
+
+    def count(v: object) -> int | None:
+        return v if isinstance(v, int) and not isinstance(v, bool) and v >= 0 else None
+
+    cost = usage.cost_usd
+    number = isinstance(cost, (int, float)) and not isinstance(cost, bool)
+    if not number or not math.isfinite(cost) or cost < 0:  # type: ignore[arg-type,operator]
+        cost = None
+    model = usage.model if isinstance(usage.model, str) else None
+    clean = Usage(
+        input_tokens=count(usage.input_tokens),
+        output_tokens=count(usage.output_tokens),
+        cost_usd=cost,
+        model=model,
+    )
+    return None if clean == Usage() else clean
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -341,7 +369,10 @@ class Attempt:
     def _settle(self, workspace: Workspace, outcome: AttemptOutcome) -> AttemptOutcome:
         """The outcome as recorded: a cancelled attempt lost (a race decides more)."""
         if self.cancelled is not None and not outcome.success:
-            return attrs.evolve(outcome, failure=Failure.LOST_RACE, message=self.cancelled)
+            # stopped, perhaps in the middle of its checks: they say nothing of the edit
+            return attrs.evolve(
+                outcome, failure=Failure.LOST_RACE, message=self.cancelled, verification=None
+            )
         return outcome
 
     def _judge(
@@ -374,7 +405,13 @@ class Attempt:
         verification = None
         if failure is None and self.payload.verify:
             verification = self._verify(workspace, ignore)
-            if not verification.passed:
+            if verification.broken:
+                failure = Failure.VERIFY_FAILED
+                message = (
+                    f"a check could not run ({verification.summary()}): fix the workstream's "
+                    "verify; no other tool was tried, since none could pass it"
+                )
+            elif not verification.passed:
                 failure = Failure.VERIFY_FAILED
                 message = f"{self.tool_id}'s edit failed its checks: {verification.summary()}"
         if failure is None:
@@ -405,8 +442,8 @@ class Attempt:
         )
 
     def _verify(self, workspace: Workspace, ignore: Sequence[str]) -> Verification:
-        """Run the workstream's checks on the edit; what they leave outside the scope
-        (caches, bytecode) is their own doing and is put back quietly."""
+        """Run the workstream's checks on the edit. What changed outside the scope while
+        they ran (their caches, or your own edits) is named, never undone."""
         from aim_core.checks import CheckRunner
 
         assert self.payload.verify is not None
@@ -424,14 +461,12 @@ class Attempt:
                 kind, {**data, "attempt_tool": self.tool_id}
             ),
             workstream_id=self.run.ws.id,
+            stopped=lambda: self.cancelled is not None,
         )
         verification = runner.run(self.payload.verify, workspace.root)
         left = workspace.outside(ignore=ignore)
-        if left:
-            _reverted, stuck = workspace.revert_outside(left)
-            log.debug(f"the checks changed {', '.join(left)}: put back")
-            if stuck:
-                log.warning(f"the checks changed {', '.join(stuck)}, which aim could not put back")
+        if left:  # never undone: aim cannot tell the checks' files from your edits meanwhile
+            log.info(f"While the checks ran, these changed outside the scope: {', '.join(left)}")
         return verification
 
     def _outside_message(self, workspace: Workspace, outside: Sequence[str]) -> str:
@@ -471,6 +506,11 @@ class Attempt:
             )
         if not value.success and value.failure is None:
             value = attrs.evolve(value, failure=Failure.TOOL_ERROR)
+        if value.usage is not None:
+            value = attrs.evolve(value, usage=sane_usage(value.usage))
+        wait = value.retry_after_s
+        if wait is not None and not (isinstance(wait, (int, float)) and 0 <= wait < float("inf")):
+            value = attrs.evolve(value, retry_after_s=None)  # NaN, negative: not advice
         return value
 
     def _abandon(self, workspace: Workspace, began: float) -> None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from aim_core.errors import NoToolError
-from aim_core.models import Invocation, InvocationResult, Verify
+from aim_core.models import Failure, Invocation, InvocationResult, Verify
 
 if TYPE_CHECKING:
     from aim_core.context import AimContext
@@ -32,6 +32,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("aim")
 
 CAPABILITY = {"tests": "testing", "lint": "linting"}
+# A check tool failing this way says the check is wrong, not the edit (pytest's usage
+# error "not found: tests/t.py::nope", a test runner that cannot start).
+CHECK_BROKEN = (
+    Failure.TOOL_ERROR,
+    Failure.UNAVAILABLE,
+    Failure.INVALID_PAYLOAD,
+    Failure.NOT_INSTALLED,
+    Failure.AUTH_REQUIRED,
+)
 FEEDBACK_CHARS = 4000  # of each failing check's output, in a repair's instruction
 SUMMARY_CHARS = 200
 PLUGIN_GRACE_S = 10.0
@@ -58,6 +67,7 @@ class CheckOutcome:
     summary: str
     output: str = ""
     duration_sec: float = 0.0
+    broken: bool = False  # the check itself could not run (a usage error, no tool)
 
     def to_record(self) -> dict[str, Any]:
         """The shape of one entry of ``result.content.verification.checks``."""
@@ -68,6 +78,7 @@ class CheckOutcome:
             "passed": self.passed,
             "summary": self.summary,
             "duration_sec": round(self.duration_sec, 3),
+            **({"broken": True} if self.broken else {}),
         }
 
 
@@ -81,6 +92,11 @@ class Verification:
     def passed(self) -> bool:
         """True when every check passed."""
         return all(c.passed for c in self.checks)
+
+    @property
+    def broken(self) -> tuple[CheckOutcome, ...]:
+        """The checks that could not run at all: no edit can pass them."""
+        return tuple(c for c in self.checks if c.broken)
 
     @property
     def failed(self) -> tuple[CheckOutcome, ...]:
@@ -142,8 +158,6 @@ def route_checks(project: Project, verify: Verify | None) -> dict[str, Candidate
 def check_tools_for(run: RunState, request: Invocation) -> dict[str, Candidate]:
     """:func:`route_checks` for a run, before any tool runs; with no tool for a kind,
     the refusal is recorded and :class:`~aim_core.errors.NoToolError` raised (exit 3)."""
-    from aim_core.models import Failure
-
     try:
         return route_checks(run.project, run.ws.verify)
     except NoToolError as e:
@@ -163,6 +177,8 @@ class CheckRunner:
         -> the :class:`~aim_core.context.AimContext` of a check (the attempt's process
         hooks, so that stopping the attempt stops its checks).
     :param on_event: ``on_event("check", {...})`` before and after each check.
+    :param stopped: true once the attempt was cut short (its checks' failures are not
+        reported then).
     """
 
     def __init__(
@@ -174,6 +190,7 @@ class CheckRunner:
         make_context: ContextFactory,
         on_event: EventSink | None = None,
         workstream_id: str | None = None,
+        stopped: Callable[[], bool] = lambda: False,
     ):
         self.project = project
         self.tools = tools
@@ -181,6 +198,7 @@ class CheckRunner:
         self.make_context = make_context
         self.on_event = on_event or (lambda kind, data: None)
         self.workstream_id = workstream_id
+        self.stopped = stopped
 
     def run(self, verify: Verify, root: Path) -> Verification:
         """Run every check of ``verify`` in ``root``; a failing one does not stop the
@@ -208,7 +226,7 @@ class CheckRunner:
         outcome = check()
         state = "passed" if outcome.passed else "failed"
         self.on_event("check", {**event, "state": state, "summary": outcome.summary})
-        if not outcome.passed:
+        if not outcome.passed and not self.stopped():  # a race's loser: killed, not failed
             log.warning(f"Check failed: {kind} {target}: {outcome.summary}")
         return outcome
 
@@ -260,6 +278,7 @@ class CheckRunner:
             summary=one_line(value.message or ("passed" if value.success else "failed"), environ),
             output="" if value.success else _clean(value.output, environ, FEEDBACK_CHARS),
             duration_sec=time.monotonic() - began,
+            broken=not value.success and value.failure in CHECK_BROKEN,
         )
 
     def _command(self, argv: tuple[str, ...], root: Path) -> CheckOutcome:

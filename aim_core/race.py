@@ -9,10 +9,12 @@ stopped at once (their process trees killed) and recorded as ``lost_race``;
 every copy is removed. Wall time is about the winner's, not the sum.
 
 While the race runs it holds the repository's tool turn, and a fingerprint of the
-user's tree (an in-place workspace over the scope, the *guard*) sees any write a
-candidate makes outside its copy: such a write is undone and no candidate wins.
-A killed race is recovered like a killed attempt: the guard's snapshot restores
-the tree, the copies go with the run's state directory.
+user's tree (an in-place workspace over the scope, the *guard*) sees any change
+there -- the user's own edits, or a candidate writing past its copy: aim cannot
+tell which, so it undoes nothing, applies nothing, and names what changed. A race
+killed before its winner is applied leaves the user's tree as it is (the copies
+go with the run's state directory); one killed while applying is restored from
+the guard's snapshot, like a killed attempt.
 """
 
 from __future__ import annotations
@@ -157,6 +159,7 @@ class Race:
         self.winner: RaceAttempt | None = None
         self.guard: InPlaceWorkspace | None = None
         self.closed = False
+        self.spoiled = False  # the user's tree changed during the race: nothing is applied
 
     # ----------------------------------------------------------------- the race's side
 
@@ -237,7 +240,7 @@ class Race:
                 batch.append(self.offers.get_nowait())
             finished += sum(1 for _, _, diff in batch if diff < 0)
             offers = [(r, o, d) for r, o, d in batch if d >= 0]
-            if offers and self.winner is None:
+            if offers and self.winner is None and not self.spoiled:
                 self._choose(offers)
             for racer, outcome, _ in offers:
                 self._verdict(racer, outcome)
@@ -265,14 +268,19 @@ class Race:
         outside = self.guard.outside(ignore=self._others())
         inside = self.guard.changes()
         if outside or inside:
+            # you, or a candidate writing past its copy: aim cannot tell which, so it
+            # touches nothing -- your edits are never undone -- and applies nothing
             touched = sorted({*outside, *inside.created, *inside.modified, *inside.deleted})
-            self.guard.revert_outside(outside)
-            self.guard.restore()
-            return (
-                Failure.OUT_OF_SCOPE,
-                "during the race the repository itself changed outside the copies: "
-                f"{', '.join(touched)} (undone); no candidate's work was applied",
+            self.spoiled = True
+            message = (
+                f"the repository changed during the race: {', '.join(touched)} (left as "
+                "it is: aim cannot tell your edits from a candidate's); no candidate's "
+                "work was applied"
             )
+            log.warning(message[:1].upper() + message[1:])
+            return Failure.OUT_OF_SCOPE, message
+        if self.run.active is not None:  # killed while applying: recovery restores
+            self.run.active.update(state="attempting")
         try:
             racer.workspace.keep()
         except ApplyError as e:
@@ -324,7 +332,7 @@ class Race:
         if run.active is not None:
             run.active.update(
                 snapshot=str(snap_dir),
-                state="attempting",
+                state="racing",  # recovery: kill and remove, never restore (nothing applied)
                 tool_id=None,
                 tool_mark=None,
                 race_marks=[r.token for r in self.racers],
@@ -337,7 +345,7 @@ class Race:
         return table.other_scopes(self.run.run_id, time.time() - 3600) if table else []
 
     def _close(self) -> None:
-        """Remove every copy; without a winner, undo what reached the user's tree."""
+        """Remove every copy (the user's tree is left as it is)."""
         if self.closed:
             return
         self.closed = True
@@ -345,9 +353,6 @@ class Race:
             if racer.workspace is not None:
                 racer.workspace.discard()
         if self.guard is not None:
-            if self.winner is None:
-                self.guard.revert_outside(self.guard.outside(ignore=self._others()))
-                self.guard.restore()
             self.guard.discard()
         if self.run.active is not None:
             self.run.active.update(state="done", race_marks=[], tool_pid=None)

@@ -94,6 +94,12 @@ def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
         others = RunTable(project.runs_state).other_scopes(run_id, cutoff - CUTOFF_GRACE_S)
         outcome = recover_attempt(project.root, snap_dir, scope, cutoff, ignore=others)
         _audit_interrupted(project, entry, outcome, killed)
+    elif entry.get("state") == "racing":  # nothing was applied: nothing to undo
+        from aim_core.isolated import remove_leftover_copy
+
+        for copy in sorted((project.runs_state / run_id).glob("race-*")):
+            remove_leftover_copy(copy)  # read-only folders and links included
+        _audit_interrupted(project, entry, outcome, killed, during="a race")
     undone = [*outcome.restored, *outcome.reverted]
     what = f"restored {', '.join(undone)}" if undone else "nothing to restore"
     if outcome.left:
@@ -102,7 +108,7 @@ def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
         what += f"; could not undo: {', '.join(outcome.stuck)}"
     log.warning(
         f"Recovered run {run_id} ({entry.get('workstream_id')}), which was killed: {what}"
-        + (f", stopped the {entry.get('tool_id')} process it left" if killed else "")
+        + (f", stopped the {entry.get('tool_id') or 'race'} processes it left" if killed else "")
     )
     return {
         "run_id": run_id,
@@ -114,13 +120,18 @@ def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _audit_interrupted(
-    project: Project, entry: dict[str, Any], outcome: Recovered, killed: bool
+    project: Project,
+    entry: dict[str, Any],
+    outcome: Recovered,
+    killed: bool,
+    during: str = "this attempt",
 ) -> None:
     from aim_core.audit.records import build_record
 
-    message = (
-        "Interrupted: the run was killed during this attempt; "
+    message = f"Interrupted: the run was killed during {during}; " + (
         "aim restored the files in scope afterwards"
+        if during == "this attempt"
+        else "its copies were removed, the repository left as it was"
     )
     record = build_record(
         actor=project.settings.actor,

@@ -196,7 +196,7 @@ class Runner:
             last = self._try_tool(run, cand, *prepared)
             if last.success:
                 return self._finished(run, last)
-            if last.failure is not None and last.failure.ends_workstream:
+            if last.failure is not None and (last.failure.ends_workstream or last.check_broken):
                 break
         if last is None:
             return nothing_available(run, request)
@@ -327,6 +327,8 @@ class Runner:
             if self._blames_tool(failure, payload):
                 self.cooldowns.failed(cand.tool_id)
             log.warning(f"{cand.tool_id} failed (attempt {n}): {outcome.message}")
+            if outcome.check_broken:
+                break
             if failure is Failure.VERIFY_FAILED and repairs < payload.max_repairs:
                 repairs += 1
                 assert outcome.verification is not None

@@ -125,9 +125,28 @@ def test_a_tool_that_writes_the_users_tree_directly_wins_nothing(vrepo):
     timed(vrepo, "second", "exit 3")
     result = vrepo.run("run", "--race", "2", str(vrepo.ws()))
     assert result.exit_code == 1, result.output
-    assert (root / "other.py").read_text() == "x = 1\n"
+    # nothing applied; the stray write is named, and left (it could have been yours)
     assert (root / "calc.py").read_text() == CALC
-    assert "other.py" in result.output
+    assert (root / "other.py").read_text() == "hacked\n"
+    assert "the repository changed during the race: other.py" in result.output
+    assert leftovers(vrepo) == []
+
+
+def test_your_edits_during_a_race_are_never_undone(vrepo):
+    timed(vrepo, "first", write(RIGHT), sleep=2)
+    timed(vrepo, "second", write(RIGHT), sleep=2)
+    proc = _start(vrepo, vrepo.ws())
+    _wait_for_both(vrepo)
+    (vrepo.root / "other.py").write_text("x = 'mine'\n")
+    (vrepo.root / "notes.md").write_text("mine\n")
+    (vrepo.root / "calc.py").write_text("# my own calc\n")
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert (vrepo.root / "other.py").read_text() == "x = 'mine'\n"
+    assert (vrepo.root / "notes.md").read_text() == "mine\n"
+    assert (vrepo.root / "calc.py").read_text() == "# my own calc\n"
+    assert "the repository changed during the race" in err
+    assert leftovers(vrepo) == []
 
 
 def test_race_larger_than_the_candidates_is_exit_2(vrepo):

@@ -9,6 +9,9 @@ process runner. Nothing of aim's is mocked.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -91,16 +94,63 @@ def test_lint_and_command_checks(vrepo):
     assert (vrepo.root / "calc.py").read_text() == RIGHT
 
 
-def test_a_failing_command_names_its_last_line_and_leaves_no_byproduct(vrepo):
+def test_a_failing_command_names_its_last_line(vrepo):
     vrepo.tool("first", write(RIGHT))
     vrepo.tool("second", "exit 9")
-    verify = {"commands": [["python", "-c", "open('junk.txt', 'w'); raise SystemExit('boom')"]]}
+    verify = {"commands": [["python", "-c", "raise SystemExit('boom')"]]}
     result = vrepo.run("run", str(vrepo.ws(verify=verify, capability_payload={"max_repairs": 0})))
     assert result.exit_code == 1
     first = attempts(vrepo)[0]
     check = content(first)["verification"]["checks"][0]
     assert check["summary"] == "exit code 1: boom"
-    assert not (vrepo.root / "junk.txt").exists()
+    assert (vrepo.root / "calc.py").read_text() == CALC
+
+
+def test_what_changes_while_the_checks_run_is_named_and_never_undone(vrepo):
+    """A check's own files and the user's edits meanwhile cannot be told apart: aim names
+    them and leaves them (reverting would lose the user's work)."""
+    vrepo.tool("first", write(RIGHT))
+    script = (
+        "import pathlib, time; pathlib.Path('junk.txt').write_text('check'); "
+        "time.sleep(2); print('ok')"
+    )
+    path = vrepo.ws(verify={"commands": [["python", "-c", script]]})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aim_core", "run", str(path)],
+        cwd=vrepo.root,
+        env=vrepo.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (vrepo.root / "junk.txt").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (vrepo.root / "other.py").write_text("x = 'my edit during the checks'\n")
+    (vrepo.root / "notes.md").write_text("mine\n")
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert (vrepo.root / "other.py").read_text() == "x = 'my edit during the checks'\n"
+    assert (vrepo.root / "notes.md").read_text() == "mine\n"
+    assert (vrepo.root / "calc.py").read_text() == RIGHT
+    assert "While the checks ran, these changed outside the scope" in err
+    assert "other.py" in err and "notes.md" in err
+
+
+def test_a_check_that_cannot_run_stops_the_workstream(vrepo):
+    """pytest's usage error ("not found") is the check's fault, not the edit's: no repair,
+    no fallback spending more on a check nobody can pass."""
+    vrepo.tool("first", write(RIGHT))
+    vrepo.tool("second", "touch ran-second")
+    path = vrepo.ws(verify={"tests": ["tests/test_calc.py::test_does_not_exist"]})
+    result = vrepo.run("run", str(path))
+    assert result.exit_code == 1, result.output
+    (record,) = attempts(vrepo)
+    assert record["failure"] == "verify_failed"
+    assert "a check could not run" in record["result"]["message"]
+    assert content(record)["verification"]["checks"][0]["broken"] is True
+    assert not (vrepo.root / "ran-second").exists()
     assert (vrepo.root / "calc.py").read_text() == CALC
 
 
@@ -270,3 +320,20 @@ def test_a_bad_max_cost_is_exit_2(vrepo, value):
 def test_bad_repairs_and_cost_limits_name_the_field(vrepo, payload, field):
     result = vrepo.run("validate", str(vrepo.ws(capability_payload=payload)))
     assert result.exit_code == 2 and field in result.output, result.output
+
+
+@pytest.mark.parametrize("cost", ["nan", "-5", "inf"])
+def test_a_cost_that_cannot_be_true_is_not_counted_and_not_recorded(vrepo, cost):
+    """A NaN would switch the limit off (and is not JSON); a negative cost would give
+    credit: neither is taken from the tool. (``inf`` is not finite either.)"""
+    vrepo.tool("first", f"echo COST {cost}\nexit 1")
+    vrepo.tool("second", "echo COST 0.75\nexit 1")
+    path = vrepo.ws(verify=None, capability_payload={"max_cost_usd": 0.5, "max_retries": 0})
+    result = vrepo.run("run", str(path))
+    assert result.exit_code == 1, result.output
+    records = vrepo.audit_records()  # every line is JSON
+    first = next(r for r in records if r.get("tool_id") == "first")
+    assert content(first).get("usage") is None
+    # first's cost counted as nothing: the fallback still started
+    assert [r["tool_id"] for r in attempts(vrepo)] == ["first", "second"]
+    assert "nan" not in vrepo.run("audit", "report").stdout.lower()
