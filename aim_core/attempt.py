@@ -405,15 +405,7 @@ class Attempt:
         verification = None
         if failure is None and self.payload.verify:
             verification = self._verify(workspace, ignore)
-            if verification.broken:
-                failure = Failure.VERIFY_FAILED
-                message = (
-                    f"a check could not run ({verification.summary()}): fix the workstream's "
-                    "verify; no other tool was tried, since none could pass it"
-                )
-            elif not verification.passed:
-                failure = Failure.VERIFY_FAILED
-                message = f"{self.tool_id}'s edit failed its checks: {verification.summary()}"
+            failure, message = self._verdict_of(verification)
         if failure is None:
             message = f"{capability_title(self.capability)} completed (attempt {self.number})"
             workspace.keep()
@@ -440,6 +432,17 @@ class Attempt:
             repair=self.repair,
             diff=diff,
         )
+
+    def _verdict_of(self, verification: Verification) -> tuple[Failure | None, str]:
+        if verification.broken:
+            return Failure.VERIFY_FAILED, (
+                f"a check could not run ({verification.summary()}): fix the workstream's "
+                "verify; no other tool was tried, since none could pass it"
+            )
+        if not verification.passed:
+            summary = verification.summary()
+            return Failure.VERIFY_FAILED, f"{self.tool_id}'s edit failed its checks: {summary}"
+        return None, ""
 
     def _verify(self, workspace: Workspace, ignore: Sequence[str]) -> Verification:
         """Run the workstream's checks on the edit. What changed outside the scope while

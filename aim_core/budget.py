@@ -34,9 +34,16 @@ class BudgetStop:
     def message(self) -> str:
         """The sentence recorded and printed."""
         return (
-            f"Cost limit reached: ${self.spent_usd:.4f} spent of ${self.limit_usd:g} "
+            f"Cost limit reached: {dollars(self.spent_usd)} spent of {dollars(self.limit_usd)} "
             f"({self.source}); no further retry, repair or fallback was started"
         )
+
+
+def dollars(value: float) -> str:
+    """``$0.42``, ``$0.0035``, ``$12``: cents, or four places below a cent."""
+    if value >= 100 or value == int(value):
+        return f"${value:,.0f}" if value == int(value) else f"${value:,.2f}"
+    return f"${value:.2f}" if value >= 0.01 else f"${value:.4f}"
 
 
 class RunBudget:

@@ -199,6 +199,10 @@ class CheckRunner:
         self.on_event = on_event or (lambda kind, data: None)
         self.workstream_id = workstream_id
         self.stopped = stopped
+        # Python reads and writes bytecode only under aim's own cache (outside the
+        # repository), so a .pyc a tool planted in the tree cannot answer for its source.
+        prefix = project.runs_state.parent / "pycache"
+        self.env = {"PYTHONPYCACHEPREFIX": str(prefix), "PYTHONDONTWRITEBYTECODE": ""}
 
     def run(self, verify: Verify, root: Path) -> Verification:
         """Run every check of ``verify`` in ``root``; a failing one does not stop the
@@ -247,6 +251,7 @@ class CheckRunner:
             tool_id=cand.tool_id,
             deadline=began + self.timeout_s,
             env_passthrough=cand.state.detection.env_passthrough,
+            env=self.env,
         )
         args = {
             "tool_id": cand.tool_id,
@@ -283,7 +288,9 @@ class CheckRunner:
 
     def _command(self, argv: tuple[str, ...], root: Path) -> CheckOutcome:
         began = time.monotonic()
-        ctx = self.make_context(root=root, tool_id=None, deadline=began + self.timeout_s)
+        ctx = self.make_context(
+            root=root, tool_id=None, deadline=began + self.timeout_s, env=self.env
+        )
         r = ctx.run(list(argv))
         environ = self.project.environ
         output = "\n".join(t for t in (r.stdout, r.stderr) if t.strip())

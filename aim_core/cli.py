@@ -215,9 +215,18 @@ def _with_security(project: Project, verdict: FileVerdict) -> FileVerdict:
     request = invocation_for(ws, project.settings)
     capability = ws.capability if project.settings.enable_aim else None
     problems = workstream_problems(project, request, capability)
-    if not problems:
-        return verdict
     errors = tuple(f"{verdict.display}: {p.field}: {p.message}" for p in problems)
+    if ws.race and ws.race > 1:
+        from aim_core.router import candidates
+
+        routed = len(candidates(project.rules, project.detect(), capability, ws.tool))
+        if ws.race > routed:
+            errors += (
+                f"{verdict.display}: race: asks to race {ws.race} tools but the rules route "
+                f"only {routed}; lower it or add fallbacks to the rules",
+            )
+    if not errors:
+        return verdict
     return attrs.evolve(verdict, errors=verdict.errors + errors)
 
 

@@ -40,8 +40,13 @@ def echo(text: str, *, err: bool = False) -> None:
 
             _ANSI = re.compile(r"\033\[[;?0-9]*[a-zA-Z]")  # click's strip_ansi
         text = _ANSI.sub("", text)
-    stream.write(text + "\n")
-    stream.flush()
+    try:
+        stream.write(text + "\n")
+        stream.flush()
+    except BrokenPipeError:  # `aim run ... | head`: the reader left; the work goes on
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # Python's own advice: no error at exit either
+        os.close(devnull)
 
 
 def _isatty(stream: Any) -> bool:

@@ -232,14 +232,38 @@ def run_command(
 
     verdicts = load_all(project, list(paths))
     if dry_run:
-        return _print_plan(project, verdicts)
+        return _print_plan(project, verdicts, race=race, as_json=as_json)
     return _run_graph(project, verdicts, jobs=jobs, as_json=as_json, max_cost=max_cost, race=race)
 
 
-def _print_plan(project: Any, verdicts: list[Any]) -> int:
+def _print_plan(project: Any, verdicts: list[Any], *, race: int | None, as_json: bool) -> int:
+    """The dry run: each workstream's candidates, scope, checks and race -- or, with
+    ``as_json``, one JSON object a line. A race larger than the candidates is exit 2,
+    as ``aim run`` would say."""
+    from aim_core.errors import AimError
     from aim_core.graph import plan
 
-    for p in plan(project, verdicts):
+    planned = plan(project, verdicts)
+    for p in planned:
+        size = race or p.race
+        if size > len(p.tools):
+            raise AimError(
+                f"asks to race {size} tools but the rules route only {len(p.tools)}; lower "
+                "it or add fallbacks to the rules",
+                file=None if race else p.source,
+                field="--race" if race else "race",
+            )
+    if as_json:
+        import json
+
+        import attrs
+
+        for p in planned:
+            data = attrs.asdict(p)
+            data["race"] = race or p.race
+            echo(json.dumps(data, ensure_ascii=False))
+        return 0
+    for p in planned:
         deps = f" after {', '.join(p.depends_on)}" if p.depends_on else ""
         echo(f"{p.workstream_id} ({p.source}): {p.what}{deps}")
         for t in p.tools:
@@ -247,8 +271,8 @@ def _print_plan(project: Any, verdicts: list[Any]) -> int:
         echo(f"  may change: {', '.join(p.may_change) or '(none)'}")
         if p.checks:
             echo(f"  checks: {'; '.join(p.checks)}")
-        if p.race > 1:
-            echo(f"  race: the first {p.race} tools at once, each in its own copy")
+        if (race or p.race) > 1:
+            echo(f"  race: the first {race or p.race} tools at once, each in its own copy")
     echo("Dry run: nothing was run.")
     return 0
 

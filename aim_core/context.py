@@ -43,6 +43,9 @@ class AimContext:
     on_start: Callable[[int], None] | None = None
     measure: Callable[[], FileChanges] | None = None
     process_token: str | None = None
+    env: Mapping[str, str] = field(factory=dict)
+    """Variables the core sets for every process of this call, over the plugin's own
+    (a ``verify`` check's bytecode cache, outside the repository)."""
 
     def changes(self) -> FileChanges:
         """What changed in the work tree since the core started this attempt.
@@ -97,7 +100,8 @@ class AimContext:
         if timeout_s is not None:
             limit = timeout_s if limit is None else min(limit, timeout_s)
         source = os.environ if self.environ is None else self.environ
-        full_env = process.build_env(self.env_passthrough, env, source=source)
+        extra = {**(env or {}), **self.env} if self.env else env
+        full_env = process.build_env(self.env_passthrough, extra, source=source)
         try:
             result = process.run_process(
                 argv,

@@ -64,8 +64,8 @@ class ProgressView:
                 row["state"] = "done" if data["success"] else "failed"
                 row["end"] = time.monotonic()
                 tools.clear()
-        if self._live is not None:
-            self._live.update(self._table())
+        if self._live is not None:  # drawn now: a check that fails fast still shows
+            self._live.update(self._table(), refresh=True)
 
     def _table(self) -> Any:
         from rich.table import Table

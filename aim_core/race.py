@@ -49,7 +49,8 @@ def race_size(option: int | None, run: RunState, candidates: int) -> int:
     if size > candidates:
         raise AimError(
             f"asks to race {size} tools but the rules route only {candidates} for "
-            f"'{run.capability or run.ws.tool}'; lower it or add fallbacks to the rules",
+            + (f"capability '{run.capability}'" if run.capability else f"tool '{run.ws.tool}'")
+            + "; lower it or add fallbacks to the rules",
             file=run.source if field == "race" else None,
             field=field,
         )

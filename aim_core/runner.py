@@ -311,11 +311,13 @@ class Runner:
         ``max_repairs`` repairs of edits that failed their checks; the last attempt."""
         outcome: AttemptOutcome | None = None
         n = repairs = 0
-        request = payload
+        request, repairing = payload, False
         while True:
             stop, left = self._budget(run)
             if stop is not None:
                 return record_stop(run, stop, payload, cand.tool_id)
+            if repairing:
+                log.info(f"Asking {cand.tool_id} to repair its edit with the failing output")
             n += 1
             outcome = self._attempt(
                 run, cand, capability, attrs.evolve(request, max_cost_usd=left), n, repairs
@@ -332,11 +334,9 @@ class Runner:
             if failure is Failure.VERIFY_FAILED and repairs < payload.max_repairs:
                 repairs += 1
                 assert outcome.verification is not None
-                request = with_feedback(payload, outcome.verification.feedback())
-                log.info(
-                    f"Asking {cand.tool_id} to repair its edit with the failing checks' output"
-                )
+                request, repairing = with_feedback(payload, outcome.verification.feedback()), True
                 continue
+            repairing = False
             if not failure.retryable or n - repairs > payload.max_retries:
                 break
             if self.cooldowns.cooling(cand.tool_id):

@@ -53,11 +53,25 @@ def verify_problems(
                 )
             if problem is not None:
                 problems.append(problem)
+            else:  # a directory or glob: what it reaches, as for files_scope (links out)
+                problems += _reached_problems(root, path, where, forbidden)
     for i, argv in enumerate(verify.commands):
         problem = _program_problem(argv[0], f"verify.commands[{i}][0]", root, forbidden, environ)
         if problem is not None:
             problems.append(problem)
     return problems
+
+
+def _reached_problems(root: Path, path: str, where: str, forbidden: Any) -> list[Problem]:
+    from aim_core.scope_check import MAX_ENTRIES, MAX_FILES, TooManyFiles, expand
+
+    if not (any(c in path for c in "*?[") or (root / path).is_dir()):
+        return []
+    try:
+        found = expand(root, path, tuple(forbidden), [MAX_FILES, MAX_ENTRIES])
+    except TooManyFiles:
+        return [Problem(field=where, path=path, message=f"'{path}' reaches too many files")]
+    return [Problem(field=where, message=m, path=p) for p, m in found.problems]
 
 
 def _exists(root: Path, path: str) -> bool:
@@ -78,6 +92,13 @@ def _program_problem(
 ) -> Problem | None:
     from aim_core.security import check_path
 
+    if os.path.isabs(program):  # a system program (/bin/sh): found, and runnable
+        if os.path.isfile(program) and os.access(program, os.X_OK):
+            return None
+        return Problem(
+            field=where,
+            message=f"'{program}' is not a program that exists here; fix the path",
+        )
     if "/" in program or "\\" in program:
         problem = check_path(program, where, root, forbidden)
         if problem is None and not (root / program).is_file():

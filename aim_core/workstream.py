@@ -385,28 +385,30 @@ def check_workstream(
 
 
 def _self_checked(ws: Workstream) -> list[tuple[str, str]]:
-    """A check the tool itself may rewrite proves little: say so (a workstream that
-    asks for code and its tests may mean it)."""
+    """A test or command the tool itself may rewrite proves little: say so (a workstream
+    that asks for code and its tests may mean it). Linting the edited files is what
+    lint is for: no warning."""
     if not ws.verify:
         return []
     writable = [w.replace("\\", "/").strip("/") for w in ws.writable_files()]
-    out = []
-    for kind in ("tests", "lint"):
-        for i, target in enumerate(getattr(ws.verify, kind)):
-            path = target.split("::", 1)[0].replace("\\", "/").strip("/")
-            if any(
-                path == w or path.startswith(w + "/") or fnmatch.fnmatchcase(path, w)
-                for w in writable
-            ):
-                out.append(
-                    (
-                        f"verify.{kind}[{i}]",
-                        f"'{path}' is in files_scope or files_create: the tool may change "
-                        "the check that judges it; keep tests out of the scope if it "
-                        "should not",
-                    )
-                )
-    return out
+
+    def inside(path: str) -> bool:
+        path = path.split("::", 1)[0].replace("\\", "/").strip("/")
+        return any(
+            path == w or path.startswith(w + "/") or fnmatch.fnmatchcase(path, w) for w in writable
+        )
+
+    found = [(f"verify.tests[{i}]", t) for i, t in enumerate(ws.verify.tests) if inside(t)]
+    for i, argv in enumerate(ws.verify.commands):
+        found += [(f"verify.commands[{i}][{j}]", a) for j, a in enumerate(argv) if inside(a)]
+    return [
+        (
+            where,
+            f"'{name}' is in files_scope or files_create: the tool may change the check "
+            "that judges it; keep it out of the scope if it should not",
+        )
+        for where, name in found
+    ]
 
 
 # --------------------------------------------------------------------------- files

@@ -258,3 +258,21 @@ def test_the_live_view_shows_each_candidate_and_its_checks(vrepo):
     assert "first" in text and "attempt 1, race of 2" in text
     assert "checking tests tests/test_calc.py (pytest)" in text
     assert "tests tests/test_calc.py failed: 1 failed" in text
+
+
+def test_validate_and_the_dry_run_agree_with_run_about_the_race_size(vrepo):
+    path = vrepo.ws(race=3)
+    for args in (("validate", str(path)), ("run", "--dry-run", str(path))):
+        result = vrepo.run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "race" in result.output and "only 2" in result.output
+    ok = vrepo.ws()
+    result = vrepo.run("run", "--dry-run", "--race", "2", str(ok))
+    assert result.exit_code == 0 and "race: the first 2 tools at once" in result.stdout
+    result = vrepo.run("run", "--dry-run", "--race", "3", str(ok))
+    assert result.exit_code == 2 and "--race" in result.output
+    plan = vrepo.run("run", "--dry-run", "--json", "--race", "2", str(ok))
+    assert plan.exit_code == 0
+    (line,) = plan.stdout.splitlines()
+    data = __import__("json").loads(line)
+    assert data["race"] == 2 and data["checks"] == ["tests tests/test_calc.py"]

@@ -281,10 +281,20 @@ def test_report_and_query_separate_verified_from_unverified_success(vrepo):
 
 
 def test_a_check_the_tool_may_rewrite_is_a_warning(vrepo):
-    path = vrepo.ws(files_scope=["calc.py", "tests/"])
+    (vrepo.root / "check.sh").write_text("#!/bin/sh\nexit 0\n")
+    path = vrepo.ws(
+        files_scope=["calc.py", "tests/", "check.sh"],
+        verify={
+            "tests": ["tests/test_calc.py"],
+            "lint": ["calc.py"],  # linting the edit is what lint is for: no warning
+            "commands": [["sh", "check.sh"], ["/bin/sh", "-c", "true"]],
+        },
+    )
     result = vrepo.run("validate", str(path))
     assert result.exit_code == 0, result.output
     assert "verify.tests[0]" in result.output and "may change the check" in result.output
+    assert "verify.commands[0][1]" in result.output
+    assert "verify.lint" not in result.output and "verify.commands[1]" not in result.output
     strict = vrepo.run("validate", "--strict", str(path))
     assert strict.exit_code == 0  # a warning, not an unknown field
 
@@ -337,3 +347,43 @@ def test_a_cost_that_cannot_be_true_is_not_counted_and_not_recorded(vrepo, cost)
     # first's cost counted as nothing: the fallback still started
     assert [r["tool_id"] for r in attempts(vrepo)] == ["first", "second"]
     assert "nan" not in vrepo.run("audit", "report").stdout.lower()
+
+
+PLANT = """
+import importlib.util, pathlib, py_compile, sys
+pathlib.Path("right_src.py").write_text({right!r})
+target = importlib.util.cache_from_source("calc.py")
+py_compile.compile("right_src.py", cfile=target, dfile="calc.py",
+                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+pathlib.Path("right_src.py").unlink()
+pathlib.Path("calc.py").write_text({wrong!r})
+"""
+
+
+def test_a_planted_bytecode_cannot_answer_for_the_source(vrepo):
+    """The tool writes wrong source and, in the existing git-ignored __pycache__, the
+    bytecode of right source (unchecked: Python would never compare it to the source).
+    The checks read bytecode only from aim's own cache, so they see the wrong source."""
+    (vrepo.root / ".gitignore").write_text("__pycache__/\n")
+    (vrepo.root / "__pycache__").mkdir()
+    subprocess.run(["git", "-C", str(vrepo.root), "add", ".gitignore"], check=True)
+    subprocess.run(["git", "-C", str(vrepo.root), "commit", "-qm", "ignore"], check=True)
+    script = vrepo.env.bin_dir / "plant.py"
+    script.write_text(PLANT.format(right=RIGHT, wrong=WRONG))
+    vrepo.tool("first", f'"{sys.executable}" "{script}"')
+    vrepo.tool("second", "exit 9")
+    result = vrepo.run("run", str(vrepo.ws(capability_payload={"max_repairs": 0})))
+    assert result.exit_code == 1, result.output
+    assert attempts(vrepo)[0]["failure"] == "verify_failed"
+
+
+@pytest.mark.parametrize("target", ["tests", "tests/", "tests/test_link_*.py"])
+def test_a_directory_or_glob_check_cannot_reach_outside_through_a_link(vrepo, target):
+    outside = vrepo.root.parent / "outside_test.py"
+    outside.write_text("def test_outside():\n    open('/tmp/never', 'w')\n")
+    (vrepo.root / "tests" / "test_link_out.py").symlink_to(outside)
+    vrepo.tool("first", "touch ran")
+    result = vrepo.run("run", str(vrepo.ws(verify={"tests": [target]})))
+    assert result.exit_code == 2, result.output
+    assert "verify.tests[0]" in result.output and "test_link_out.py" in result.output
+    assert not (vrepo.root / "ran").exists()
