@@ -425,6 +425,7 @@ class IsolatedWorkspace:
         _git_ok(self.snapshot_dir, "clone", "-q", "--shared", "--no-checkout", str(common), TREE)
         dot = tree / ".git"
         self._set_head(top, dot)
+        self._copy_identity(top, tree)
         if (gitdir / "index").is_file():
             shutil.copyfile(gitdir / "index", dot / "index")
             for shared in gitdir.glob("sharedindex.*"):
@@ -452,6 +453,17 @@ class IsolatedWorkspace:
             info.mkdir(exist_ok=True)
             with open(info / "exclude", "a", encoding="utf-8") as f:
                 f.writelines(f"/{self._top_rel(rel_root, x)}\n" for x in self.linked)
+
+    def _copy_identity(self, top: Path, tree: Path) -> None:
+        """The repository's own ``user.name`` and ``user.email`` (only those: no hook,
+        no alias), so a tool's ``git commit`` in the copy works as in the repository."""
+        r = _git(top, "config", "--local", "--get-regexp", r"^user\.(name|email)$")
+        if r is None or r.returncode != 0:
+            return
+        for line in r.stdout.decode("utf-8", "replace").splitlines():
+            key, _, value = line.partition(" ")
+            if key in ("user.name", "user.email"):
+                _git(tree, "config", "--local", key, value)
 
     def _set_head(self, top: Path, dot: Path) -> None:
         """The copy's HEAD: the user's branch at the user's commit (or detached)."""

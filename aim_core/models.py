@@ -115,6 +115,7 @@ class Verify:
         metadata=spec(
             "a list of test files or pytest node ids",
             "Tests run through the `testing` capability (pytest, or what the rules route).",
+            items={"type": "string", "minLength": 1},
         ),
     )
     lint: tuple[str, ...] = field(
@@ -124,6 +125,7 @@ class Verify:
             "a list of repository-relative files",
             "Files linted through the `linting` capability (ruff, or what the rules route); "
             "nothing is fixed.",
+            items={"type": "string", "minLength": 1},
         ),
     )
     commands: tuple[tuple[str, ...], ...] = field(

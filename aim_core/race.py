@@ -19,6 +19,7 @@ the guard's snapshot, like a killed attempt.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -93,8 +94,16 @@ class _Held:
 class RaceAttempt(Attempt):
     """One candidate of a race: an attempt in its own copy, outside the tool turn."""
 
-    def __init__(self, race: Race, cand: Candidate, capability: str | None, payload: Invocation):
-        super().__init__(race.run, cand, capability, payload, 1)
+    def __init__(
+        self,
+        race: Race,
+        cand: Candidate,
+        capability: str | None,
+        payload: Invocation,
+        number: int = 1,
+        repair: int = 0,
+    ):
+        super().__init__(race.run, cand, capability, payload, number, repair=repair)
         self.race = race
         self.workspace: Any = None
         self.extra_content["strategy"] = "race"
@@ -107,7 +116,7 @@ class RaceAttempt(Attempt):
     def _new_workspace(self, snap_dir: Path) -> Workspace:
         from aim_core.isolated import IsolatedWorkspace
 
-        copy_dir = snap_dir.with_name(f"race-{self.tool_id}")
+        copy_dir = snap_dir.with_name(f"race-{self.tool_id}-{self.number}")
         self.workspace = IsolatedWorkspace(
             self.run.project.root, self.scope(), copy_dir, **self.guards()
         )
@@ -153,7 +162,9 @@ class Race:
     ) -> None:
         self.run = run
         self.entries = entries
-        self.racers: list[RaceAttempt] = []
+        self.racers: list[RaceAttempt] = []  # every try: first attempts, then repairs
+        self.lock = threading.Lock()  # self.racers grows (repairs) while others read it
+        self.judged = False  # no offer is taken any more
         self.offers: queue.Queue[tuple[RaceAttempt, AttemptOutcome, int]] = queue.Queue()
         self.verdicts: dict[int, AttemptOutcome] = {}
         self.decided = threading.Condition()
@@ -171,8 +182,13 @@ class Race:
         self.racers = [RaceAttempt(self, c, cap, p) for c, cap, p in self.entries]
         self.run.racing = list(self.racers)
         results: dict[int, AttemptOutcome] = {}
+        # each thread in a copy of this one's context: its log lines name the workstream
         threads = [
-            threading.Thread(target=self._race_one, args=(r, results), daemon=True)
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(self._race_one, r, results),
+                daemon=True,
+            )
             for r in self.racers
         ]
         try:
@@ -193,7 +209,10 @@ class Race:
 
     def _stop_losers(self, threads: list[threading.Thread]) -> None:
         """Stop every candidate but the winner and wait for them (inside the turn)."""
-        for r in self.racers:
+        with self.lock:
+            self.judged = True
+            racers = list(self.racers)
+        for r in racers:
             if self.winner is not r:
                 r.cancel(self._lost_message())
         with self.decided:
@@ -202,6 +221,52 @@ class Race:
             t.join()
 
     def _race_one(self, racer: RaceAttempt, results: dict[int, AttemptOutcome]) -> None:
+        """One candidate: its attempt, then its repairs (each in a fresh copy) while its
+        edit fails its checks and the race is still open."""
+        outcome = self._try_racer(racer, results)
+        while self._repairable(racer, outcome):
+            repairer = self._repairer(racer, outcome)
+            if repairer is None:
+                break
+            racer = repairer
+            outcome = self._try_racer(racer, results)
+        self.offers.put((racer, outcome, -1))  # done: wakes the judge
+
+    def _repairable(self, racer: RaceAttempt, outcome: AttemptOutcome) -> bool:
+        open_race = self.winner is None and not self.spoiled and not self.run.stop.is_set()
+        return (
+            open_race
+            and racer.cancelled is None
+            and outcome.failure is Failure.VERIFY_FAILED
+            and not outcome.check_broken
+            and outcome.verification is not None
+            and racer.repair < racer.payload.max_repairs
+        )
+
+    def _repairer(self, racer: RaceAttempt, outcome: AttemptOutcome) -> RaceAttempt | None:
+        """The next try of ``racer``'s tool: the failing checks' output in its instruction
+        (None when the race was decided meanwhile)."""
+        from aim_core.request import with_feedback
+
+        assert outcome.verification is not None
+        first = self.entries[[c.tool_id for c, _, _ in self.entries].index(racer.tool_id)][2]
+        payload = with_feedback(first, outcome.verification.feedback())
+        nxt = RaceAttempt(
+            self, racer.candidate, racer.capability, payload, racer.number + 1, racer.repair + 1
+        )
+        with self.lock:
+            if self.winner is not None or self.spoiled or self.judged:
+                return None
+            self.racers.append(nxt)
+            self.run.racing = list(self.racers)
+        if self.run.active is not None:
+            self.run.active.update(race_marks=[r.token for r in self.racers])
+        if racer.workspace is not None:
+            racer.workspace.discard()
+        log.info(f"Asking {racer.tool_id} to repair its edit with the failing output")
+        return nxt
+
+    def _try_racer(self, racer: RaceAttempt, results: dict[int, AttemptOutcome]) -> AttemptOutcome:
         try:
             outcome = racer.execute()
         except _Cancelled:
@@ -223,7 +288,7 @@ class Race:
             log.info(f"{racer.tool_id} won the race: {outcome.message}")
         elif outcome.failure is not Failure.LOST_RACE:
             log.warning(f"{racer.tool_id} failed in the race: {outcome.message}")
-        self.offers.put((racer, outcome, -1))  # done: wakes the judge
+        return outcome
 
     def _judge_offers(self, threads: list[threading.Thread]) -> None:
         """Take offers until a winner is applied or every candidate has finished."""
@@ -318,6 +383,10 @@ class Race:
         self.offers.put((racer, outcome, diff))
         with self.decided:
             while id(racer) not in self.verdicts and not self.run.stop.is_set():
+                if self.judged and self.winner is not racer:  # too late: the race is over
+                    return attrs.evolve(
+                        outcome, failure=Failure.LOST_RACE, message=self._lost_message()
+                    )
                 if racer.cancelled is not None and self.winner is not racer:
                     return attrs.evolve(outcome, failure=Failure.LOST_RACE, message=racer.cancelled)
                 self.decided.wait(0.1)

@@ -33,7 +33,10 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"$ref": f"#/$defs/{tp.__name__}"}
     if origin is tuple or origin is list:
         item = get_args(tp)[0]
-        return {"type": "array", "items": _type_schema(item, defs)}
+        items = _type_schema(item, defs)
+        if get_origin(item) is tuple:  # an argument list: the program at least
+            items = {**items, "minItems": 1}
+        return {"type": "array", "items": items}
     if origin is dict or tp is dict:
         return {"type": "object"}
     if tp is str:

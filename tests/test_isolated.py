@@ -543,3 +543,37 @@ def test_an_apply_cut_short_is_finished_by_recovery(user, tmp_path, monkeypatch)
     assert not (user / "src/m.py").exists()
     assert not [p for p in tree_of(user) if ".aim-apply-" in p]
     assert not copy_dir.exists()
+
+
+def test_the_copy_knows_the_repositorys_own_git_identity(tmp_path):
+    """A tool's `git commit` in the copy works as in the repository (user.name and
+    user.email of the repository's own config; nothing else of it)."""
+    import subprocess
+
+    from aim_core.isolated import IsolatedWorkspace
+    from aim_core.scope import Scope
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    run = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)  # noqa: E731
+    run("init", "-q")
+    run("config", "user.name", "Repo Person")
+    run("config", "user.email", "repo@example.invalid")
+    run("config", "alias.x", "!touch /tmp/never")
+    (repo / "a.py").write_text("a = 1\n")
+    run("add", "-A")
+    run("commit", "-qm", "init")
+    ws = IsolatedWorkspace(repo, Scope(repo, ["a.py"]), tmp_path / "copy")
+    try:
+        got = subprocess.run(
+            ["git", "-C", str(ws.root), "config", "--local", "user.name"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        assert got == "Repo Person"
+        alias = subprocess.run(
+            ["git", "-C", str(ws.root), "config", "--local", "alias.x"], capture_output=True
+        )
+        assert alias.returncode != 0
+    finally:
+        ws.discard()

@@ -276,3 +276,28 @@ def test_validate_and_the_dry_run_agree_with_run_about_the_race_size(vrepo):
     (line,) = plan.stdout.splitlines()
     data = __import__("json").loads(line)
     assert data["race"] == 2 and data["checks"] == ["tests tests/test_calc.py"]
+
+
+def test_a_racer_repairs_its_edit_in_a_fresh_copy(vrepo):
+    """The tool writes right code only when its instruction holds pytest's output: its
+    repair wins the race, as it would have won one tool at a time."""
+    vrepo.tool(
+        "first",
+        'if grep -q "assert add(2, 3) == 5" -; then\n'
+        + write(RIGHT)
+        + "\nelse\n"
+        + write(WRONG)
+        + "\nfi",
+    )
+    timed(vrepo, "second", "exit 3", sleep=30)
+    result = vrepo.run("run", "--race", "2", str(vrepo.ws()))
+    assert result.exit_code == 0, result.output
+    assert (vrepo.root / "calc.py").read_text() == RIGHT
+    firsts = [r for r in attempts(vrepo) if r["tool_id"] == "first"]
+    assert [(content(r)["repair"], r["failure"]) for r in firsts] == [
+        (0, "verify_failed"),
+        (1, None),
+    ]
+    second = next(r for r in attempts(vrepo) if r["tool_id"] == "second")
+    assert second["failure"] == "lost_race"
+    assert leftovers(vrepo) == []
