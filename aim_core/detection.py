@@ -17,7 +17,6 @@ A warm ``aim status`` therefore starts no process at all.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -28,6 +27,7 @@ from typing import Any
 import attrs
 from attrs import define, field
 
+from aim_core.digest import sha256
 from aim_core.models import ToolDetection
 from aim_core.plugins import AimPlugins
 from aim_core.status_snapshot import tool_variables_key
@@ -236,7 +236,7 @@ class DetectionCache:
 
 
 def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256(text.encode()).hexdigest()[:16]
 
 
 def _normalise(value: Any) -> list[ToolDetection] | str:

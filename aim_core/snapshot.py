@@ -10,7 +10,6 @@ them back.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 
 from attrs import define, field
 
+from aim_core.digest import sha256
 from aim_core.models import FileChanges
 from aim_core.scope import Scope, _rel, linked_parent, make_real_parents
 
@@ -28,7 +28,7 @@ MANIFEST = "manifest.json"
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
