@@ -7,12 +7,16 @@ from 3.12) gives the same digests. Falls back to ``hashlib`` where neither exist
 
 from __future__ import annotations
 
-try:
-    from _sha256 import sha256  # CPython 3.10, 3.11
-except ImportError:  # pragma: no cover - depends on the interpreter
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hashlib import sha256
+else:
     try:
-        from _sha2 import sha256  # CPython 3.12+
-    except ImportError:
-        from hashlib import sha256
+        from _sha256 import sha256  # CPython 3.10, 3.11
+    except ImportError:  # pragma: no cover - depends on the interpreter
+        try:
+            from _sha2 import sha256  # CPython 3.12+
+        except ImportError:
+            from hashlib import sha256
 
 __all__ = ["sha256"]
