@@ -128,12 +128,12 @@ def _parse_yaml(text: str, where: str) -> Any:
     alias bomb), nesting deeper than :data:`MAX_DEPTH`."""
     import json
 
-    from aim_core.digest import sha256
+    from aim_core.digest import sha256_hex
     from aim_core.paths import cache_dir
 
     if text.startswith("\ufeff"):
         text = text[1:]
-    cached = cache_dir() / "config-v1" / f"{sha256(text.encode()).hexdigest()}.json"
+    cached = cache_dir() / "config-v1" / f"{sha256_hex(text.encode())}.json"
     try:
         return json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):

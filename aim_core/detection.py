@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from aim_core.digest import sha256
+from aim_core.digest import sha256_hex
 from aim_core.models import ToolDetection
 from aim_core.plugins import AimPlugins
 from aim_core.status_snapshot import tool_variables_key
@@ -257,7 +257,7 @@ class DetectionCache:
 
 
 def _hash(text: str) -> str:
-    return sha256(text.encode()).hexdigest()[:16]
+    return sha256_hex(text.encode())[:16]
 
 
 def _normalise(value: Any) -> list[ToolDetection] | str:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from aim_core.digest import sha256
+from aim_core.digest import file_sha256
 from aim_core.models import FileChanges
 from aim_core.scope import Scope, _rel, linked_parent, make_real_parents
 from aim_core.values import Value
@@ -27,11 +27,7 @@ MANIFEST = "manifest.json"
 
 
 def _digest(path: Path) -> str:
-    h = sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)[1]
 
 
 class Changes(Value):

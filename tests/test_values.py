@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 
-from aim_core.digest import sha256
+from aim_core import digest
 from aim_core.plugins import PluginInfo
 from aim_core.proctree import ToolTree
 from aim_core.registry import Route
 from aim_core.workstream import FileVerdict
 
 
-def test_sha256_gives_hashlib_digests() -> None:
+def test_sha256_gives_hashlib_digests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(bytes(range(256)) * 8192)  # 2 MiB: past the builtin's share, OpenSSL's
+    small = tmp_path / "small"
+    small.write_bytes(b"aim")
     for data in (b"", b"aim", bytes(range(256)) * 100):
-        assert sha256(data).hexdigest() == hashlib.sha256(data).hexdigest()
-    h = sha256()
-    h.update(b"a")
-    h.update(b"b")
-    assert h.hexdigest() == hashlib.sha256(b"ab").hexdigest()
+        assert digest.sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    for path in (small, big, small):
+        data = path.read_bytes()
+        assert digest.file_sha256(path) == (len(data), hashlib.sha256(data).hexdigest())
+    monkeypatch.setattr(digest, "_left", [0, 0])  # OpenSSL's from now on: same digests
+    assert digest.sha256_hex(b"aim") == hashlib.sha256(b"aim").hexdigest()
 
 
 def test_frozen_value_compares_hashes_and_evolves() -> None:

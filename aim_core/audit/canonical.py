@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from aim_core.digest import sha256
+from aim_core.digest import sha256_hex
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -39,7 +39,7 @@ def digest(data: Mapping[str, Any], key: bytes | None = None, *, leave_out: str)
         import hmac
 
         return hmac.new(key, body, hashlib.sha256).hexdigest()
-    return sha256(body).hexdigest()
+    return sha256_hex(body)
 
 
 def utc_timestamp(now: datetime | None = None) -> str:
