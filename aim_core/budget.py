@@ -13,23 +13,25 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from attrs import frozen
-
 from aim_core.models import Failure, Invocation
+from aim_core.values import Value
 
 if TYPE_CHECKING:
     from aim_core.attempt import AttemptOutcome
     from aim_core.runstate import RunState
 
 
-@frozen(kw_only=True)
-class BudgetStop:
+class BudgetStop(Value):
     """Why no further attempt may start: ``limit_usd`` of ``source`` (the field or
     option that set it) is spent (``spent_usd``)."""
 
+    __slots__ = ("limit_usd", "source", "spent_usd")
     source: str
     limit_usd: float
     spent_usd: float
+
+    def __init__(self, *, source: str, limit_usd: float, spent_usd: float) -> None:
+        self._init(source=source, limit_usd=limit_usd, spent_usd=spent_usd)
 
     def message(self) -> str:
         """The sentence recorded and printed."""

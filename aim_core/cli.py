@@ -206,7 +206,6 @@ def _with_security(project: Project, verdict: FileVerdict) -> FileVerdict:
     rules (paths, size, credentials) among them -- to a valid file's verdict."""
     if verdict.workstream is None or verdict.errors:
         return verdict
-    import attrs
 
     from aim_core.admission import workstream_problems
     from aim_core.request import invocation_for
@@ -227,7 +226,7 @@ def _with_security(project: Project, verdict: FileVerdict) -> FileVerdict:
             )
     if not errors:
         return verdict
-    return attrs.evolve(verdict, errors=verdict.errors + errors)
+    return verdict.evolve(errors=verdict.errors + errors)
 
 
 @cli.command()

@@ -256,10 +256,9 @@ def _print_plan(project: Any, verdicts: list[Any], *, race: int | None, as_json:
     if as_json:
         import json
 
-        import attrs
-
         for p in planned:
-            data = attrs.asdict(p)
+            data = p.as_dict()
+            data["tools"] = [t.as_dict() for t in p.tools]
             data["race"] = race or p.race
             echo(json.dumps(data, ensure_ascii=False))
         return 0

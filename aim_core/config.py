@@ -126,14 +126,14 @@ def _parse_yaml(text: str, where: str) -> Any:
     and parsing costs more than the rest of a warm command. Input no person writes is
     refused with a clear error: aliases that expand past :data:`MAX_NODES` values (an
     alias bomb), nesting deeper than :data:`MAX_DEPTH`."""
-    import hashlib
     import json
 
+    from aim_core.digest import sha256_hex
     from aim_core.paths import cache_dir
 
     if text.startswith("\ufeff"):
         text = text[1:]
-    cached = cache_dir() / "config-v1" / f"{hashlib.sha256(text.encode()).hexdigest()}.json"
+    cached = cache_dir() / "config-v1" / f"{sha256_hex(text.encode())}.json"
     try:
         return json.loads(cached.read_text(encoding="utf-8"))
     except (OSError, ValueError):

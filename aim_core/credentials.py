@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from attrs import frozen
+from aim_core.values import Value
 
 REDACTED = "[REDACTED]"
 ENTROPY_ONLY = "high-entropy-string"
@@ -56,14 +56,17 @@ def neutral_code(kind: str) -> str:
     return code
 
 
-@frozen(kw_only=True)
-class Leak:
+class Leak(Value):
     """One credential found: its code, line (1-based) and span in the text."""
 
+    __slots__ = ("code", "end", "line", "start")
     code: str
     line: int
     start: int
     end: int
+
+    def __init__(self, *, code: str, line: int, start: int, end: int) -> None:
+        self._init(code=code, line=line, start=start, end=end)
 
 
 def _hits(text: str, path: str | None, skip: frozenset[str]) -> list[tuple[str, int, int]]:

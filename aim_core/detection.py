@@ -17,7 +17,6 @@ A warm ``aim status`` therefore starts no process at all.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -26,24 +25,34 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from attrs import define, field
 
+from aim_core.digest import sha256_hex
 from aim_core.models import ToolDetection
 from aim_core.plugins import AimPlugins
 from aim_core.status_snapshot import tool_variables_key
+from aim_core.values import Value
 
 CACHE_FILE = "detection-v1.json"
 DETECT_TIMEOUT_S = 10.0
 
 
-@define
-class ToolState:
+class ToolState(Value):
     """One tool as detection sees it, with the plugin that owns it."""
 
-    detection: ToolDetection
-    plugin: str
-    from_cache: bool = False
-    checked_at: float = 0.0
+    __slots__ = ("checked_at", "detection", "from_cache", "plugin")
+    frozen = False
+
+    def __init__(
+        self,
+        detection: ToolDetection,
+        plugin: str,
+        from_cache: bool = False,
+        checked_at: float = 0.0,
+    ) -> None:
+        self.detection = detection
+        self.plugin = plugin
+        self.from_cache = from_cache
+        self.checked_at = checked_at
 
     @property
     def tool_id(self) -> str:
@@ -55,20 +64,32 @@ class ToolState:
         return self.detection.installed and self.detection.ready is not False
 
 
-@define
-class DetectionReport:
+class DetectionReport(Value):
     """Every tool found, conflicts between plugins, and plugins that failed to answer."""
 
-    tools: dict[str, ToolState] = field(factory=dict)
-    conflicts: list[tuple[str, str, str]] = field(factory=list)  # (tool_id, plugin, owner)
-    failed: dict[str, str] = field(factory=dict)  # plugin -> error
-    spawned: bool = False  # whether any plugin was asked (not all served from cache)
-    # what the answers rest on (for aim status's snapshot): files whose change
-    # invalidates them, PATH directories watched for new programs, and until when
-    stamps: list[str] = field(factory=list)
-    path_dirs: list[str] = field(factory=list)
-    valid_until: float = 0.0
-    env_patterns: list[str] = field(factory=list)
+    __slots__ = (
+        "conflicts",
+        "env_patterns",
+        "failed",
+        "path_dirs",
+        "spawned",
+        "stamps",
+        "tools",
+        "valid_until",
+    )
+    frozen = False
+
+    def __init__(self) -> None:
+        self.tools: dict[str, ToolState] = {}
+        self.conflicts: list[tuple[str, str, str]] = []  # (tool_id, plugin, owner)
+        self.failed: dict[str, str] = {}  # plugin -> error
+        self.spawned = False  # whether any plugin was asked (not all served from cache)
+        # what the answers rest on (for aim status's snapshot): files whose change
+        # invalidates them, PATH directories watched for new programs, and until when
+        self.stamps: list[str] = []
+        self.path_dirs: list[str] = []
+        self.valid_until = 0.0
+        self.env_patterns: list[str] = []
 
     def owner(self, tool_id: str) -> str | None:
         """The plugin that owns ``tool_id``, or None when no plugin provides it."""
@@ -236,7 +257,7 @@ class DetectionCache:
 
 
 def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256_hex(text.encode())[:16]
 
 
 def _normalise(value: Any) -> list[ToolDetection] | str:

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field
+from aim_core.values import Value
 
 # Git's own state an attempt must leave as it was, relative to the git directory
 # (per worktree) or the common directory (shared). Objects are not listed: new ones
@@ -75,20 +75,32 @@ def find_git_dir(root: Path) -> tuple[Path, Path, Path] | None:
     return None
 
 
-@define
-class GitStatus:
+class GitStatus(Value):
     """``git status`` of the attempt's root, before the tool runs.
 
     ``readable`` is False when git refused (``error`` says why: dubious ownership,
     a broken repository); then nothing else here is known.
     """
 
-    readable: bool = False
-    error: str = ""
-    dirty: set[str] = field(factory=set)  # tracked, changed (relative to root)
-    untracked: set[str] = field(factory=set)
-    ignored_dirs: list[str] = field(factory=list)  # collapsed ignored directories
-    ignored_files: set[str] = field(factory=set)
+    __slots__ = ("dirty", "error", "ignored_dirs", "ignored_files", "readable", "untracked")
+    frozen = False
+
+    def __init__(
+        self,
+        readable: bool = False,
+        error: str = "",
+        dirty: set[str] | None = None,
+        untracked: set[str] | None = None,
+        ignored_dirs: list[str] | None = None,
+        ignored_files: set[str] | None = None,
+    ) -> None:
+        self.readable = readable
+        self.error = error
+        self.dirty: set[str] = set() if dirty is None else dirty  # tracked, changed
+        self.untracked: set[str] = set() if untracked is None else untracked
+        # collapsed ignored directories
+        self.ignored_dirs: list[str] = [] if ignored_dirs is None else ignored_dirs
+        self.ignored_files: set[str] = set() if ignored_files is None else ignored_files
 
 
 def read_status(root: Path, top: Path, index: Path | None = None) -> GitStatus:

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
-from attrs import frozen
-
 from aim_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_WORK_FAILED, AimError
 from aim_core.log import current_workstream
 from aim_core.models import Workstream
@@ -24,6 +22,7 @@ from aim_core.project import Project
 from aim_core.request import new_run_id
 from aim_core.runner import Runner
 from aim_core.runresult import RunResult, exit_code_for
+from aim_core.values import Value
 from aim_core.workstream import (
     check_graph,
     display_path,
@@ -51,12 +50,15 @@ def succeeded_before(project: Project, ids: set[str]) -> set[str]:
     return found
 
 
-@frozen(kw_only=True)
-class Loaded:
+class Loaded(Value):
     """A valid workstream and how to name its file in messages."""
 
+    __slots__ = ("display", "workstream")
     workstream: Workstream
     display: str
+
+    def __init__(self, *, workstream: Workstream, display: str) -> None:
+        self._init(workstream=workstream, display=display)
 
 
 def load_all(project: Project, paths: list[Path]) -> list[Loaded]:
@@ -93,27 +95,65 @@ def _skipped(v: Loaded, reason: str) -> RunResult:
     )
 
 
-@frozen(kw_only=True)
-class PlannedTool:
-    """One candidate of a dry run: the tool, its role, and what would happen to it."""
+class PlannedTool(Value):
+    """One candidate of a dry run: the tool, its role, and what would happen to it
+    (``state``: ``would run``, ``fallback, ready``, ``skip (<failure>): <reason>``)."""
 
+    __slots__ = ("role", "state", "tool_id")
     tool_id: str
     role: str
-    state: str  # "would run" | "fallback, ready" | "skip (<failure>): <reason>"
+    state: str
+
+    def __init__(self, *, tool_id: str, role: str, state: str) -> None:
+        self._init(tool_id=tool_id, role=role, state=state)
 
 
-@frozen(kw_only=True)
-class PlannedRun:
-    """What ``aim run --dry-run`` shows for one workstream."""
+class PlannedRun(Value):
+    """What ``aim run --dry-run`` shows for one workstream: ``what`` is ``capability
+    linting`` or ``tool ruff directly``; ``checks`` such as ``tests tests/test_calc.py``
+    or ``command python -m mypy x.py``."""
 
+    __slots__ = (
+        "checks",
+        "depends_on",
+        "may_change",
+        "race",
+        "source",
+        "tools",
+        "what",
+        "workstream_id",
+    )
     workstream_id: str
     source: str
-    what: str  # "capability linting" or "tool ruff directly"
+    what: str
     depends_on: tuple[str, ...]
     tools: tuple[PlannedTool, ...]
     may_change: tuple[str, ...]
-    checks: tuple[str, ...] = ()  # "tests tests/test_calc.py", "command python -m mypy x.py"
-    race: int = 1
+    checks: tuple[str, ...]
+    race: int
+
+    def __init__(
+        self,
+        *,
+        workstream_id: str,
+        source: str,
+        what: str,
+        depends_on: tuple[str, ...],
+        tools: tuple[PlannedTool, ...],
+        may_change: tuple[str, ...],
+        checks: tuple[str, ...] = (),
+        race: int = 1,
+    ) -> None:
+        self._init(
+            workstream_id=workstream_id,
+            source=source,
+            what=what,
+            depends_on=depends_on,
+            tools=tools,
+            may_change=may_change,
+            checks=checks,
+            race=race,
+        )
 
 
 def plan(project: Project, verdicts: list[Loaded]) -> list[PlannedRun]:

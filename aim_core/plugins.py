@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pluggy
-from attrs import define, field, frozen
 
 from aim_core import hookspecs
 from aim_core.plugin_output import plugin_code
 from aim_core.suggest import did_you_mean
+from aim_core.values import Value
 
 hookimpl = pluggy.HookimplMarker("aim")
 """The marker for hook implementations: ``@aim_core.hookimpl``."""
@@ -70,18 +70,32 @@ ESSENTIAL_PLUGINS: tuple[tuple[str, str], ...] = (
 )
 
 
-@define
-class PluginInfo:
-    """What ``aim plugins`` shows for one plugin."""
+class PluginInfo(Value):
+    """What ``aim plugins`` shows for one plugin; ``status`` is ``loaded``, ``broken``,
+    ``blocked`` or ``essential``."""
 
-    name: str
-    distribution: str | None = None
-    version: str | None = None
-    status: str = "loaded"  # loaded | broken | blocked | essential
-    hooks: list[str] = field(factory=list)
-    tools: list[str] = field(factory=list)
-    error: str | None = None
-    fix: str | None = None
+    __slots__ = ("distribution", "error", "fix", "hooks", "name", "status", "tools", "version")
+    frozen = False
+
+    def __init__(
+        self,
+        name: str,
+        distribution: str | None = None,
+        version: str | None = None,
+        status: str = "loaded",
+        hooks: list[str] | None = None,
+        tools: list[str] | None = None,
+        error: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self.status = status
+        self.hooks: list[str] = [] if hooks is None else hooks
+        self.tools: list[str] = [] if tools is None else tools
+        self.error = error
+        self.fix = fix
 
     def as_json(self) -> dict[str, Any]:
         """The shape ``aim plugins --json`` prints."""
@@ -96,16 +110,36 @@ class PluginInfo:
         }
 
 
-@frozen
-class CallOutcome:
-    """The result of calling one plugin's implementation of a hook."""
+class CallOutcome(Value):
+    """The result of calling one plugin's implementation of a hook: ``error`` one line
+    (what it raised, or that it timed out), ``traceback`` the whole of it (for -v and
+    --debug)."""
 
+    __slots__ = ("error", "exception", "plugin", "timed_out", "traceback", "value")
     plugin: str
-    value: Any = None
-    error: str | None = None  # one line: what it raised, or that it timed out
-    timed_out: bool = False
-    traceback: str | None = None  # the whole of it, for -v / --debug
-    exception: BaseException | None = None
+    value: Any
+    error: str | None
+    timed_out: bool
+    traceback: str | None
+    exception: BaseException | None
+
+    def __init__(
+        self,
+        plugin: str,
+        value: Any = None,
+        error: str | None = None,
+        timed_out: bool = False,
+        traceback: str | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        self._init(
+            plugin=plugin,
+            value=value,
+            error=error,
+            timed_out=timed_out,
+            traceback=traceback,
+            exception=exception,
+        )
 
     @property
     def ok(self) -> bool:
@@ -123,14 +157,20 @@ def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
 
-@frozen
-class EntryPoint:
-    """One ``aim`` entry point, as found on ``sys.path``."""
+class EntryPoint(Value):
+    """One ``aim`` entry point, as found on ``sys.path``; ``value`` is ``module`` or
+    ``module:attribute``."""
 
+    __slots__ = ("distribution", "name", "value", "version")
     name: str
-    value: str  # "module" or "module:attribute"
+    value: str
     distribution: str | None
     version: str | None
+
+    def __init__(
+        self, name: str, value: str, distribution: str | None, version: str | None
+    ) -> None:
+        self._init(name=name, value=value, distribution=distribution, version=version)
 
     def load(self) -> object:
         """Import the plugin it names."""

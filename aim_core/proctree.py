@@ -35,7 +35,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from attrs import field, frozen
+from aim_core.values import Value
 
 TOKEN_VAR = "AIM_ATTEMPT"  # the environment variable that marks a tool's processes
 KILL_GRACE_S = 0.3  # between SIGTERM and SIGKILL
@@ -54,27 +54,44 @@ spawning = threading.RLock()
 _subreaper = False
 
 
-@frozen
-class Proc:
+class Proc(Value):
     """One row of the process table: ``start`` in seconds since the epoch."""
 
+    __slots__ = ("pid", "ppid", "sid", "start", "zombie")
     pid: int
     ppid: int
     sid: int
     start: float
     zombie: bool
 
+    def __init__(self, *, pid: int, ppid: int, sid: int, start: float, zombie: bool) -> None:
+        self._init(pid=pid, ppid=ppid, sid=sid, start=start, zombie=zombie)
 
-@frozen
-class ToolTree:
+
+class ToolTree(Value):
     """A tool's leader (its pid is also its session id), its token and when it started
     (seconds since the epoch, as :class:`Proc` counts; None: unknown). ``noted`` holds
-    ``(pid, start)`` of the members only aim knew (see :func:`watch`)."""
+    ``(pid, start)`` of the members only aim knew (see :func:`watch`); it takes no part
+    in equality."""
 
+    __slots__ = ("noted", "pid", "since", "token")
     pid: int
     token: str | None
     since: float | None
-    noted: set[tuple[int, float]] = field(factory=set, eq=False)
+    noted: set[tuple[int, float]]
+
+    def __init__(
+        self,
+        *,
+        pid: int,
+        token: str | None,
+        since: float | None,
+        noted: set[tuple[int, float]] | None = None,
+    ) -> None:
+        self._init(pid=pid, token=token, since=since, noted=set() if noted is None else noted)
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.pid, self.token, self.since)
 
 
 def new_token() -> str:

@@ -12,12 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import attrs
-from attrs import field, frozen
-
 from aim_core.errors import ConfigError
 from aim_core.paths import REGISTRY_RELPATH, RULES_RELPATH
 from aim_core.suggest import did_you_mean, show
+from aim_core.values import Value
 
 RULES_SCHEMA_VERSION = 1
 
@@ -124,12 +122,15 @@ def locate_registry(root: Path, registry_path: str = "auto") -> Path:
     return root / REGISTRY_RELPATH
 
 
-@frozen(kw_only=True)
-class Route:
+class Route(Value):
     """The tools for one capability: ``primary`` first, then ``fallback`` in order."""
 
+    __slots__ = ("fallback", "primary")
     primary: str | None
-    fallback: tuple[str, ...] = ()
+    fallback: tuple[str, ...]
+
+    def __init__(self, *, primary: str | None, fallback: tuple[str, ...] = ()) -> None:
+        self._init(primary=primary, fallback=fallback)
 
     @property
     def tools(self) -> tuple[str, ...]:
@@ -141,14 +142,30 @@ class Route:
         return tuple(seen)
 
 
-@frozen(kw_only=True)
-class Rules:
-    """The coordination rules: routes per capability and the security section."""
+class Rules(Value):
+    """The coordination rules: routes per capability and the security section;
+    ``source`` the file they came from (None: the built-in defaults, no registry yet)."""
 
+    __slots__ = ("capabilities", "schema_version", "security", "source")
     capabilities: Mapping[str, Route]
-    security: Mapping[str, Any] = field(factory=dict)
-    schema_version: int = RULES_SCHEMA_VERSION
-    source: str | None = None  # None: the built-in defaults (no registry yet)
+    security: Mapping[str, Any]
+    schema_version: int
+    source: str | None
+
+    def __init__(
+        self,
+        *,
+        capabilities: Mapping[str, Route],
+        security: Mapping[str, Any] | None = None,
+        schema_version: int = RULES_SCHEMA_VERSION,
+        source: str | None = None,
+    ) -> None:
+        self._init(
+            capabilities=capabilities,
+            security={} if security is None else security,
+            schema_version=schema_version,
+            source=source,
+        )
 
     def route(self, capability: str) -> Route | None:
         """The route of a capability, or None when the rules don't name it."""
@@ -275,7 +292,7 @@ def load_rules(registry: Path) -> Rules:
     path = registry / RULES_RELPATH
     if not path.exists():
         rules = parse_rules(copy.deepcopy(DEFAULT_RULES), "<built-in defaults>")
-        return attrs.evolve(rules, source=None)
+        return rules.evolve(source=None)
     from aim_core import jsonc
 
     try:

@@ -11,12 +11,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import attrs
-from attrs import frozen
-
 from aim_core.detection import DetectionReport, ToolState
 from aim_core.models import Failure
 from aim_core.registry import PLUGIN_HINTS, Rules
+from aim_core.values import Value
 
 if TYPE_CHECKING:
     from aim_core.project import Project
@@ -24,15 +22,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("aim")
 
 
-@frozen(kw_only=True)
-class Candidate:
-    """One tool in the order of trial, with why it would be skipped (if it would)."""
+class Candidate(Value):
+    """One tool in the order of trial, with why it would be skipped (if it would).
+    ``role`` is ``primary``, ``workstream tool``, ``fallback``, ``provider`` or ``direct``."""
 
+    __slots__ = ("reason", "role", "skip", "state", "tool_id")
     tool_id: str
-    role: str  # "primary" | "workstream tool" | "fallback" | "provider" | "direct"
+    role: str
     state: ToolState | None
-    skip: Failure | None = None
-    reason: str | None = None
+    skip: Failure | None
+    reason: str | None
+
+    def __init__(
+        self,
+        *,
+        tool_id: str,
+        role: str,
+        state: ToolState | None,
+        skip: Failure | None = None,
+        reason: str | None = None,
+    ) -> None:
+        self._init(tool_id=tool_id, role=role, state=state, skip=skip, reason=reason)
 
     @property
     def usable(self) -> bool:
@@ -119,7 +129,7 @@ def recheck_negative(
     for c in found:
         state = report.tools.get(c.tool_id)
         skip, reason = assess(c.tool_id, state, capability if c.role != "direct" else None)
-        out.append(attrs.evolve(c, state=state, skip=skip, reason=reason))
+        out.append(c.evolve(state=state, skip=skip, reason=reason))
     return out
 
 

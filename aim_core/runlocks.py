@@ -30,12 +30,29 @@ TABLE_LOCK = ".table.lock"
 HEARTBEAT_S = 0.25
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    from aim_core.security import redact_data
-
+def _write_json(path: Path, data: dict[str, Any], memo: dict[str, str] | None = None) -> None:
+    """Write ``data`` with every string redacted (``memo``: strings already redacted)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(redact_data(data, entropy=False)), encoding="utf-8")
+    tmp.write_text(json.dumps(_redacted(data, {} if memo is None else memo)), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _redacted(value: Any, memo: dict[str, str]) -> Any:
+    """``value`` with each string -- dict keys included -- redacted on its own
+    (:func:`~aim_core.security.redact_data` of that string); ``memo`` keeps what each
+    string became, so an entry rewritten many times (the heartbeat) scans each string once."""
+    if isinstance(value, str):
+        clean = memo.get(value)
+        if clean is None:
+            from aim_core.security import redact_data
+
+            clean = memo[value] = redact_data(value, entropy=False)
+        return clean
+    if isinstance(value, dict):
+        return {_redacted(k, memo): _redacted(v, memo) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v, memo) for v in value]
+    return value
 
 
 class ActiveRun:
@@ -47,6 +64,7 @@ class ActiveRun:
         self.entry = entry
         self._lock = lock
         self._write_lock = threading.Lock()
+        self._memo: dict[str, str] = {}  # string -> redacted, for the rewrites of the entry
 
     @property
     def path(self) -> Path:
@@ -56,7 +74,7 @@ class ActiveRun:
         """Change the entry (atomically), e.g. the snapshot or the tool's pid."""
         with self._write_lock:
             self.entry.update(fields)
-            _write_json(self.path, self.entry)
+            _write_json(self.path, self.entry, self._memo)
 
     @contextlib.contextmanager
     def heartbeat(self, every_s: float = HEARTBEAT_S) -> Iterator[None]:
@@ -84,7 +102,8 @@ class ActiveRun:
         """Leave the table: the entry moves to ``recent/``, the lock goes."""
         recent = self.table.runs_dir / RECENT
         recent.mkdir(exist_ok=True)
-        _write_json(recent / f"{self.run_id}.json", {**self.entry, "finished": time.time()})
+        entry = {**self.entry, "finished": time.time()}
+        _write_json(recent / f"{self.run_id}.json", entry, self._memo)
         self.path.unlink(missing_ok=True)
         self._lock.release()
         (self.table.active / f"{self.run_id}.lock").unlink(missing_ok=True)

@@ -23,7 +23,6 @@ import attrs
 from aim_core.attempt import Attempt, AttemptOutcome
 from aim_core.budget import BudgetStop, RunBudget, record_stop
 from aim_core.budget import check as budget_check
-from aim_core.checks import check_tools_for
 from aim_core.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,7 +32,6 @@ from aim_core.errors import (
 )
 from aim_core.models import Failure, Invocation, Workstream
 from aim_core.paths import AUDIT_DIRNAME, RUNS_DIRNAME
-from aim_core.race import best_of, race_size
 from aim_core.request import invocation_for, new_run_id, with_feedback
 from aim_core.retry import Cooldowns, attempt_delay
 from aim_core.router import announce, capability_for
@@ -179,9 +177,16 @@ class Runner:
         problems = admission.workstream_problems(self.project, request, run.capability)
         if problems:
             admission.refuse(run, request, problems)
-        run.check_tools = check_tools_for(run, request)
+        if run.ws.verify:  # the checks' module is imported only for work that has checks
+            from aim_core.checks import check_tools_for
+
+            run.check_tools = check_tools_for(run, request)
         queued = list(enumerate(self._candidates(run)))
-        size = race_size(self.race, run, len(queued))
+        size = 1  # one tool at a time needs no import of the races' module
+        if not queued or self.race or (run.ws.race or 1) != 1:
+            from aim_core.race import race_size
+
+            size = race_size(self.race, run, len(queued))
         self._join_table(run)
         last: AttemptOutcome | None = None
         if size > 1:
@@ -227,7 +232,7 @@ class Runner:
     ) -> tuple[AttemptOutcome | None, list[tuple[int, Candidate]]]:
         """Race the first ``size`` usable candidates; the race's result (the winner, or
         the last failure) and the candidates left for one at a time."""
-        from aim_core.race import Race
+        from aim_core.race import Race, best_of
 
         entries: list[tuple[Candidate, str | None, Invocation]] = []
         while queued and len(entries) < size:

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from attrs import define, field
-
 from aim_core.models import Failure, FileChanges, Invocation, Problem, Usage, Workstream
 
 if TYPE_CHECKING:
@@ -40,27 +38,60 @@ def _rooted(path: str) -> str:
     return "/" + text.lstrip("/")
 
 
-@define(eq=False, kw_only=True)
 class RunState:
-    """One workstream run in progress (internal to the engine)."""
+    """One workstream run in progress (internal to the engine; compared by identity)."""
 
-    project: Project
-    ws: Workstream
-    run_id: str
-    capability: str | None
-    routed: bool
-    runlog: RunLog
-    stop: threading.Event
-    source: str | None = None
-    started: float = field(factory=time.monotonic)
-    active: ActiveRun | None = None
-    skipped: list[dict[str, Any]] = field(factory=list)  # every skip of the run
-    pending: list[dict[str, Any]] = field(factory=list)  # skips not yet on a record
-    attempts: list[AttemptOutcome] = field(factory=list)
-    current: Attempt | None = None  # the attempt in progress, for request_stop()
-    racing: list[Attempt] = field(factory=list)  # the candidates of a race in progress
-    on_event: EventSink = _no_events
-    check_tools: dict[str, Candidate] = field(factory=dict)  # verify: kind -> tool
+    __slots__ = (
+        "active",
+        "attempts",
+        "capability",
+        "check_tools",
+        "current",
+        "on_event",
+        "pending",
+        "project",
+        "racing",
+        "routed",
+        "run_id",
+        "runlog",
+        "skipped",
+        "source",
+        "started",
+        "stop",
+        "ws",
+    )
+
+    def __init__(
+        self,
+        *,
+        project: Project,
+        ws: Workstream,
+        run_id: str,
+        capability: str | None,
+        routed: bool,
+        runlog: RunLog,
+        stop: threading.Event,
+        source: str | None = None,
+        active: ActiveRun | None = None,
+        on_event: EventSink = _no_events,
+    ) -> None:
+        self.project = project
+        self.ws = ws
+        self.run_id = run_id
+        self.capability = capability
+        self.routed = routed
+        self.runlog = runlog
+        self.stop = stop
+        self.source = source
+        self.started: float = time.monotonic()
+        self.active = active
+        self.skipped: list[dict[str, Any]] = []  # every skip of the run
+        self.pending: list[dict[str, Any]] = []  # skips not yet on a record
+        self.attempts: list[AttemptOutcome] = []
+        self.current: Attempt | None = None  # the attempt in progress, for request_stop()
+        self.racing: list[Attempt] = []  # the candidates of a race in progress
+        self.on_event = on_event
+        self.check_tools: dict[str, Candidate] = {}  # verify: kind -> tool
 
     @property
     def spent_usd(self) -> float:

@@ -36,10 +36,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from attrs import field, frozen
-
 from aim_core.models import Problem
 from aim_core.security import check_paths, files_field, forbidden_match, policy
+from aim_core.values import Value
 
 MAX_FILES = 20_000  # files one request may reach by expansion (about 0.6 s to check them)
 MAX_ENTRIES = 200_000  # entries a glob may make aim look at (about 2.5 s; see SECURITY.md)
@@ -54,24 +53,37 @@ _SPECIAL = (
 )
 
 
-@frozen
-class Reached:
+class Reached(Value):
     """A regular file a scope entry reaches: ``rel`` as a tool would name it (through
     links), ``real`` the file it is, ``size`` in bytes, ``cache`` when under a cache
     directory."""
 
+    __slots__ = ("cache", "real", "rel", "size")
     rel: str
     real: Path
     size: int
-    cache: bool = False
+    cache: bool
+
+    def __init__(self, *, rel: str, real: Path, size: int, cache: bool = False) -> None:
+        self._init(rel=rel, real=real, size=size, cache=cache)
 
 
-@frozen
-class Expansion:
+class Expansion(Value):
     """What one entry reached: its files and its ``(path, message)`` objections."""
 
-    files: list[Reached] = field(factory=list)
-    problems: list[tuple[str, str]] = field(factory=list)
+    __slots__ = ("files", "problems")
+    files: list[Reached]
+    problems: list[tuple[str, str]]
+
+    def __init__(
+        self,
+        *,
+        files: list[Reached] | None = None,
+        problems: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self._init(
+            files=[] if files is None else files, problems=[] if problems is None else problems
+        )
 
 
 class TooManyFiles(Exception):

@@ -10,7 +10,6 @@ them back.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -19,29 +18,33 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attrs import define, field
-
+from aim_core.digest import file_sha256
 from aim_core.models import FileChanges
 from aim_core.scope import Scope, _rel, linked_parent, make_real_parents
+from aim_core.values import Value
 
 MANIFEST = "manifest.json"
 
 
 def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return file_sha256(path)[1]
 
 
-@define
-class Changes:
+class Changes(Value):
     """What an attempt changed, as repository-relative POSIX paths."""
 
-    created: list[str] = field(factory=list)
-    modified: list[str] = field(factory=list)
-    deleted: list[str] = field(factory=list)
+    __slots__ = ("created", "deleted", "modified")
+    frozen = False
+
+    def __init__(
+        self,
+        created: list[str] | None = None,
+        modified: list[str] | None = None,
+        deleted: list[str] | None = None,
+    ) -> None:
+        self.created: list[str] = [] if created is None else created
+        self.modified: list[str] = [] if modified is None else modified
+        self.deleted: list[str] = [] if deleted is None else deleted
 
     def all(self) -> list[str]:
         return sorted({*self.created, *self.modified, *self.deleted})

@@ -34,7 +34,6 @@ What the tool changed is measured by the core: call ``context.changes()`` (or
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import re
 import warnings
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
+from aim_core.digest import file_sha256
 from aim_core.models import (
     Failure,
     FileChanges,
@@ -427,13 +427,7 @@ def changed_files(
 
 def _digest(path: Path) -> FileState:
     try:
-        h = hashlib.sha256()
-        size = 0
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-                size += len(chunk)
-        return (size, h.hexdigest())
+        return file_sha256(path)
     except OSError:
         return None
 

@@ -14,12 +14,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from attrs import frozen
-
 from aim_core.models import FileChanges
 from aim_core.scope import Scope
 from aim_core.snapshot import Snapshot, tree_measurer
 from aim_core.treestate import TreeState
+from aim_core.values import Value
 
 __all__ = ["InPlaceWorkspace", "Recovered", "Workspace", "recover_attempt", "tree_measurer"]
 
@@ -128,16 +127,26 @@ class InPlaceWorkspace:
         self.snapshot.discard()
 
 
-@frozen(kw_only=True)
-class Recovered:
+class Recovered(Value):
     """What recovering a killed attempt did: ``restored`` paths in scope put back,
     ``reverted`` paths outside it undone, ``left`` paths changed after the run died
     (someone else's: not touched), ``stuck`` paths that could not be undone."""
 
-    restored: tuple[str, ...] = ()
-    reverted: tuple[str, ...] = ()
-    left: tuple[str, ...] = ()
-    stuck: tuple[str, ...] = ()
+    __slots__ = ("left", "restored", "reverted", "stuck")
+    restored: tuple[str, ...]
+    reverted: tuple[str, ...]
+    left: tuple[str, ...]
+    stuck: tuple[str, ...]
+
+    def __init__(
+        self,
+        *,
+        restored: tuple[str, ...] = (),
+        reverted: tuple[str, ...] = (),
+        left: tuple[str, ...] = (),
+        stuck: tuple[str, ...] = (),
+    ) -> None:
+        self._init(restored=restored, reverted=reverted, left=left, stuck=stuck)
 
 
 def recover_attempt(

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any, get_args
 
 import attrs
-from attrs import field, frozen
 
 from aim_core import jsonc
 from aim_core.errors import UsageError, WorkstreamError
 from aim_core.models import CapabilityPayload, Verify, Workstream
 from aim_core.paths import WORKSTREAMS_DIR
 from aim_core.suggest import did_you_mean, nearest, show
+from aim_core.values import Value
 
 # Limits on input no person writes by hand, so that it is a clear error and not a crash,
 # a hang or "Argument list too long" (docs/RELIABILITY.md, "Bad input").
@@ -40,25 +40,47 @@ class _Mismatch(Exception):
         self.subpath = subpath
 
 
-@frozen(kw_only=True)
-class LoadedWorkstream:
-    """A workstream and where it came from."""
+class LoadedWorkstream(Value):
+    """A workstream and where it came from (``display``: the path as the user should
+    read it)."""
 
+    __slots__ = ("display", "path", "warnings", "workstream")
     path: Path
-    display: str  # the path as the user should read it
+    display: str
     workstream: Workstream
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[str, ...]
+
+    def __init__(
+        self, *, path: Path, display: str, workstream: Workstream, warnings: tuple[str, ...] = ()
+    ) -> None:
+        self._init(path=path, display=display, workstream=workstream, warnings=warnings)
 
 
-@frozen(kw_only=True)
-class FileVerdict:
-    """What ``aim validate`` says of one file."""
+class FileVerdict(Value):
+    """What ``aim validate`` says of one file (``path`` takes no part in equality)."""
 
+    __slots__ = ("display", "errors", "path", "warnings", "workstream")
     display: str
     workstream: Workstream | None
-    errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    path: Path | None = field(default=None, eq=False)
+    errors: tuple[str, ...]
+    warnings: tuple[str, ...]
+    path: Path | None
+
+    def __init__(
+        self,
+        *,
+        display: str,
+        workstream: Workstream | None,
+        errors: tuple[str, ...] = (),
+        warnings: tuple[str, ...] = (),
+        path: Path | None = None,
+    ) -> None:
+        self._init(
+            display=display, workstream=workstream, errors=errors, warnings=warnings, path=path
+        )
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.display, self.workstream, self.errors, self.warnings)
 
     @property
     def ok(self) -> bool:
@@ -619,7 +641,7 @@ def check_graph(
     for v in verdicts:
         errs, warns = extra_errors.get(id(v), []), extra_warnings.get(id(v), [])
         if errs or warns:
-            v = attrs.evolve(v, errors=(*v.errors, *errs), warnings=(*v.warnings, *warns))
+            v = v.evolve(errors=(*v.errors, *errs), warnings=(*v.warnings, *warns))
         out.append(v)
     return out
 

@@ -8,11 +8,12 @@ verifies on another.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
+
+from aim_core.digest import sha256_hex
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -34,10 +35,11 @@ def digest(data: Mapping[str, Any], key: bytes | None = None, *, leave_out: str)
     field ``leave_out`` (the field the digest is stored in): 64 hex digits."""
     body = canonical({k: v for k, v in data.items() if k != leave_out})
     if key:
+        import hashlib
         import hmac
 
         return hmac.new(key, body, hashlib.sha256).hexdigest()
-    return hashlib.sha256(body).hexdigest()
+    return sha256_hex(body)
 
 
 def utc_timestamp(now: datetime | None = None) -> str:

@@ -54,10 +54,10 @@ def state_dir(environ: Mapping[str, str] | None = None) -> Path:
 def machine_head_path(audit_dir: Path, state: Path) -> Path:
     """The machine's copy of the head of the log in ``audit_dir`` (keyed by the real path
     of the registry's ``AIM_audit/``)."""
-    import hashlib
+    from aim_core.digest import sha256_hex
 
     real = os.path.realpath(audit_dir)
-    digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    digest = sha256_hex(real.encode("utf-8", "surrogateescape"))[:32]
     return state / HEADS_DIRNAME / f"{digest}.json"
 
 
