@@ -79,6 +79,7 @@ class PluginInfo(Value):
 
     def __init__(
         self,
+        *,
         name: str,
         distribution: str | None = None,
         version: str | None = None,

@@ -1,12 +1,11 @@
-"""``aim run`` for one workstream: the candidate loop and the retry policy.
+"""``aim run`` for one workstream: the candidate loop, the retry and repair policy.
 
-A :class:`Runner` owns what the runs of one command share: the stop event,
-the live runs, the cooldowns, the plugins (through the project) and the audit
-emitter. :meth:`Runner.run` loads nothing: it checks the request once (the
-core's security rules), then tries the candidates in order -- the rules'
-primary, the workstream's own ``tool``, the rules' fallbacks -- each through
-:class:`~aim_core.attempt.Attempt`, retrying retryable failures with back-off.
-The first success ends the run.
+A :class:`Runner` owns what the runs of one command share: the stop event, the live
+runs, the cooldowns, the plugins (through the project), the audit emitter and the
+cost limit. :meth:`Runner.run` checks the request once, then tries the candidates
+in order -- the rules' primary, the workstream's ``tool``, the fallbacks; the first
+K at once with a race (:mod:`aim_core.race`) -- each try an
+:class:`~aim_core.attempt.Attempt`. The first success ends the run.
 """
 
 from __future__ import annotations
