@@ -324,6 +324,11 @@ class Race:
             return
         failure, message = problem
         self.verdicts[id(racer)] = attrs.evolve(outcome, failure=failure, message=message)
+        if self.spoiled:  # nothing can be applied any more: stop the others now
+            with self.lock:
+                others = [r for r in self.racers if r is not racer]
+            for other in others:
+                other.cancel("Stopped: the repository changed during the race")
 
     def _apply(self, racer: RaceAttempt) -> tuple[Failure, str] | None:
         """Apply ``racer``'s changes to the user's tree, unless the tree changed where
@@ -369,6 +374,8 @@ class Race:
         return any(r.tool_pid is not None for r in self.racers if r is not self.winner)
 
     def _lost_message(self) -> str:
+        if self.spoiled:
+            return "Stopped: the repository changed during the race"
         if self.winner is None:
             return "Stopped: the race ended without this candidate"
         return f"Stopped: {self.winner.tool_id} won the race; this copy was removed"
