@@ -80,6 +80,7 @@ class PluginInfo(Value):
     def __init__(
         self,
         name: str,
+        *,
         distribution: str | None = None,
         version: str | None = None,
         status: str = "loaded",
