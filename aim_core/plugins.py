@@ -81,6 +81,7 @@ class PluginInfo(Value):
         self,
         *,
         name: str,
+        *,
         distribution: str | None = None,
         version: str | None = None,
         status: str = "loaded",
