@@ -79,7 +79,6 @@ class PluginInfo(Value):
 
     def __init__(
         self,
-        *,
         name: str,
         *,
         distribution: str | None = None,
