@@ -148,6 +148,9 @@ def tool_turn(run: RunState, tool_id: str) -> Iterator[None]:
         lock.release()
 
 
+MAX_CREDIBLE_COST_USD = 1_000_000.0  # one attempt reporting more is a bug, not a bill
+
+
 def sane_usage(usage: Usage) -> Usage | None:
     """What a tool reported, kept only where it can be true: token counts whole and not
     negative, a cost finite and not negative (a NaN would switch off the cost limits
@@ -159,7 +162,7 @@ def sane_usage(usage: Usage) -> Usage | None:
 
     cost = usage.cost_usd
     number = isinstance(cost, (int, float)) and not isinstance(cost, bool)
-    if not number or not math.isfinite(cost) or cost < 0:  # type: ignore[arg-type,operator]
+    if not number or not math.isfinite(cost) or not 0 <= cost <= MAX_CREDIBLE_COST_USD:  # type: ignore[arg-type,operator]
         cost = None
     model = usage.model if isinstance(usage.model, str) else None
     clean = Usage(
@@ -212,6 +215,7 @@ class Attempt:
         self.token = proctree.new_token()  # marks every process of this attempt
         self._logged: set[str] = set()
         self.cancelled: str | None = None  # why the attempt was cut short (a lost race)
+        self.touched: list[str] = []  # files in scope changed while the checks ran
         self.extra_content: dict[str, Any] = {}  # more of the record's result.content
 
     # ----------------------------------------------------------------- the flow
@@ -415,7 +419,7 @@ class Attempt:
 
             # printed, logged and audited: no credential, no undecodable byte of a name
             message = redact_text(printable(message), run.project.environ)
-            workspace.restore()
+            workspace.restore(keep=self.touched)
         return AttemptOutcome(
             tool_id=self.tool_id,
             attempt=self.number,
@@ -433,11 +437,18 @@ class Attempt:
             diff=diff,
         )
 
+    def _scope_digests(self, workspace: Workspace) -> dict[str, str | None]:
+        from aim_core.snapshot import file_digest
+
+        scope = Scope(workspace.root, self.run.ws.writable_files())
+        names = {*scope.existing(), *scope.files}
+        return {rel: file_digest(workspace.root / rel) for rel in names}
+
     def _verdict_of(self, verification: Verification) -> tuple[Failure | None, str]:
         if verification.broken:
             return Failure.VERIFY_FAILED, (
-                f"a check could not run ({verification.summary()}): fix the workstream's "
-                "verify; no other tool was tried, since none could pass it"
+                f"the checks could not judge the edit ({verification.summary()}); no other "
+                "tool was tried, since none could pass them: fix the workstream's verify"
             )
         if not verification.passed:
             summary = verification.summary()
@@ -466,7 +477,14 @@ class Attempt:
             workstream_id=self.run.ws.id,
             stopped=lambda: self.cancelled is not None,
         )
+        before = self._scope_digests(workspace)
         verification = runner.run(self.payload.verify, workspace.root)
+        after = self._scope_digests(workspace)
+        self.touched = sorted(p for p in {*before, *after} if before.get(p) != after.get(p))
+        if self.touched:  # what passed is not what is there: never kept, never undone
+            from aim_core.checks import add_touched
+
+            verification = add_touched(verification, self.touched, self.run.project.environ)
         left = workspace.outside(ignore=ignore)
         if left:  # never undone: aim cannot tell the checks' files from your edits meanwhile
             log.info(f"While the checks ran, these changed outside the scope: {', '.join(left)}")

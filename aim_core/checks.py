@@ -327,3 +327,25 @@ def one_line(text: str, environ: Mapping[str, str]) -> str:
     """The first meaningful line of ``text``, redacted and capped."""
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return _clean(line, environ, SUMMARY_CHARS)
+
+
+def add_touched(
+    verification: Verification, touched: list[str], environ: Mapping[str, str]
+) -> Verification:
+    """``verification`` with one more, failed check: files in scope changed while the
+    checks ran (by a check, or by you), so what passed is not what is there. Marked
+    broken: no other tool can do better, and nothing is undone."""
+    names = ", ".join(touched)
+    changed = CheckOutcome(
+        kind="scope",
+        target=one_line(names, environ),
+        tool_id=None,
+        passed=False,
+        broken=True,
+        summary=one_line(
+            f"{names} changed while the checks ran (by a check, or by you): what they "
+            "passed is not what is there; left as it is",
+            environ,
+        ),
+    )
+    return Verification(checks=(*verification.checks, changed))

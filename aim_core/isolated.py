@@ -703,7 +703,7 @@ class IsolatedWorkspace:
             (stuck if self._last_outside.get(p) == "link" else reverted).append(p)
         return reverted, stuck
 
-    def restore(self) -> list[str]:
+    def restore(self, keep: Sequence[str] = ()) -> list[str]:
         """Nothing to undo: the user's tree was not touched (returns ``[]``)."""
         return []
 

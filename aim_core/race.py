@@ -24,6 +24,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,9 +159,14 @@ class Race:
     """One race among ``entries``: ``(candidate, capability, payload)`` each."""
 
     def __init__(
-        self, run: RunState, entries: list[tuple[Candidate, str | None, Invocation]]
+        self,
+        run: RunState,
+        entries: list[tuple[Candidate, str | None, Invocation]],
+        *,
+        affordable: Callable[[], bool] = lambda: True,
     ) -> None:
         self.run = run
+        self.affordable = affordable  # whether the cost limits allow one more attempt
         self.entries = entries
         self.racers: list[RaceAttempt] = []  # every try: first attempts, then repairs
         self.lock = threading.Lock()  # self.racers grows (repairs) while others read it
@@ -171,9 +177,18 @@ class Race:
         self.winner: RaceAttempt | None = None
         self.guard: InPlaceWorkspace | None = None
         self.closed = False
-        self.spoiled = False  # the user's tree changed during the race: nothing is applied
+        self.spoiled = ""  # why nothing is applied: the user's tree changed during the race
 
     # ----------------------------------------------------------------- the race's side
+
+    def result(self, outcomes: list[AttemptOutcome]) -> AttemptOutcome | None:
+        """What the race came to (:func:`best_of`); when your tree changed during it,
+        the outcome that says so."""
+        if self.spoiled:
+            said = [o for o in outcomes if o.message == self.spoiled]
+            if said:
+                return said[0]
+        return best_of(outcomes)
 
     def run_race(self) -> list[AttemptOutcome]:
         """Race; return every candidate's outcome (the winner's ``success``)."""
@@ -241,6 +256,7 @@ class Race:
             and not outcome.check_broken
             and outcome.verification is not None
             and racer.repair < racer.payload.max_repairs
+            and self.affordable()
         )
 
     def _repairer(self, racer: RaceAttempt, outcome: AttemptOutcome) -> RaceAttempt | None:
@@ -323,12 +339,15 @@ class Race:
                     other.cancel(self._lost_message())
             return
         failure, message = problem
-        self.verdicts[id(racer)] = attrs.evolve(outcome, failure=failure, message=message)
+        verification = None if self.spoiled else outcome.verification
+        self.verdicts[id(racer)] = attrs.evolve(
+            outcome, failure=failure, message=message, verification=verification
+        )
         if self.spoiled:  # nothing can be applied any more: stop the others now
             with self.lock:
                 others = [r for r in self.racers if r is not racer]
             for other in others:
-                other.cancel("Stopped: the repository changed during the race")
+                other.cancel(self.spoiled)
 
     def _apply(self, racer: RaceAttempt) -> tuple[Failure, str] | None:
         """Apply ``racer``'s changes to the user's tree, unless the tree changed where
@@ -342,14 +361,15 @@ class Race:
             # you, or a candidate writing past its copy: aim cannot tell which, so it
             # touches nothing -- your edits are never undone -- and applies nothing
             touched = sorted({*outside, *inside.created, *inside.modified, *inside.deleted})
-            self.spoiled = True
             message = (
-                f"the repository changed during the race: {', '.join(touched)} (left as "
+                f"The repository changed during the race: {', '.join(touched)} (left as "
                 "it is: aim cannot tell your edits from a candidate's); no candidate's "
-                "work was applied"
+                "work was applied and no other tool was tried"
             )
-            log.warning(message[:1].upper() + message[1:])
-            return Failure.OUT_OF_SCOPE, message
+            self.spoiled = message
+            log.warning(message)
+            # nobody can be blamed: every candidate is stopped, none counts as failed
+            return Failure.LOST_RACE, message
         if self.run.active is not None:  # killed while applying: recovery restores
             self.run.active.update(state="attempting")
         try:
@@ -375,7 +395,7 @@ class Race:
 
     def _lost_message(self) -> str:
         if self.spoiled:
-            return "Stopped: the repository changed during the race"
+            return self.spoiled
         if self.winner is None:
             return "Stopped: the race ended without this candidate"
         return f"Stopped: {self.winner.tool_id} won the race; this copy was removed"
@@ -405,7 +425,8 @@ class Race:
         project, run = self.run.project, self.run
         snap_dir = project.runs_state / run.run_id / "race-guard"
         probe = Attempt(run, self.entries[0][0], None, self.entries[0][2], 0)
-        self.guard = InPlaceWorkspace(project.root, probe.scope(), snap_dir, **probe.guards())
+        guards = {**probe.guards(), "scratch": ()}  # no tool works here: nothing may change
+        self.guard = InPlaceWorkspace(project.root, probe.scope(), snap_dir, strict=True, **guards)
         if run.active is not None:
             run.active.update(
                 snapshot=str(snap_dir),

@@ -231,7 +231,7 @@ class Runner:
     ) -> tuple[AttemptOutcome | None, list[tuple[int, Candidate]]]:
         """Race the first ``size`` usable candidates; the race's result (the winner, or
         the last failure) and the candidates left for one at a time."""
-        from aim_core.race import Race, best_of
+        from aim_core.race import Race
 
         entries: list[tuple[Candidate, str | None, Invocation]] = []
         while queued and len(entries) < size:
@@ -245,11 +245,11 @@ class Runner:
         stop, _left = self._budget(run)
         if stop is not None:
             return record_stop(run, stop, entries[0][2], entries[0][0].tool_id), []
-        outcomes = Race(run, entries).run_race()
-        run.attempts.extend(outcomes)
+        race = Race(run, entries, affordable=lambda: self._budget(run)[0] is None)
+        run.attempts.extend(outcomes := race.run_race())
         for outcome in outcomes:
             self.budget.add(outcome.usage.cost_usd if outcome.usage else None)
-        return best_of(outcomes), queued
+        return race.result(outcomes), ([] if race.spoiled else queued)  # spoiled: no more
 
     def _join_table(self, run: RunState) -> None:
         from aim_core.recovery import recover_dead_runs

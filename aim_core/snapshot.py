@@ -30,6 +30,16 @@ def _digest(path: Path) -> str:
     return file_sha256(path)[1]
 
 
+def file_digest(path: Path) -> str | None:
+    """The SHA-256 of a file's content (``link:TARGET`` for a link), None when absent."""
+    try:
+        if path.is_symlink():
+            return "link:" + str(path.readlink())
+        return _digest(path) if path.is_file() else None
+    except OSError:
+        return None
+
+
 class Changes(Value):
     """What an attempt changed, as repository-relative POSIX paths."""
 

@@ -127,9 +127,11 @@ class TreeState:
         exclude: Sequence[str] = (),
         forbidden: Sequence[str] = (),
         scratch: Sequence[str] = (),
+        strict: bool = False,
     ):
         self.root = root
         self.backup = backup
+        self.strict = strict  # no change allowed at all, caches included (a race's guard)
         self.exclude = {e.strip("/") for e in exclude if e.strip("/")}
         self.forbidden = list(forbidden)
         self.scratch = Scope(root, scratch)
@@ -288,7 +290,7 @@ class TreeState:
             if any(scope.contains(p) for p in self._under(rel)):
                 return True  # created or removed with files in scope
         forbidden = forbidden_match(rel, self.forbidden) is not None
-        if forbidden:
+        if forbidden or self.strict:
             return False
         if self.scratch.contains(rel) or rel in self.ignored_files:
             return True

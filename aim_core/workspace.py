@@ -40,8 +40,9 @@ class Workspace(Protocol):
     def revert_outside(self, paths: Sequence[str]) -> tuple[list[str], list[str]]:
         """Undo the changes to ``paths`` (from :meth:`outside`): ``(reverted, stuck)``."""
 
-    def restore(self) -> list[str]:
-        """Undo the attempt's changes in scope; the paths put back."""
+    def restore(self, keep: Sequence[str] = ()) -> list[str]:
+        """Undo the attempt's changes in scope, except ``keep`` (changed by someone else
+        since); the paths put back."""
 
     def keep(self) -> None:
         """The attempt succeeded: its changes in scope stay (are applied)."""
@@ -64,6 +65,8 @@ class InPlaceWorkspace:
     :param exclude: repository paths never walked (aim's own audit and run files).
     :param forbidden: the security rules' forbidden path patterns.
     :param scratch: paths the tool may change outside the scope (its caches).
+    :param strict: nothing outside the scope may change, not even git-ignored caches
+        (a race's watch over the user's tree, where no tool works).
     :raises WorkspaceRefused: when what the tool might change could not be undone.
     """
 
@@ -76,13 +79,19 @@ class InPlaceWorkspace:
         exclude: Sequence[str] = (),
         forbidden: Sequence[str] = (),
         scratch: Sequence[str] = (),
+        strict: bool = False,
     ):
         self.root = root
         self.scope = scope
         self.snapshot_dir = snapshot_dir
         self.snapshot = Snapshot.take(root, snapshot_dir, scope.existing() + list(scope.files))
         self.state = TreeState(
-            root, snapshot_dir / "tree", exclude=exclude, forbidden=forbidden, scratch=scratch
+            root,
+            snapshot_dir / "tree",
+            exclude=exclude,
+            forbidden=forbidden,
+            scratch=scratch,
+            strict=strict,
         )
         self.state.take(scope)
 
@@ -103,9 +112,9 @@ class InPlaceWorkspace:
         """See :meth:`Workspace.revert_outside`."""
         return self.state.revert(paths)
 
-    def restore(self) -> list[str]:
+    def restore(self, keep: Sequence[str] = ()) -> list[str]:
         """See :meth:`Workspace.restore`."""
-        return self.snapshot.restore(scope=self.scope)
+        return self.snapshot.restore(scope=self.scope, keep=keep)
 
     def keep(self) -> None:
         """See :meth:`Workspace.keep`: in place, the changes are already there."""

@@ -128,7 +128,7 @@ def test_a_tool_that_writes_the_users_tree_directly_wins_nothing(vrepo):
     # nothing applied; the stray write is named, and left (it could have been yours)
     assert (root / "calc.py").read_text() == CALC
     assert (root / "other.py").read_text() == "hacked\n"
-    assert "the repository changed during the race: other.py" in result.output
+    assert "The repository changed during the race: other.py" in result.output
     assert leftovers(vrepo) == []
 
 
@@ -145,7 +145,7 @@ def test_your_edits_during_a_race_are_never_undone(vrepo):
     assert (vrepo.root / "other.py").read_text() == "x = 'mine'\n"
     assert (vrepo.root / "notes.md").read_text() == "mine\n"
     assert (vrepo.root / "calc.py").read_text() == "# my own calc\n"
-    assert "the repository changed during the race" in err
+    assert "The repository changed during the race" in err
     assert leftovers(vrepo) == []
 
 
@@ -301,3 +301,51 @@ def test_a_racer_repairs_its_edit_in_a_fresh_copy(vrepo):
     second = next(r for r in attempts(vrepo) if r["tool_id"] == "second")
     assert second["failure"] == "lost_race"
     assert leftovers(vrepo) == []
+
+
+def _route_third(vrepo) -> None:
+    import json
+
+    from aim_core.paths import RULES_RELPATH
+
+    path = vrepo.registry / RULES_RELPATH
+    rules = json.loads(path.read_text())
+    rules["capabilities"]["code_generation"]["fallback"] = ["second", "third"]
+    path.write_text(json.dumps(rules))
+    vrepo.tool("third", "touch ran-third\n" + write(RIGHT))
+
+
+def test_a_race_spoiled_by_your_edit_tries_no_other_tool(vrepo):
+    _route_third(vrepo)
+    timed(vrepo, "first", write(RIGHT), sleep=2)
+    timed(vrepo, "second", write(RIGHT), sleep=2)
+    proc = _start(vrepo, vrepo.ws())
+    _wait_for_both(vrepo)
+    (vrepo.root / "calc.py").write_text("# my own calc\n")
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert (vrepo.root / "calc.py").read_text() == "# my own calc\n"
+    assert not (vrepo.root / "ran-third").exists()
+    outcomes = {r["tool_id"]: r["failure"] for r in attempts(vrepo)}
+    assert outcomes == {"first": "lost_race", "second": "lost_race"}  # nobody blamed
+    assert leftovers(vrepo) == []
+
+
+def test_a_write_to_an_ignored_file_of_your_tree_spoils_the_race(vrepo):
+    """Caches may change in place, but in a race no tool works in your tree at all: a
+    write there by an absolute path, even to a git-ignored file, is seen."""
+    root = vrepo.root
+    (root / ".gitignore").write_text("build/\n*.log\n")
+    (root / "build").mkdir()
+    (root / "build" / "out.txt").write_text("built\n")
+    (root / "x.log").write_text("log\n")
+    subprocess.run(["git", "-C", str(root), "add", ".gitignore"], check=True)
+    subprocess.run(["git", "-C", str(root), "commit", "-qm", "ignore"], check=True)
+    for target in ("x.log", "build/out.txt"):
+        timed(vrepo, "first", f"echo evil >> {root}/{target}\n" + write(RIGHT))
+        timed(vrepo, "second", "exit 3")
+        result = vrepo.run("run", "--race", "2", str(vrepo.ws()))
+        assert result.exit_code == 1, (target, result.output)
+        assert "the repository changed during the race" in result.output.lower()
+        assert target in result.output
+        assert (root / "calc.py").read_text() == CALC

@@ -148,7 +148,7 @@ def test_a_check_that_cannot_run_stops_the_workstream(vrepo):
     assert result.exit_code == 1, result.output
     (record,) = attempts(vrepo)
     assert record["failure"] == "verify_failed"
-    assert "a check could not run" in record["result"]["message"]
+    assert "the checks could not judge the edit" in record["result"]["message"]
     assert content(record)["verification"]["checks"][0]["broken"] is True
     assert not (vrepo.root / "ran-second").exists()
     assert (vrepo.root / "calc.py").read_text() == CALC
@@ -387,3 +387,23 @@ def test_a_directory_or_glob_check_cannot_reach_outside_through_a_link(vrepo, ta
     assert result.exit_code == 2, result.output
     assert "verify.tests[0]" in result.output and "test_link_out.py" in result.output
     assert not (vrepo.root / "ran").exists()
+
+
+def test_an_edit_changed_while_its_checks_ran_is_neither_kept_as_verified_nor_undone(vrepo):
+    """A check that edits the file in scope (or you, meanwhile): what passed is not what
+    is there. The attempt fails, nothing of that file is undone, no other tool runs."""
+    vrepo.tool("first", write(RIGHT))
+    vrepo.tool("second", "touch ran-second")
+    verify = {
+        "tests": ["tests/test_calc.py"],
+        "commands": [["/bin/sh", "-c", "echo '# appended by a check' >> calc.py"]],
+    }
+    result = vrepo.run("run", str(vrepo.ws(verify=verify)))
+    assert result.exit_code == 1, result.output
+    assert (vrepo.root / "calc.py").read_text() == RIGHT + "# appended by a check\n"
+    (record,) = attempts(vrepo)
+    assert record["failure"] == "verify_failed"
+    scope = content(record)["verification"]["checks"][-1]
+    assert scope["kind"] == "scope" and scope["broken"] is True
+    assert "calc.py changed while the checks ran" in scope["summary"]
+    assert not (vrepo.root / "ran-second").exists()

@@ -11,7 +11,7 @@ TWO_TOOLS_PLUGIN = """
 import json
 from aim_core import InvocationResult, ToolDetection, Usage, hookimpl
 
-TOOLS = ("first", "second")
+TOOLS = ("first", "second", "third")  # third: only where a test routes it
 
 
 @hookimpl
