@@ -350,7 +350,9 @@ def run(**options: Any) -> int:
     PATHS are workstream files or directories of them. Several workstreams run
     as a graph by depends_on; -j N runs independent ones side by side (never
     two whose files overlap), while their tools take turns in the repository, so
-    no run can mistake another tool's writes for its own. Exit codes: 0 success,
+    no run can mistake another tool's writes for its own. With a workstream's
+    verify checks, an edit counts only when they pass: a failing one is undone and
+    repaired, then the next tool is tried (docs/VERIFY.md). Exit codes: 0 success,
     1 the work failed, 2 bad input, 3 no tool available, 4 the audit log is behind
     its head, 130 interrupted.
     """

@@ -61,11 +61,17 @@ def test_slow_right_beats_fast_wrong_and_the_loser_is_recorded(vrepo):
     assert result.exit_code == 0, result.output
     assert (vrepo.root / "calc.py").read_text() == RIGHT
     by_tool = {r["tool_id"]: r for r in attempts(vrepo)}
-    assert by_tool["first"]["failure"] == "verify_failed"
+    # first's check usually fails first; on a loaded machine second may be verified
+    # while first's check still runs, and first is then stopped: either way second wins
+    assert by_tool["first"]["failure"] in ("verify_failed", "lost_race")
     assert by_tool["second"]["result"]["success"] is True
     for record in by_tool.values():
         assert content(record)["strategy"] == "race" and content(record)["race_size"] == 2
-        assert content(record)["diff"] == {"files": 1, "lines_added": 1, "lines_removed": 1}
+    assert content(by_tool["second"])["diff"] == {
+        "files": 1,
+        "lines_added": 1,
+        "lines_removed": 1,
+    }
     assert "Racing 2 tools" in result.stderr
     assert leftovers(vrepo) == []
 
