@@ -280,8 +280,12 @@ class CheckRunner:
             target=target,
             tool_id=cand.tool_id,
             passed=value.success,
-            summary=one_line(value.message or ("passed" if value.success else "failed"), environ),
-            output="" if value.success else _clean(value.output, environ, FEEDBACK_CHARS),
+            summary=one_line(
+                _here(value.message, root) or ("failed", "passed")[value.success], environ
+            ),
+            output=""
+            if value.success
+            else _clean(_here(value.output, root), environ, FEEDBACK_CHARS),
             duration_sec=time.monotonic() - began,
             broken=not value.success and value.failure in CHECK_BROKEN,
         )
@@ -311,6 +315,12 @@ class CheckRunner:
             output="" if passed else _clean(output, environ, FEEDBACK_CHARS),
             duration_sec=time.monotonic() - began,
         )
+
+
+def _here(text: str, root: Path) -> str:
+    """``text`` with the directory the check ran in written as the repository's own
+    paths (a race's copy lives elsewhere: its path means nothing to the reader)."""
+    return text.replace(f"{root}/", "") if text else text
 
 
 def _clean(text: str, environ: Mapping[str, str], limit: int) -> str:
