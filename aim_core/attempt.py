@@ -87,11 +87,6 @@ class AttemptOutcome:
         return self.verification is not None and bool(self.verification.broken)
 
     @property
-    def verified(self) -> bool:
-        """True when it succeeded and ``verify`` checks ran and passed."""
-        return self.success and self.verification is not None and self.verification.passed
-
-    @property
     def success(self) -> bool:
         """True when the attempt succeeded."""
         return self.failure is None
@@ -405,7 +400,7 @@ class Attempt:
             if missing:
                 failure = Failure.TOOL_ERROR
                 message = f"{self.tool_id} reported success but did not create {', '.join(missing)}"
-        diff = workspace.diff() if changes else None
+        diff = workspace.diff(changes) if changes else None
         verification = None
         if failure is None and self.payload.verify:
             verification = self._verify(workspace, ignore)

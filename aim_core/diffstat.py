@@ -7,7 +7,9 @@ import difflib
 from collections.abc import Iterable
 from pathlib import Path
 
-MAX_DIFF_BYTES = 4 * 1024 * 1024  # bigger files count as wholly replaced (no matching)
+# Longer files count as wholly replaced: matching is quadratic at worst, and this runs
+# after every attempt that changed something.
+MAX_DIFF_LINES = 20_000
 
 
 def _lines(path: Path | None) -> list[bytes]:
@@ -23,7 +25,7 @@ def numstat(before: Path | None, after: Path | None) -> tuple[int, int]:
     """``(lines added, lines removed)`` from file ``before`` to file ``after`` (None or a
     missing file: no lines)."""
     old, new = _lines(before), _lines(after)
-    if not old or not new or len(old) + len(new) > MAX_DIFF_BYTES // 16:
+    if not old or not new or len(old) + len(new) > MAX_DIFF_LINES:
         return len(new), len(old)
     added = removed = 0
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(

@@ -49,7 +49,6 @@ git command in the copy after the tool has started.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import hashlib
 import json
 import os
@@ -276,26 +275,6 @@ def _under(rel: str, dirs: Iterable[str]) -> bool:
 def _is_cache(rel: str) -> bool:
     """Python's bytecode caches (allowed to change through a linked environment)."""
     return "__pycache__" in rel.split("/")
-
-
-def _lines(path: Path | None) -> list[bytes]:
-    if path is None:
-        return []
-    try:
-        return path.read_bytes().splitlines()
-    except OSError:
-        return []
-
-
-def _changed_lines(before: list[bytes], after: list[bytes]) -> int:
-    if not before or not after:
-        return len(before) + len(after)
-    total = 0
-    matcher = difflib.SequenceMatcher(None, before, after)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag != "equal":
-            total += (i2 - i1) + (j2 - j1)
-    return total
 
 
 # --------------------------------------------------------------------------- the workspace
@@ -600,7 +579,7 @@ class IsolatedWorkspace:
 
     def _take_base(self) -> dict[str, Entry | None]:
         """The files in scope as the copy holds them now (= the user's, when copied);
-        their contents kept for :meth:`diff_size`."""
+        their contents kept for :meth:`diff`."""
         base_dir = self.snapshot_dir / BASE
         base_dir.mkdir()
         out: dict[str, Entry | None] = {}
@@ -708,27 +687,15 @@ class IsolatedWorkspace:
         return []
 
     def diff_size(self) -> int:
-        """Lines added plus lines removed by the changes in scope (a race's tie-break);
-        a changed link counts one line."""
-        changes = self.changes()
-        total = 0
-        for rel in (*changes.created, *changes.modified, *changes.deleted):
-            before = self._base.get(rel)
-            after = _entry(self.root / rel)
-            if (before is not None and before[0] != "f") or (after is not None and after[0] != "f"):
-                total += 1
-                continue
-            old = self.snapshot_dir / BASE / before[3] if before is not None else None
-            new = self.root / rel if after is not None else None
-            total += _changed_lines(_lines(old), _lines(new))
-        return total
+        """Lines added plus lines removed by the changes in scope (a race's tie-break)."""
+        counts = self.diff(self.changes())
+        return counts["lines_added"] + counts["lines_removed"]
 
-    def diff(self) -> dict[str, int]:
+    def diff(self, changes: FileChanges) -> dict[str, int]:
         """See :meth:`~aim_core.workspace.Workspace.diff`: the copy against the user's
         files when the copy was made."""
         from aim_core.diffstat import summary
 
-        changes = self.changes()
         pairs = []
         for rel in (*changes.created, *changes.modified, *changes.deleted):
             before = self._base.get(rel)

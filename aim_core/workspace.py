@@ -47,8 +47,8 @@ class Workspace(Protocol):
     def keep(self) -> None:
         """The attempt succeeded: its changes in scope stay (are applied)."""
 
-    def diff(self) -> dict[str, int]:
-        """The changes in scope as line counts: ``{"files", "lines_added",
+    def diff(self, changes: FileChanges) -> dict[str, int]:
+        """``changes`` (from :meth:`changes`) as line counts: ``{"files", "lines_added",
         "lines_removed"}`` (before :meth:`restore` or :meth:`keep`)."""
 
     def discard(self) -> None:
@@ -119,11 +119,10 @@ class InPlaceWorkspace:
     def keep(self) -> None:
         """See :meth:`Workspace.keep`: in place, the changes are already there."""
 
-    def diff(self) -> dict[str, int]:
+    def diff(self, changes: FileChanges) -> dict[str, int]:
         """See :meth:`Workspace.diff`: the snapshot's copies against the tree."""
         from aim_core.diffstat import summary
 
-        changes = self.changes()
         pairs = []
         for rel in (*changes.created, *changes.modified, *changes.deleted):
             entry = self.snapshot.entries.get(rel) or {}
