@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("aim")
 
 TURN_LOCK = ".tool-turn.lock"
-PLUGIN_GRACE_S = 10.0  # a plugin's own code may run this long past the tool's deadline
 INTERRUPTED_MESSAGE = "Interrupted: the tool was stopped and the files in scope restored"
 
 
@@ -333,6 +332,8 @@ class Attempt:
             "payload": self.payload,
             "context": ctx,
         }
+        from aim_core.plugins import PLUGIN_GRACE_S
+
         plugins = self.run.project.plugins
         with contextlib.ExitStack() as stack:
             if self.run.active is not None:

@@ -43,7 +43,6 @@ CHECK_BROKEN = (
 )
 FEEDBACK_CHARS = 4000  # of each failing check's output, in a repair's instruction
 SUMMARY_CHARS = 200
-PLUGIN_GRACE_S = 10.0
 
 ContextFactory = Callable[..., "AimContext"]
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -259,6 +258,8 @@ class CheckRunner:
             "payload": request,
             "context": ctx,
         }
+        from aim_core.plugins import PLUGIN_GRACE_S
+
         call = self.project.plugins.call(
             "invoke_capability", cand.state.plugin, args, timeout_s=self.timeout_s + PLUGIN_GRACE_S
         )

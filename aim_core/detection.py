@@ -109,11 +109,9 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
 
 
 def _stamp(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
+    from aim_core.paths import file_stamp
+
+    return file_stamp(path)
 
 
 def _path_dirs(path_value: str) -> dict[str, int | None]:

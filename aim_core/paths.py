@@ -108,3 +108,12 @@ def find_root(start: Path) -> Path:
     from pathlib import Path
 
     return Path(find_root_str(str(start)))
+
+
+def file_stamp(path: str) -> list[int] | None:
+    """``[size, mtime_ns]`` of a file, None when it cannot be read (cache keys)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]

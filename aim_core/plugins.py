@@ -70,6 +70,9 @@ ESSENTIAL_PLUGINS: tuple[tuple[str, str], ...] = (
 )
 
 
+PLUGIN_GRACE_S = 10.0  # a plugin's own code may run this long past its tool's deadline
+
+
 class PluginInfo(Value):
     """What ``aim plugins`` shows for one plugin; ``status`` is ``loaded``, ``broken``,
     ``blocked`` or ``essential``."""
@@ -244,11 +247,9 @@ def attrs_astuple(ep: EntryPoint) -> list[str | None]:
 
 
 def _stamp(path: str) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
+    from aim_core.paths import file_stamp
+
+    return file_stamp(path)
 
 
 def source_files(ep: EntryPoint) -> dict[str, list[int] | None] | None:
