@@ -199,28 +199,16 @@ def scripted_repo(aim_project):
         rules=SCRIPTTOOL_RULES,
         plugins=[],
     )
-    (project.env.site / "aim_scripttool_plugin.py").write_text(SCRIPTTOOL_PLUGIN, encoding="utf-8")
-    project.env.add_entry_point("scripttool", "aim_scripttool_plugin")
-    project.env.always_load.append("scripttool")
+    from tests.repo_kit import commit_all, install_plugin, script_tool
+
+    install_plugin(project, "scripttool", "aim_scripttool_plugin", SCRIPTTOOL_PLUGIN)
     root = project.root
-    for args in (
-        ("init", "-q", "-b", "main"),
-        ("config", "user.email", "t@example.com"),
-        ("config", "user.name", "T"),
-        ("add", "-A"),
-        ("commit", "-qm", "init"),
-    ):
-        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    commit_all(root)
     (root / "certs").mkdir()
     (root / ".venv" / "lib").mkdir(parents=True)
     (root / ".venv" / "lib" / "site.py").write_text("x = 1\n")
 
-    def tool(body: str) -> None:
-        path = project.env.bin_dir / "scripttool"
-        path.write_text("#!/bin/sh\nset -e\n" + body + "\n", encoding="utf-8")
-        path.chmod(0o755)
-
-    project.tool = tool
+    project.tool = lambda body: script_tool(project.env.bin_dir, "scripttool", body)
     return project
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.verify_kit import CALC, RIGHT, WRONG, attempts, content, write
+from tests.verify_kit import CALC, RIGHT, WRONG, attempts, content, repairs_with_output, write
 
 
 def marker_dir(project) -> Path:
@@ -287,14 +287,7 @@ def test_validate_and_the_dry_run_agree_with_run_about_the_race_size(vrepo):
 def test_a_racer_repairs_its_edit_in_a_fresh_copy(vrepo):
     """The tool writes right code only when its instruction holds pytest's output: its
     repair wins the race, as it would have won one tool at a time."""
-    vrepo.tool(
-        "first",
-        'if grep -q "assert add(2, 3) == 5" -; then\n'
-        + write(RIGHT)
-        + "\nelse\n"
-        + write(WRONG)
-        + "\nfi",
-    )
+    vrepo.tool("first", repairs_with_output())
     timed(vrepo, "second", "exit 3", sleep=30)
     result = vrepo.run("run", "--race", "2", str(vrepo.ws()))
     assert result.exit_code == 0, result.output

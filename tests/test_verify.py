@@ -16,7 +16,7 @@ import time
 import pytest
 
 from aim_core.paths import RULES_RELPATH
-from tests.verify_kit import CALC, RIGHT, WRONG, attempts, content, write
+from tests.verify_kit import CALC, RIGHT, WRONG, attempts, content, repairs_with_output, write
 
 
 def test_wrong_edit_is_rolled_back_and_the_fallbacks_right_edit_kept(vrepo):
@@ -39,14 +39,7 @@ def test_wrong_edit_is_rolled_back_and_the_fallbacks_right_edit_kept(vrepo):
 
 def test_a_repair_carries_the_failing_output_and_succeeds(vrepo):
     # the tool writes the right code only when its instruction holds pytest's output
-    vrepo.tool(
-        "first",
-        'if grep -q "assert add(2, 3) == 5" -; then\n'
-        + write(RIGHT)
-        + "\nelse\n"
-        + write(WRONG)
-        + "\nfi",
-    )
+    vrepo.tool("first", repairs_with_output())
     vrepo.tool("second", "exit 9")
     result = vrepo.run("run", str(vrepo.ws()))
     assert result.exit_code == 0, result.output

@@ -5,7 +5,7 @@ tests/conftest.py."""
 
 from __future__ import annotations
 
-import subprocess
+from tests.repo_kit import commit_all, install_plugin, script_tool
 
 TWO_TOOLS_PLUGIN = """
 import json
@@ -71,23 +71,11 @@ def make_vrepo(aim_project):
         rules=RULES,
         plugins=["pytest", "ruff"],
     )
-    (project.env.site / "aim_two_tools.py").write_text(TWO_TOOLS_PLUGIN, encoding="utf-8")
-    project.env.add_entry_point("twotools", "aim_two_tools")
-    project.env.always_load.append("twotools")
-    root = project.root
-    for args in (
-        ("init", "-q", "-b", "main"),
-        ("config", "user.email", "t@example.com"),
-        ("config", "user.name", "T"),
-        ("add", "-A"),
-        ("commit", "-qm", "init"),
-    ):
-        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    install_plugin(project, "twotools", "aim_two_tools", TWO_TOOLS_PLUGIN)
+    commit_all(project.root)
 
     def tool(name: str, body: str) -> None:
-        path = project.env.bin_dir / name
-        path.write_text("#!/bin/sh\nset -e\n" + body + "\n", encoding="utf-8")
-        path.chmod(0o755)
+        script_tool(project.env.bin_dir, name, body)
 
     def ws(**extra):
         data = {
@@ -103,6 +91,18 @@ def make_vrepo(aim_project):
     project.tool = tool
     project.ws = ws
     return project
+
+
+def repairs_with_output() -> str:
+    """A tool body that writes the right code only when its instruction (stdin) holds
+    pytest's failing output: a first try fails its check, the repair passes."""
+    return (
+        'if grep -q "assert add(2, 3) == 5" -; then\n'
+        + write(RIGHT)
+        + "\nelse\n"
+        + write(WRONG)
+        + "\nfi"
+    )
 
 
 def write(text: str) -> str:
