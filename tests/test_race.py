@@ -236,7 +236,8 @@ def test_the_live_view_shows_each_candidate_and_its_checks(vrepo):
     import pty
 
     timed(vrepo, "first", write(WRONG))
-    timed(vrepo, "second", write(RIGHT), sleep=1.5)
+    # second is slow enough that first's failing check is always decided first
+    timed(vrepo, "second", write(RIGHT), sleep=6)
     leader, follower = pty.openpty()
     env = {**vrepo.environ(), "COLUMNS": "200", "TERM": "xterm"}
     proc = subprocess.Popen(
