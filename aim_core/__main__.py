@@ -38,11 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     return run_cli(args)
 
 
-def entry() -> None:
+def entry(*, served: bool = True) -> None:
     """The ``aim`` console script: run, flush, and leave without the interpreter's
-    teardown (tens of milliseconds of module and thread clean-up for nothing)."""
-    code = main()
+    teardown (tens of milliseconds of module and thread clean-up for nothing).
+    With ``served``, ``aim run`` goes to aim's run server when one can take it
+    (:mod:`aim_core.resident_client`); ``python -m aim_core`` runs everything itself
+    (its import path starts with the current directory: a server per directory)."""
     import os
+
+    code = None
+    if served and "run" in sys.argv[1:]:
+        from aim_core.resident_client import run
+
+        code = run(sys.argv[1:])
+    if code is None:
+        code = main()
 
     try:
         sys.stdout.flush()
@@ -55,4 +65,4 @@ def entry() -> None:
 
 
 if __name__ == "__main__":
-    entry()
+    entry(served=False)

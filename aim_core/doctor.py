@@ -28,6 +28,7 @@ def run_checks(project: Project) -> list[Check]:
     checks.append(_git_check(project))
     checks.append(_write_access(project))
     checks.append(_workspace_check(project))
+    checks.append(_run_server_check())
     checks += _registry_checks(project)
     checks += _tool_checks(project)
     return checks
@@ -76,7 +77,9 @@ def _git_check(project: Project) -> Check:
 def _workspace_check(project: Project) -> Check:
     """Whether aim can see and undo what a tool changes here (docs/SECURITY.md)."""
     from aim_core.gitmeta import find_git_dir, read_status
-    from aim_core.treestate import COPY_BUDGET_BYTES
+    from aim_core.treestate import copy_budget_bytes
+
+    budget = copy_budget_bytes()
 
     found = find_git_dir(project.root)
     if found is None:
@@ -84,7 +87,7 @@ def _workspace_check(project: Project) -> Check:
             name="Workspace",
             ok=True,
             detail="not a git repository: every file outside the scope is copied before "
-            f"each attempt (up to {COPY_BUDGET_BYTES >> 20} MB)",
+            f"each attempt (up to {budget >> 20} MB)",
             blocking=False,
         )
     status = read_status(project.root, found[0])
@@ -93,7 +96,7 @@ def _workspace_check(project: Project) -> Check:
             name="Workspace",
             ok=False,
             detail=f"git cannot read this repository ({status.error}): aim copies every "
-            f"file before each attempt and refuses above {COPY_BUDGET_BYTES >> 20} MB",
+            f"file before each attempt and refuses above {budget >> 20} MB",
             fix=f"git config --global --add safe.directory {project.root}",
             blocking=False,
         )
@@ -103,7 +106,7 @@ def _workspace_check(project: Project) -> Check:
             size += (project.root / rel).lstat().st_size
         except OSError:
             continue
-    fits = size <= COPY_BUDGET_BYTES
+    fits = size <= budget
     return Check(
         name="Workspace",
         ok=fits,
@@ -113,6 +116,33 @@ def _workspace_check(project: Project) -> Check:
         fix="commit, stash or ignore them, or raise AIM_COPY_BUDGET_MB",
         blocking=False,
     )
+
+
+def _run_server_check() -> Check:
+    """Whether ``aim run`` is served by aim's run server (docs/PERFORMANCE.md)."""
+    import os
+
+    from aim_core import resident_client as rc
+
+    if os.environ.get(rc.DISABLE_VAR, "1") == "0":
+        return Check(name="Run server", ok=True, detail=f"off ({rc.DISABLE_VAR}=0)", blocking=False)
+    path = rc.socket_path(rc.key_material())
+    if path is None:
+        where = os.environ.get(rc.DIR_VAR) or "its directory"
+        return Check(
+            name="Run server",
+            ok=False,
+            detail=f"not used: {where} is not a directory only you can open",
+            fix=f"chmod 700 it, or set {rc.DIR_VAR} to a directory of your own",
+            blocking=False,
+        )
+    pid = rc.servers(os.path.dirname(path)).get(path)
+    detail = (
+        f"running (pid {pid}, {path}): aim run starts without importing aim"
+        if pid
+        else "not running: the next aim run starts it for the ones after"
+    )
+    return Check(name="Run server", ok=True, detail=detail, blocking=False)
 
 
 def _registry_checks(project: Project) -> list[Check]:

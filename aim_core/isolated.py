@@ -82,8 +82,8 @@ __all__ = [
 MANIFEST = "isolated.json"
 TREE = "tree"  # the copy of the repository's top, under copy_dir
 BASE = "base"  # contents of the files in scope when the copy was made (diff sizes)
-LINK_MIN_FILES = int(os.environ.get("AIM_LINK_MIN_FILES", "2000"))
-LINK_MIN_BYTES = int(os.environ.get("AIM_LINK_MIN_MB", "64")) * 1024 * 1024
+LINK_MIN_FILES = 2000  # AIM_LINK_MIN_FILES, when set, instead
+LINK_MIN_BYTES = 64 * 1024 * 1024  # AIM_LINK_MIN_MB (megabytes), when set, instead
 # Git's state of the copy that runs code or changes what git does (reported).
 GIT_SECURITY = ("config", "config.worktree", "hooks", "info")
 # Names of git-ignored environments that are linked whatever their size outside git.
@@ -238,7 +238,11 @@ def _rmtree(path: Path) -> None:
 
 def _big(path: Path) -> bool:
     """Whether the directory holds more than :data:`LINK_MIN_FILES` entries or
-    :data:`LINK_MIN_BYTES` bytes (counting stops there)."""
+    :data:`LINK_MIN_BYTES` bytes (counting stops there); the environment variables
+    are read here, not at import (a run server's worker takes its client's after it)."""
+    env = os.environ
+    most_files = int(env.get("AIM_LINK_MIN_FILES") or LINK_MIN_FILES)
+    most_bytes = int(env["AIM_LINK_MIN_MB"]) << 20 if env.get("AIM_LINK_MIN_MB") else LINK_MIN_BYTES
     count, size = 0, 0
     stack = [os.fspath(path)]
     while stack:
@@ -254,7 +258,7 @@ def _big(path: Path) -> bool:
                 except OSError:
                     continue
                 size += st.st_size
-                if count > LINK_MIN_FILES or size > LINK_MIN_BYTES:
+                if count > most_files or size > most_bytes:
                     return True
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(e.path)

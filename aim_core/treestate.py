@@ -35,7 +35,16 @@ from aim_core.gitmeta import GitState, GitStatus, find_git_dir, git_command, rea
 from aim_core.scope import Scope, linked_parent, make_real_parents
 from aim_core.security import forbidden_match
 
-COPY_BUDGET_BYTES = int(os.environ.get("AIM_COPY_BUDGET_MB", "512")) * 1024 * 1024
+COPY_BUDGET_MB = 512
+
+
+def copy_budget_bytes() -> int:
+    """What aim copies at most to undo a tool's changes outside git's view, in bytes:
+    ``AIM_COPY_BUDGET_MB`` (read when asked: a run server's worker takes its client's
+    environment after the import) or :data:`COPY_BUDGET_MB`."""
+    return int(os.environ.get("AIM_COPY_BUDGET_MB") or COPY_BUDGET_MB) * 1024 * 1024
+
+
 MANIFEST = "tree.json"
 STAMPS = "stamps.marshal"
 
@@ -210,7 +219,8 @@ class TreeState:
 
     def _copy(self, paths: list[str], git_refused: bool, why: str) -> None:
         total = sum(self.stamps[p][1] for p in paths)
-        if total > COPY_BUDGET_BYTES:
+        budget = copy_budget_bytes()
+        if total > budget:
             reason = (
                 f"git cannot read this repository ({why}), so every file would need a copy"
                 if git_refused
@@ -223,7 +233,7 @@ class TreeState:
             )
             raise WorkspaceRefused(
                 f"{reason} hold {total // (1024 * 1024)} MB, over the "
-                f"{COPY_BUDGET_BYTES // (1024 * 1024)} MB aim copies to undo a tool's "
+                f"{budget // (1024 * 1024)} MB aim copies to undo a tool's "
                 f"changes; nothing was run. Fix: {fix}, or raise AIM_COPY_BUDGET_MB"
             )
         blobs = self.backup / "files"

@@ -13,6 +13,7 @@ environment does not add a compile step to every start.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -193,6 +194,8 @@ class World:
         self.repo = self.dir / "repo"
         for d in (self.home, self.cache, self.bin, self.site, self.repo):
             d.mkdir()
+        # aim's run server (aim_core/resident.py) of this world: a short socket path
+        self.resident = Path(tempfile.mkdtemp(prefix="aimb-", dir="/tmp"))
         self.extra_env: dict[str, str] = {}
 
     @property
@@ -201,9 +204,39 @@ class World:
             HOME=str(self.home),
             AIM_CACHE_DIR=str(self.cache),
             PATH=f"{self.bin}{os.pathsep}{SYSTEM_PATH}",
+            AIM_RESIDENT_DIR=str(self.resident),
         )
         env.update(self.extra_env)
         return env
+
+    def run_server(self, timeout: float = 30.0) -> int | None:
+        """The pid of this world's run server once it takes commands (the first
+        ``aim run`` starts it), or None when there is none after ``timeout`` seconds."""
+        import socket
+
+        from aim_core.resident_client import servers
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for path, pid in servers(str(self.resident)).items():
+                with socket.socket(socket.AF_UNIX) as s:
+                    try:
+                        s.connect(path)
+                    except OSError:
+                        continue
+                return pid
+            time.sleep(0.05)
+        return None
+
+    def stop_servers(self) -> None:
+        """Stop this world's run servers (they would stop by themselves when idle)."""
+        import signal
+
+        from aim_core.resident_client import servers
+
+        for pid in servers(str(self.resident)).values():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
 
     def aim(self, *args: str, check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
         """Run the real ``aim`` in the repository."""
@@ -246,6 +279,8 @@ class World:
         return path
 
     def close(self) -> None:
+        self.stop_servers()
+        shutil.rmtree(self.resident, ignore_errors=True)
         if not self.keep:
             shutil.rmtree(self.dir, ignore_errors=True)
 

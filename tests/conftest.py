@@ -3,6 +3,7 @@ by ``aim init``, fake tool executables, and the real ``aim`` CLI in a subprocess
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,13 +17,33 @@ from aim_core.testing.fake_tools import make_fake_tool
 SYSTEM_PATH = os.environ.get("PATH", "")
 
 
+@pytest.fixture(scope="session")
+def run_servers():
+    """The directory of the run servers an ``aim`` console script starts in the tests
+    (aim_core/resident.py); they are stopped when the session ends."""
+    import shutil
+    import signal
+    import tempfile
+
+    from aim_core.resident_client import servers
+
+    where = tempfile.mkdtemp(prefix="aimt-", dir="/tmp")  # a socket path is short
+    yield where
+    for pid in servers(where).values():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(where, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory, monkeypatch):
+def isolated_env(tmp_path_factory, monkeypatch, run_servers):
     """No test reads the developer's home, cache, AIM_* settings or installed plugins."""
     home = tmp_path_factory.mktemp("home")
     for name in list(os.environ):
         if name.startswith("AIM_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("AIM_RESIDENT_DIR", run_servers)
+    monkeypatch.setenv("AIM_RESIDENT_IDLE_S", "30")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("AIM_CACHE_DIR", str(home / ".cache" / "aim"))
     monkeypatch.setenv("AIM_LOAD_PLUGINS", "")

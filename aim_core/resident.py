@@ -1,0 +1,386 @@
+"""aim's run server: the engine imported once, a forked worker per ``aim run``.
+
+Started by :func:`aim_core.resident_client.start_server` when an ``aim run`` finds
+none (that command runs by itself; the next ones are served). The server imports
+what ``aim run`` needs (:data:`PRELOAD`), loads the credential rules, then waits on
+its socket. For each client it checks the request -- the same user
+(``SO_PEERCRED``), the same key (interpreter, import path, flags, version,
+Python's environment) and code that has not changed on disk since it started --
+and forks a worker that takes the client's standard streams, environment, working
+directory, umask and arguments and runs :func:`aim_core.__main__.main` as the
+client would have. It relays the client's signals to the worker, kills the worker
+(``SIGKILL``) when the client is gone (as a ``kill -9`` of ``aim`` would have
+killed the command), and reports how the worker ended.
+
+The server keeps no state between commands: each worker starts from the state
+right after the imports. It stops after ``AIM_RESIDENT_IDLE_S`` seconds (default
+300) without a command, when its socket is removed or replaced, when another
+server holds its lock, or when aim's code changed (it answers ``stale`` and the
+client runs the command itself).
+
+Protocol (one connection per command): the client sends a 4-byte big-endian length,
+a :mod:`marshal`-ed request (``key``, ``argv``, ``cwd``, ``env``, ``umask``,
+``stdio``) and its fds 0, 1, 2 (``SCM_RIGHTS``); the server answers ``started``,
+``stale`` or ``refused``; then the client may send ``signal N`` lines and the server
+ends with ``exit N`` or ``killed N`` (the signal that ended the worker).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import marshal
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+from aim_core.resident_client import IDLE_VAR
+
+# What `aim run` imports (their own imports follow); plugins are not among them:
+# a worker imports those it calls, as `aim run` does, so an upgrade is always seen.
+PRELOAD = (
+    "aim_core.__main__",
+    "aim_core.cli_run",
+    "aim_core.cli_frame",
+    "aim_core.log",
+    "aim_core.project",
+    "aim_core.graph",
+    "aim_core.runner",
+    "aim_core.attempt",
+    "aim_core.admission",
+    "aim_core.process",
+    "aim_core.proctree",
+    "aim_core.progress",
+    "aim_core.budget",
+    "aim_core.security",
+    "aim_core.credentials",
+    "aim_core.secret_rules",
+    "aim_core.audit.emit",
+    "aim_core.audit.jsonl",
+    "aim_core.checks",
+    "aim_core.race",
+    "aim_core.isolated",
+    "aim_core.diffstat",
+    "ctypes",
+)
+IDLE_S = 300.0
+_EOF = b""
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    from aim_core.secret_rules import ruleset
+
+    rules = ruleset()
+    for rule in rules.rules:  # compiled once here rather than in every command
+        rule.regex  # noqa: B018
+        rule.allowlists  # noqa: B018
+    rules.allowlist.regexes  # noqa: B018
+    rules.allowlist.paths  # noqa: B018
+    rules.occurrences("warm")
+    import gc
+
+    gc.collect()
+    gc.freeze()  # no collection touches these in a worker: fewer pages copied after fork
+
+
+def code_stamps() -> dict[str, tuple[int, int]]:
+    """``{file: (mtime_ns, size)}`` of every module this process imported from a file."""
+    stamps: dict[str, tuple[int, int]] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        stamps[path] = (st.st_mtime_ns, st.st_size)
+    return stamps
+
+
+def _stale(stamps: dict[str, tuple[int, int]]) -> bool:
+    for path, stamp in stamps.items():
+        try:
+            st = os.stat(path)
+        except OSError:
+            return True
+        if (st.st_mtime_ns, st.st_size) != stamp:
+            return True
+    return False
+
+
+class Server:
+    """The accept loop: one worker per connection (see the module docstring)."""
+
+    def __init__(self, path: str, material: dict[str, object]) -> None:
+        self.path = path
+        self.material = material
+        self.selector = selectors.DefaultSelector()
+        self.workers: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, conn)
+        self.idle_s = float(os.environ.get(IDLE_VAR) or IDLE_S)
+        self.stamps: dict[str, tuple[int, int]] = {}
+        self.listener: socket.socket | None = None
+        self.inode = 0
+        self.stopping = False
+        self._lock = -1
+
+    def bind(self) -> bool:
+        """Take the lock and the socket; False when another server holds them."""
+        import fcntl
+
+        lock = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(lock)
+            return False
+        self._lock = lock  # held until the process ends
+        os.ftruncate(lock, 0)
+        os.write(lock, f"{os.getpid()}\n".encode())  # who serves: for aim doctor and tests
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)  # a dead server's socket: nobody holds the lock
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o077)
+        try:
+            listener.bind(self.path)
+        finally:
+            os.umask(old)
+        listener.listen(64)
+        self.inode = os.stat(self.path).st_ino
+        self.listener = listener
+        self.selector.register(listener, selectors.EVENT_READ, self._accept)
+        return True
+
+    def serve(self) -> None:
+        """Answer commands until idle, replaced or stale (see the module docstring)."""
+        self.stamps = code_stamps()
+        last = time.monotonic()
+        while True:
+            timeout = max(0.0, min(5.0, last + self.idle_s - time.monotonic()))
+            for key, _ in self.selector.select(timeout):
+                key.data(key.fileobj)
+            if self.workers:
+                last = time.monotonic()
+                continue
+            if self.stopping or not self._still_mine() or time.monotonic() - last >= self.idle_s:
+                break
+        self._close()
+
+    def stop(self, _signum: int = 0, _frame: object = None) -> None:
+        """Take no more commands; those running end as they would have."""
+        self.stopping = True
+
+    def _still_mine(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
+
+    def _close(self) -> None:
+        if self.listener is not None:
+            if self._still_mine():
+                os.unlink(self.path)
+            self.listener.close()
+            self.listener = None
+
+    def _accept(self, listener: socket.socket) -> None:
+        conn, _ = listener.accept()
+        try:
+            self._start(conn)
+        except Exception:  # a bad request ends that connection, never the server
+            conn.close()
+
+    def _start(self, conn: socket.socket) -> None:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        conn.settimeout(5.0)
+        head, fds, _flags, _addr = socket.recv_fds(conn, 4, 3)
+        body = b""
+        size = int.from_bytes(head, "big") if len(head) == 4 else 0
+        while len(body) < size:
+            chunk = conn.recv(size - len(body))
+            if not chunk:
+                break
+            body += chunk
+        conn.settimeout(None)
+        request = marshal.loads(body) if len(body) == size and size else None
+        if uid != os.getuid() or len(fds) != 3 or not isinstance(request, dict):
+            return self._refuse(conn, fds, b"refused\n")
+        if request.get("key") != self.material:
+            return self._refuse(conn, fds, b"refused\n")
+        if self.stopping or _stale(self.stamps):
+            self.stopping = True
+            return self._refuse(conn, fds, b"stale\n")
+        server = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            self._forget()
+            _worker(conn, fds, request, server)  # never returns
+        for fd in fds:
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        self.workers[pidfd] = (pid, conn)
+        conn.sendall(b"started\n")
+        self.selector.register(conn, selectors.EVENT_READ, lambda c: self._client(c, pid))
+        self.selector.register(pidfd, selectors.EVENT_READ, self._ended)
+
+    def _forget(self) -> None:
+        """In a worker: close what belongs to the server (its socket, lock, other clients)."""
+        for pidfd, (_pid, conn) in self.workers.items():
+            os.close(pidfd)
+            conn.close()
+        self.selector.close()
+        if self.listener is not None:
+            self.listener.close()
+        if self._lock >= 0:
+            os.close(self._lock)
+
+    def _refuse(self, conn: socket.socket, fds: list[int], answer: bytes) -> None:
+        for fd in fds:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            conn.sendall(answer)
+        conn.close()
+
+    def _client(self, conn: socket.socket, pid: int) -> None:
+        """A line from the client (a signal to relay), or its end: kill the worker."""
+        try:
+            data = conn.recv(4096)
+        except OSError:
+            data = _EOF
+        if not data:
+            self.selector.unregister(conn)
+            _kill(pid, signal.SIGKILL)
+            return
+        for line in data.decode(errors="replace").splitlines():
+            kind, _, value = line.partition(" ")
+            if kind == "signal" and value.isdigit():
+                _kill(pid, int(value))
+
+    def _ended(self, pidfd: int) -> None:
+        pid, conn = self.workers.pop(pidfd)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        with_conn = conn in {k.fileobj for k in self.selector.get_map().values()}
+        if with_conn:
+            self.selector.unregister(conn)
+        if os.WIFSIGNALED(status):
+            answer = f"killed {os.WTERMSIG(status)}\n"
+        else:
+            answer = f"exit {os.waitstatus_to_exitcode(status)}\n"
+        with contextlib.suppress(OSError):
+            conn.sendall(answer.encode())
+        conn.close()
+
+
+def _kill(pid: int, signum: int) -> None:
+    with contextlib.suppress(OSError):  # ended already (its pidfd keeps the pid)
+        os.kill(pid, signum)
+
+
+def _worker(conn: socket.socket, fds: list[int], request: dict[str, Any], server: int) -> None:
+    """In the forked child: become the client's command, run it, and exit with its code."""
+    code = 70
+    try:
+        conn.close()
+        _die_with(server)
+        os.setpgid(0, 0)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        _become(request)
+        from aim_core.__main__ import main
+
+        try:
+            code = main(list(request["argv"])[1:])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        if "logging" in sys.modules:
+            sys.modules["logging"].shutdown()
+    except KeyboardInterrupt:  # a Ctrl-C relayed before the command started
+        code = 130
+    except BaseException:
+        code = 70
+    finally:
+        os._exit(code if isinstance(code, int) else 70)
+
+
+def _die_with(server: int) -> None:
+    """``SIGKILL`` this worker if the server dies (``PR_SET_PDEATHSIG``), as a ``kill -9``
+    of ``aim`` ends its command: the work left is then a dead run's, which aim recovers."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != server:  # the server died before the line above
+        os._exit(70)
+
+
+def _become(request: dict[str, Any]) -> None:
+    """Take the client's environment, directory, umask, arguments and streams."""
+    import io
+    import locale
+
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(request["cwd"])
+    os.umask(request["umask"])
+    time.tzset()
+    with contextlib.suppress(locale.Error):
+        locale.setlocale(locale.LC_CTYPE, "")
+    sys.argv = list(request["argv"])
+    stdin_io: tuple[str, str] | None
+    stdout_io: tuple[str, str] | None
+    stdin_io, stdout_io = request["stdio"]
+
+    def text(fd: int, mode: str, enc: tuple[str, str] | None, line: bool) -> io.TextIOWrapper:
+        encoding, errors = enc or ("utf-8", "strict")
+        buffered = open(fd, mode + "b", closefd=False)  # noqa: SIM115 - lives as sys.stdout
+        return io.TextIOWrapper(buffered, encoding=encoding, errors=errors, line_buffering=line)
+
+    stderr_io = (stdout_io[0] if stdout_io else "utf-8", "backslashreplace")
+    streams = {
+        "stdin": text(0, "r", stdin_io, False),
+        "stdout": text(1, "w", stdout_io, os.isatty(1)),
+        "stderr": text(2, "w", stderr_io, True),
+    }
+    for name, stream in streams.items():
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
+def main(path: str, material: dict[str, object]) -> None:
+    """Serve on the socket ``path`` the clients whose key is ``material``
+    (:func:`aim_core.resident_client.key_material`); started by
+    :data:`aim_core.resident_client.START` with ``sys.path`` already the client's."""
+    if material.get("flags") != repr(sys.flags) or not hasattr(os, "pidfd_open"):
+        return  # not the Python the client is, or no pidfd: never serve
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return
+    _preload()
+    server = Server(path, material)
+    if server.bind():
+        signal.signal(signal.SIGTERM, server.stop)
+        server.serve()
+
+
+__all__ = ["PRELOAD", "Server", "code_stamps", "main"]
