@@ -65,6 +65,15 @@ PRELOAD = (
     "aim_core.race",
     "aim_core.isolated",
     "aim_core.diffstat",
+    "aim_core.recovery",
+    "aim_core.runlocks",
+    "aim_core.runlog",
+    "aim_core.scope_check",
+    "aim_core.toolkit",
+    "aim_core.verify",
+    "aim_core.audit.prune",
+    "aim_core.default_plugins.security",
+    "shlex",
     "ctypes",
 )
 IDLE_S = 300.0
@@ -86,10 +95,29 @@ def _preload() -> None:
     rules.allowlist.regexes  # noqa: B018
     rules.allowlist.paths  # noqa: B018
     rules.occurrences("warm")
+    _warm_caches()
     import gc
 
     gc.collect()
     gc.freeze()  # no collection touches these in a worker: fewer pages copied after fork
+
+
+def _warm_caches() -> None:
+    """What the first command would do the same way: resolve the models' annotations
+    (``attrs.resolve_types``), compile the default rules' path patterns (``fnmatch``)."""
+    import fnmatch
+
+    import attrs
+
+    from aim_core import models
+    from aim_core.registry import DEFAULT_RULES
+
+    for value in vars(models).values():
+        if isinstance(value, type) and attrs.has(value):
+            attrs.resolve_types(value)
+    security = DEFAULT_RULES["security"]
+    for pattern in (*security["forbidden_paths"], *security["allowed_file_patterns"]):
+        fnmatch.fnmatchcase("", pattern.rstrip("/"))
 
 
 def code_stamps() -> dict[str, tuple[int, int]]:
@@ -370,8 +398,12 @@ def main(path: str, material: dict[str, object]) -> None:
     """Serve on the socket ``path`` the clients whose key is ``material``
     (:func:`aim_core.resident_client.key_material`); started by
     :data:`aim_core.resident_client.START` with ``sys.path`` already the client's."""
+    from aim_core.resident_client import confinement
+
     if material.get("flags") != repr(sys.flags) or not hasattr(os, "pidfd_open"):
         return  # not the Python the client is, or no pidfd: never serve
+    if material.get("confinement") != confinement():
+        return  # not confined as the client is (see confinement()): never serve
     try:
         os.close(os.pidfd_open(os.getpid()))
     except OSError:

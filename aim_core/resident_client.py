@@ -10,7 +10,7 @@ the worker's exit code (or by the signal that ended it); Ctrl-Z stops both.
 
 :func:`run` answers None -- the caller runs the command itself -- whenever the server
 cannot be used as it is: ``AIM_RESIDENT=0``, not Linux, a command line other than a
-plain ``aim run`` (:func:`aim_core.cli_run.parse`), a closed standard stream, Python
+plain ``aim run`` (:func:`aim_core.run_args.accepts`), a closed standard stream, Python
 started with options, a socket directory not private to this user, no server yet
 (one is started for the next command), or a server whose code is not this
 installation's (it stops). See docs/PERFORMANCE.md, "The run server".
@@ -66,7 +66,37 @@ def key_material() -> dict[str, object]:
         "flags": repr(sys.flags),
         "encoding": sys.getfilesystemencoding(),
         "env": env,
+        "confinement": confinement(),
     }
+
+
+# /proc/self/status lines that say what this process may do
+_STATUS = ("Uid:", "Gid:", "Groups:", "NoNewPrivs:", "Seccomp", "Cap", "Cpus_allowed_list:")
+_NAMESPACES = ("mnt", "pid", "net", "user", "uts", "ipc", "cgroup")
+
+
+def confinement() -> list[str]:
+    """What confines this process: its namespaces, cgroup, security label, ids,
+    capabilities, seccomp and no-new-privs, CPU affinity, resource limits and nice
+    value. A server is started by a client with this same value, so it -- and every
+    worker it forks -- is confined exactly as the clients it serves (a process in a
+    container, a sandbox or a cgroup never has its command run outside them)."""
+    out = [f"nice {os.getpriority(os.PRIO_PROCESS, 0)}"]
+    for ns in _NAMESPACES:
+        try:
+            out.append(os.readlink(f"/proc/self/ns/{ns}"))
+        except OSError:
+            out.append(f"{ns}:?")
+    for name in ("cgroup", "limits", "attr/current", "status"):
+        try:
+            with open(f"/proc/self/{name}", "rb") as f:
+                text = f.read().decode(errors="replace")
+        except OSError:
+            text = "?"
+        if name == "status":
+            text = "\n".join(x for x in text.splitlines() if x.startswith(_STATUS))
+        out.append(text)
+    return out
 
 
 def socket_dir() -> str | None:
@@ -127,9 +157,9 @@ def usable(args: list[str]) -> bool:
         return False
     if sys.stdin is None or sys.stdout is None or sys.stderr is None:
         return False  # a stream closed at the start: its fd may be another file by now
-    from aim_core.cli_run import parse
+    from aim_core.run_args import accepts
 
-    return parse(args) is not None
+    return accepts(args)
 
 
 def run(args: list[str]) -> int | None:
@@ -326,6 +356,7 @@ def servers(where: str) -> dict[str, int]:
 
 
 __all__ = [
+    "confinement",
     "key_material",
     "run",
     "servers",

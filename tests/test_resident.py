@@ -378,6 +378,33 @@ def test_a_socket_directory_others_can_open_is_not_used(served):
     assert list(served.where.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "confine",
+    [
+        lambda: os.nice(5),
+        lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_NOFILE, (512, 512)),
+    ],
+    ids=["nice", "rlimit"],
+)
+def test_a_client_confined_otherwise_is_not_served_by_this_server(served, confine):
+    """Lower priority, other limits (or namespaces, cgroup, capabilities, seccomp...):
+    the command runs by itself and a server confined like it starts for the next."""
+    tool(served, "echo 'a = 2' > a.py")
+    ws = workstream(served)
+    server = served.started(ws)
+    for _ in range(2):
+        r = served.run("run", ws, preexec_fn=confine)
+        assert r.returncode == 0, r.stderr
+        assert served.served_by() != server
+    wait_for(lambda: len(servers(str(served.where))) == 2)
+    r = served.run("run", ws, preexec_fn=confine)
+    (other,) = set(servers(str(served.where)).values()) - {server}
+    assert served.served_by() == other
+    assert psutil.Process(other).nice() == psutil.Process(server).nice() + (
+        5 if "nice" in os.environ.get("PYTEST_CURRENT_TEST", "") else 0
+    )
+
+
 def test_a_closed_standard_stream_runs_by_itself(served):
     tool(served, "echo 'a = 2' > a.py")
     ws = workstream(served)
