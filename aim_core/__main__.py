@@ -53,6 +53,8 @@ def entry(*, served: bool = True) -> None:
         code = run(sys.argv[1:])
     if code is None:
         code = main()
+        if served and "aim_core.resident_client" in sys.modules:
+            sys.modules["aim_core.resident_client"].start_pending()
 
     try:
         sys.stdout.flush()

@@ -329,7 +329,15 @@ def _worker(conn: socket.socket, fds: list[int], request: dict[str, Any], server
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        _become(request)
+        try:
+            _become(request)
+        except Exception as e:  # e.g. the client's directory is gone
+            os.write(
+                2,
+                f"Error: aim's run server could not take this command ({e}); "
+                "run it with AIM_RESIDENT=0\n".encode(errors="replace"),
+            )
+            os._exit(70)
         from aim_core.__main__ import main
 
         try:

@@ -12,7 +12,7 @@ the worker's exit code (or by the signal that ended it); Ctrl-Z stops both.
 cannot be used as it is: ``AIM_RESIDENT=0``, not Linux, a command line other than a
 plain ``aim run`` (:func:`aim_core.run_args.accepts`), a closed standard stream, Python
 started with options, a socket directory not private to this user, no server yet
-(one is started for the next command), or a server whose code is not this
+(one is started, once this command is done, for the next ones), or a server whose code is not this
 installation's (it stops). See docs/PERFORMANCE.md, "The run server".
 """
 
@@ -179,7 +179,9 @@ def run(args: list[str]) -> int | None:
         conn.connect(path)
     except OSError:
         conn.close()
-        start_server(path, material)
+        # started once this command is done (start_pending): its imports would take
+        # the CPU from this command's tool
+        _pending.append((path, material))
         return None
     try:
         return _served(conn, args, material)
@@ -203,14 +205,17 @@ def _served(conn: socket, args: list[str], material: dict[str, object]) -> int |
         _signal.signal(getattr(_signal, name), relay)
     _signal.signal(_signal.SIGTSTP, lambda _s, _f: _suspend(conn))
 
-    request = {
-        "key": material,
-        "argv": [sys.argv[0], *args],
-        "cwd": os.getcwd(),
-        "env": dict(os.environ),
-        "umask": _umask(),
-        "stdio": [(s.encoding, s.errors) if s else None for s in (sys.stdin, sys.stdout)],
-    }
+    try:
+        request = {
+            "key": material,
+            "argv": [sys.argv[0], *args],
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "umask": _umask(),
+            "stdio": [(s.encoding, s.errors) if s else None for s in (sys.stdin, sys.stdout)],
+        }
+    except OSError:  # no working directory: the command says so itself
+        return None
     data = marshal.dumps(request)
     try:
         fds = array.array("i", [0, 1, 2])
@@ -294,6 +299,15 @@ def _wait(conn: socket) -> int:
     return 70
 
 
+_pending: list[tuple[str, dict[str, object]]] = []
+
+
+def start_pending() -> None:
+    """Start the server that :func:`run` found missing (at the end of the command)."""
+    while _pending:
+        start_server(*_pending.pop())
+
+
 def start_server(path: str, material: dict[str, object]) -> None:
     """Start the server for the next command, detached (its own session, no terminal,
     ``/`` as its directory, only the environment Python needs to start the same way)."""
@@ -362,6 +376,7 @@ __all__ = [
     "servers",
     "socket_dir",
     "socket_path",
+    "start_pending",
     "start_server",
     "usable",
 ]

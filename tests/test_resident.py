@@ -476,3 +476,60 @@ def test_no_module_reads_the_process_state_when_imported():
 def test_the_check_above_finds_a_module_level_read():
     tree = ast.parse("import os\nX = int(os.environ.get('A', '1'))\ndef f():\n    os.getcwd()\n")
     assert _reads_process_state(tree) == ["line 2: .environ"]
+
+
+def test_a_removed_working_directory_is_exit_2_with_a_sentence(served, tmp_path):
+    tool(served, "echo 'a = 2' > a.py")
+    served.started(workstream(served))
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    for argv in ([str(AIM)], [sys.executable, "-m", "aim_core"]):
+        proc = subprocess.run(
+            [
+                "sh",
+                "-c",
+                f'cd "{gone}" && rmdir "{gone}" && exec "$@"',
+                "sh",
+                *argv,
+                "run",
+                "x.json",
+            ],
+            env=served.environ(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "current directory no longer exists" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        gone.mkdir()
+
+
+def test_a_timeout_leaves_no_process_when_served(served):
+    """A tool that hangs with a setsid grandchild and a plain one: the served command
+    ends at its time limit and nothing the tool started is left."""
+    import random
+
+    mark = f"600.{random.randrange(10**8, 10**9)}"
+    tool(served, "echo 'a = 2' > a.py")
+    server = served.started(workstream(served))
+    sleeper = f"{sys.executable} -c 'import time; time.sleep({mark})'"
+    tool(served, f"setsid {sleeper} &\n{sleeper} &\nsleep 60")
+    ws = served.project.workstream(
+        capability="code_generation",
+        files_scope=["a.py"],
+        tasks=["do it"],
+        capability_payload={"max_retries": 0, "timeout_ms": 2000},
+    )
+    r = served.run("run", str(ws.relative_to(served.root)))
+    assert r.returncode == 1, r.stderr
+    assert served.served_by() == server
+    assert results(served.project)[-1] == ("scripttool", False, "timeout")
+    time.sleep(0.5)
+    left = [
+        p for p in psutil.process_iter(["cmdline"]) if mark in " ".join(p.info["cmdline"] or ())
+    ]
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    assert left == []
