@@ -110,7 +110,8 @@ def append_line(path: str | os.PathLike[str], line: bytes) -> os.stat_result:
     the file's lock. Returns the file's ``fstat`` after the write."""
     fd = _open_append(path)
     try:
-        st = _write_sync(fd, line)
+        _write_sync(fd, line)
+        st = os.fstat(fd)
     finally:
         os.close(fd)
     if st.st_size == len(line):  # the file is new: make its name durable
@@ -141,13 +142,12 @@ def _ends_with(path: str, size: int, tail: bytes, fd: int | None) -> bool:
         return False
 
 
-def _write_sync(fd: int, line: bytes) -> os.stat_result:
-    """Write all of ``line`` (at the end: ``fd`` is O_APPEND), fsync, and ``fstat``."""
+def _write_sync(fd: int, line: bytes) -> None:
+    """Write all of ``line`` (at the end: ``fd`` is O_APPEND) and fsync."""
     written = os.write(fd, line)
     while written < len(line):  # a short write: the rest, still under the lock
         written += os.write(fd, line[written:])
     os.fsync(fd)
-    return os.fstat(fd)
 
 
 def _fsync_dir(path: str) -> None:
@@ -230,7 +230,7 @@ class JsonlAuditLog:
         self._tip_seen: tuple[tuple[Any, ...], tuple[int, str, str], bytes] | None = None
         self._days_seen: tuple[tuple[int, ...], list[str]] | None = None  # see _days
         self._head_files: tuple[HeadFile, HeadFile] | None = None
-        self._newest: tuple[str, int, int] | None = None  # the newest day file, as stat'ed
+        self._newest: tuple[str, int, int, int] | None = None  # the newest day file, stat'ed
         self._day_fd: tuple[str, int, int, int] | None = None  # see _write_line
 
     @property
@@ -308,9 +308,9 @@ class JsonlAuditLog:
         when there is none), after moving a torn last line aside.
 
         The newest day file's last line is not parsed again when the file is the one
-        this process last read or wrote -- same device, inode, size, mtime and ctime
-        (appends only grow it; any other change moves its ctime) -- and still ends with
-        the bytes it left there (the record's hash, in a line aim wrote).
+        this process last read or wrote -- same device, inode and size (appends only
+        grow it) -- and still ends with the bytes it left there (the record's hash, in a
+        line aim wrote): what reading the last line back would tell an append.
         """
         self._newest = None
         for name in self._days():
@@ -319,9 +319,9 @@ class JsonlAuditLog:
                 st = os.stat(path)
             except OSError:
                 continue
+            seen = (name, st.st_dev, st.st_ino, st.st_size)
             if self._newest is None:
-                self._newest = (name, st.st_dev, st.st_ino)
-            seen = (name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                self._newest = seen
             tip_seen = self._tip_seen
             if tip_seen is not None and tip_seen[0] == seen:
                 kept = self._day_fd
@@ -487,14 +487,14 @@ class JsonlAuditLog:
         day = timestamp[:10]
         heads = encode_heads(seq, digest, day, checkpoint)  # before the write: less after it
         tail = b'"hash":"' + digest.encode() + b'"}\n'
-        st = self._write_line(day, body[:-1] + b"," + tail)
-        seen = (day, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        seen = self._write_line(day, body[:-1] + b"," + tail)
         self._tip_seen = (seen, (seq, digest, day), tail)
         self._put_heads(*heads, seq, digest, day, checkpoint)  # after the record is on disk
         return sealed
 
-    def _write_line(self, day: str, line: bytes) -> os.stat_result:
-        """Append ``line`` to the file of ``day`` and fsync it; returns its ``fstat``.
+    def _write_line(self, day: str, line: bytes) -> tuple[str, int, int, int]:
+        """Append ``line`` to the file of ``day`` and fsync it; returns the file as
+        :meth:`_log_tip` would see it next: ``(day, device, inode, size)``.
 
         The file stays open for this process's next append to the same day, as
         logging's ``WatchedFileHandler`` keeps its file: it is written through again only
@@ -504,16 +504,18 @@ class JsonlAuditLog:
         newest, self._newest = self._newest, None
         kept = self._day_fd
         if kept is not None:
-            if kept[0] == day and newest == (day, kept[2], kept[3]):
+            if kept[0] == day and newest is not None and newest[:3] == (day, *kept[2:]):
                 try:
-                    return _write_sync(kept[1], line)
+                    _write_sync(kept[1], line)
                 except BaseException:
                     self.close()
                     raise
+                return (day, kept[2], kept[3], newest[3] + len(line))  # O_APPEND, locked
             self.close()
         fd = _open_append(self._prefix + day + _IN_DAY, os.O_RDWR)  # read: _ends_with
         try:
-            st = _write_sync(fd, line)
+            _write_sync(fd, line)
+            st = os.fstat(fd)
         except BaseException:
             os.close(fd)
             raise
@@ -523,7 +525,7 @@ class JsonlAuditLog:
             os.close(fd)
         if st.st_size == len(line):  # the file is new: make its name durable
             _fsync_dir(os.path.dirname(self._prefix + day + _IN_DAY))
-        return st
+        return (day, st.st_dev, st.st_ino, st.st_size)
 
     def close(self) -> None:
         """Close the day file this log keeps open between appends (the next append opens
@@ -593,13 +595,9 @@ class JsonlAuditLog:
             if (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_nlink) != days[0]:
                 return None
             st = os.stat(self._prefix + day + _IN_DAY)
-            if (st.st_dev, st.st_ino) != kept[2:] or tip_seen[0] != (
-                day,
+            if tip_seen[0] != (day, st.st_dev, st.st_ino, st.st_size) or kept[2:] != (
                 st.st_dev,
                 st.st_ino,
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ctime_ns,
             ):
                 return None
             tail = tip_seen[2]
@@ -649,13 +647,15 @@ class JsonlAuditLog:
         if len(saved_raw) != SLOT or len(machine_raw) != SLOT:
             return None
         tail = b'"hash":"' + digest.encode() + b'"}\n'
+        line = body[:-1] + b"," + tail
         try:
-            st = _write_sync(log_fd, body[:-1] + b"," + tail)
+            _write_sync(log_fd, line)
         except BaseException:
             self.close()
             raise
-        seen = (day, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        self._tip_seen = (seen, (seq, digest, day), tail)
+        seen = self._tip_seen[0]  # type: ignore[index]
+        # the size it has now: appends are O_APPEND and other writers wait for the lock
+        self._tip_seen = ((day, seen[1], seen[2], seen[3] + len(line)), (seq, digest, day), tail)
         saved_f.seen = machine_f.seen = None
         write_at(saved_fd, saved_raw, 0)  # then the heads, over themselves
         saved_f.seen = (saved_raw, _head(Head, (seq, digest, day, saved_f.name, None)))
