@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -182,3 +183,64 @@ def test_a_long_lived_writer_and_short_lived_ones_share_the_chain(tmp_path):
     log.append(REC)
     v = verify(d)
     assert v.ok and v.records == 181 and v.last_seq == 181, [str(f) for f in v.findings]
+
+
+HOLDER = """
+import sys, time
+from aim_core.locks import FileLock
+with FileLock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_the_lock_file_replaced_between_appends_is_the_one_locked(tmp_path):
+    """The lock's file stays open between appends: when the path comes to name another
+    file, the append waits for whoever holds that one."""
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d)
+    log.append(REC)
+    log.append(REC)
+    (d / ".lock").unlink()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(d / ".lock"), "0.5"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    start = time.monotonic()
+    log.append(REC)
+    assert time.monotonic() - start > 0.3  # it waited for the holder to let go
+    assert holder.wait() == 0 and verify(d).ok
+
+
+FORKED = """
+import multiprocessing as mp, sys
+from aim_core.audit.jsonl import JsonlAuditLog
+
+def child(log, n):
+    for _ in range(n):
+        log.append({"actor": "child", "result": {"success": True}})
+
+if __name__ == "__main__":
+    log = JsonlAuditLog(sys.argv[1])
+    log.append({"actor": "parent", "result": {"success": True}})  # the lock file kept open
+    ctx = mp.get_context("fork")
+    kids = [ctx.Process(target=child, args=(log, 30)) for _ in range(3)]
+    for k in kids:
+        k.start()
+    child(log, 30)
+    for k in kids:
+        k.join()
+    sys.exit(max(k.exitcode for k in kids))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_forked_writers_do_not_share_the_parents_lock(tmp_path):
+    d = tmp_path / "AIM_audit"
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    r = subprocess.run([sys.executable, str(script), str(d)], timeout=120)
+    assert r.returncode == 0
+    v = verify(d)
+    assert v.ok and v.records == 121, [str(f) for f in v.findings]
+    assert [x["seq"] for x in lines(d)] == list(range(1, 122))

@@ -48,7 +48,7 @@ from aim_core.audit.head import (
     state_dir,
     write_at,
 )
-from aim_core.locks import FileLock
+from aim_core.locks import HeldLock
 
 LOCK_NAME = ".lock"
 _IN_DAY = os.sep + LOG_NAME
@@ -224,7 +224,8 @@ class JsonlAuditLog:
         self._dirname = os.fspath(self.dir)
         self._prefix = self._dirname + os.sep  # + day + _IN_DAY: a day file
         self._second: tuple[int, str] = (-1, "")  # the last second _timestamp formatted
-        self._lock = FileLock(self.dir / LOCK_NAME)
+        self._lock = HeldLock(self.dir / LOCK_NAME)
+        self._lock_key: tuple[int, ...] | None = None  # the directory when the lock was current
         # The newest day file as this process last read or wrote it (identity, size,
         # times) and the tip it holds: read again when the file on disk differs.
         self._tip_seen: tuple[tuple[Any, ...], tuple[int, str, str], bytes] | None = None
@@ -529,7 +530,8 @@ class JsonlAuditLog:
 
     def close(self) -> None:
         """Close the day file this log keeps open between appends (the next append opens
-        it again); also done when the log is garbage-collected."""
+        it again); also done when the log is garbage-collected. The lock file closes
+        with the lock."""
         kept, self._day_fd = self._day_fd, None
         if kept is not None:
             os.close(kept[1])
@@ -559,6 +561,9 @@ class JsonlAuditLog:
             saved_f, machine_f = self._heads_files
             try:
                 (seq, prev, _), machine = self._check()
+                if lock.ensure_current():  # the lock file was replaced: read again under it
+                    (seq, prev, _), machine = self._check()
+                self._lock_key = self._days_seen[0] if self._days_seen else None
                 checkpoint = machine.checkpoint if machine is not None else self._checkpoint(None)
                 return self._commit(record, seq, prev, checkpoint)
             finally:
@@ -584,6 +589,8 @@ class JsonlAuditLog:
         saved, machine = files[0].seen, files[1].seen
         day = kept[0]
         if saved is None or machine is None or days[1][:1] != [day] or tip_seen[1][2] != day:
+            return None
+        if self._lock_key != days[0]:  # the lock file is the one found current with it
             return None
         tip = tip_seen[1][:2]
         if saved[1][:2] != tip or machine[1][:2] != tip:
@@ -676,6 +683,7 @@ class JsonlAuditLog:
         if not self.dir.is_dir() and not self.machine_head_path.exists():
             return
         with self._lock:
+            self._lock.ensure_current()
             self._guard()
 
     def sync_head(self) -> dict[str, Any] | None:
@@ -684,6 +692,7 @@ class JsonlAuditLog:
         if not self.dir.is_dir():
             return None
         with self._lock:
+            self._lock.ensure_current()
             (seq, digest, day), machine = self._guard()
             if not seq:
                 return None
@@ -698,6 +707,7 @@ class JsonlAuditLog:
         from aim_core.audit.reset import plan_reset
 
         with self._lock:
+            self._lock.ensure_current()
             tip = self._log_tip()
             plan = plan_reset(self, tip)
             if plan is None:
