@@ -14,6 +14,13 @@ log that ends before a head is refused with :class:`~aim_core.audit.head.LogBehi
 itself a record). The heads are small files written over themselves, without
 rename or fsync: an append stays one fsynced write plus two small writes.
 
+A process that appends again remembers what it left -- the tip it wrote, the listing
+of the day directories, the heads' bytes -- and keeps the lock's file and the day
+file open; under the lock it checks with two stats, the day file's last bytes and
+both heads that the log is as it left it, and otherwise reads everything as a first
+append does (docs/RELIABILITY.md, "What an append reads"). A line is the canonical
+JSON its hash covers, with ``hash`` added last.
+
 A torn last line (a crash mid-write) is found by the next append, moved to
 ``AIM_audit/<day>.torn`` with a note, and reported; it never breaks later lines.
 """
@@ -226,8 +233,9 @@ class JsonlAuditLog:
         self._second: tuple[int, str] = (-1, "")  # the last second _timestamp formatted
         self._lock = HeldLock(self.dir / LOCK_NAME)
         self._lock_key: tuple[int, ...] | None = None  # the directory when the lock was current
-        # The newest day file as this process last read or wrote it (identity, size,
-        # times) and the tip it holds: read again when the file on disk differs.
+        # The newest day file as this process last read or wrote it (name, device,
+        # inode, size), the tip it holds and the bytes it ends with: read again when
+        # the file on disk differs.
         self._tip_seen: tuple[tuple[Any, ...], tuple[int, str, str], bytes] | None = None
         self._days_seen: tuple[tuple[int, ...], list[str]] | None = None  # see _days
         self._head_files: tuple[HeadFile, HeadFile] | None = None
