@@ -133,10 +133,11 @@ class HeldLock(FileLock):
                 self._kept = None
                 fd = self._kept = self._open()
                 self._kept_in = _forks[0]
+            locked = _lock(fd, blocking)
         except BaseException:
             self._tlock.release()
             raise
-        if not _lock(fd, blocking):
+        if not locked:
             self._tlock.release()
             return False
         self._fd = fd
