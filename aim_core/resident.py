@@ -312,7 +312,7 @@ class Server:
 
 
 def _kill(pid: int, signum: int) -> None:
-    with contextlib.suppress(OSError):  # ended already (its pidfd keeps the pid)
+    with contextlib.suppress(OSError):  # ended already; not reaped yet, so the pid is its
         os.kill(pid, signum)
 
 
