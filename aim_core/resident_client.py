@@ -106,7 +106,9 @@ def socket_dir() -> str | None:
     import stat
 
     base = os.environ.get(DIR_VAR)
-    if not base:
+    if base:
+        base = os.path.abspath(base)  # the server's directory is /
+    else:
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         if runtime and os.path.isdir(runtime):
             base = os.path.join(runtime, "aim")
@@ -218,14 +220,17 @@ def _served(conn: socket, args: list[str], material: dict[str, object]) -> int |
         return None
     data = marshal.dumps(request)
     try:
-        fds = array.array("i", [0, 1, 2])
-        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)]
-        message = len(data).to_bytes(4, "big") + data
-        sent = conn.sendmsg([message], rights)
-        conn.sendall(message[sent:])
         conn.settimeout(STARTED_TIMEOUT_S)
+        conn.sendall(len(data).to_bytes(4, "big") + data)
         first = _read_line(conn)
-        conn.settimeout(None)
+        if first == "ready" and not caught:
+            # from "go" on the command is the server's: wait for it, however long. The
+            # streams go with it, not before: a request left unread by a stalled server
+            # must not hold this command's pipes open.
+            conn.settimeout(None)
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))]
+            conn.sendmsg([b"go\n"], rights)
+            first = _read_line(conn)
     except OSError:  # a closed standard stream, the server went away or hangs
         first = ""
     if first == "started":
@@ -235,7 +240,9 @@ def _served(conn: socket, args: list[str], material: dict[str, object]) -> int |
     for name in (*FORWARDED, "SIGTSTP"):
         _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-    return None  # "stale" (it stops; the next command starts a new one) or "refused"
+    # "stale" (it stops; the next command starts a new one), "refused", or no answer in
+    # time: the server never runs a request without its "go"
+    return None
 
 
 def _send(conn: socket, signum: int) -> None:

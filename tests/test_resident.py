@@ -338,11 +338,18 @@ def test_several_clients_at_once(served):
 # --------------------------------------------------------------------------- when it is not used
 
 
-def test_changed_code_stops_the_server_and_the_command_runs_by_itself(served):
+@pytest.mark.parametrize(
+    "changed",
+    ["_version.py", "secret_rules/aim.json", "secret_rules"],
+    ids=["a-module", "the-credential-rules", "a-new-file"],
+)
+def test_changed_code_stops_the_server_and_the_command_runs_by_itself(served, changed):
+    """A module, a data file the server loaded (the credential rules), or a file added
+    to the package (its directory's time): the next command runs the code on disk."""
     tool(served, "echo 'a = 2' > a.py")
     ws = workstream(served)
     server = served.started(ws)
-    version = AIM_CORE / "_version.py"
+    version = AIM_CORE / changed
     st = version.stat()
     os.utime(version, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     try:
@@ -414,17 +421,65 @@ def test_a_closed_standard_stream_runs_by_itself(served):
     assert served.served_by() != server
 
 
-def test_a_request_with_another_key_is_refused(served):
+def test_silent_connections_delay_no_command_and_none_runs_twice(served):
+    """Connections that send nothing (or half a request) hold up no other client, and
+    a command runs once however its connection ends."""
+    tool(served, "echo 'a = 2' > a.py")
+    ws = workstream(served)
+    served.started(ws)
+    path = next(iter(servers(str(served.where))))
+    silent = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+    for s in silent:
+        s.connect(path)
+    silent[0].send((1000).to_bytes(4, "big") + b"x")  # a request that never ends
+    began = time.monotonic()
+    r = served.run("run", ws)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - began < 8  # not the client's 10 s wait for "ready"
+    for s in silent:
+        s.close()
+    time.sleep(1)
+    assert len(results(served.project)) == 2  # the first run and this one
+
+
+def test_a_client_that_gave_up_never_has_its_command_run(served):
+    """The server stalls (stopped) past the client's wait: the client runs the command
+    itself, and when the server comes back it does not run it again."""
+    tool(served, "echo 'a = 2' > a.py")
+    ws = workstream(served)
+    server = served.started(ws)
+    os.kill(server, signal.SIGSTOP)
+    try:
+        r = served.run("run", ws)
+    finally:
+        os.kill(server, signal.SIGCONT)
+    assert r.returncode == 0, r.stderr
+    assert served.served_by() != server
+    time.sleep(1.5)
+    assert len(results(served.project)) == 2
+    assert psutil.Process(server).children() == []
+    assert served.run("run", ws).returncode == 0  # and it serves the next one
+    assert served.served_by() == server
+
+
+@pytest.mark.parametrize("streams_first", [False, True])
+def test_a_request_with_another_key_is_refused(served, streams_first):
+    """Another key (or streams sent before ``ready``): refused, nothing forked."""
     import marshal
 
     tool(served, "echo 'a = 2' > a.py")
-    served.started(workstream(served))
+    server = served.started(workstream(served))
     path = next(iter(servers(str(served.where))))
     data = marshal.dumps({"key": {"executable": "/somewhere/else"}, "argv": ["aim", "run"]})
+    message = len(data).to_bytes(4, "big") + data
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(path)
-        socket.send_fds(s, [len(data).to_bytes(4, "big") + data], [0, 1, 2])
+        if streams_first:
+            socket.send_fds(s, [message], [0, 1, 2])
+        else:
+            s.sendall(message)
         assert s.recv(64) == b"refused\n"
+    assert psutil.Process(server).children() == []
 
 
 def test_an_idle_server_stops_and_removes_its_socket(served):
