@@ -221,5 +221,7 @@ def _stop_on_sigterm(runner: Any) -> None:
 
     if threading.current_thread() is not threading.main_thread():
         return
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGTERM, lambda _signum, _frame: runner.request_stop())
+    # SIGHUP: the terminal closed -- stop as on SIGTERM (restore, record, exit 130)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, lambda _signum, _frame: runner.request_stop())

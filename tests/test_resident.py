@@ -231,19 +231,35 @@ def test_ctrl_c_is_relayed_and_the_attempt_undone(served):
     assert psutil.Process(server).children() == []  # the worker is gone
 
 
-def test_sigterm_is_relayed_too(served):
+@pytest.mark.parametrize("how", ["served", "by-itself"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_sigterm_and_sighup_stop_the_run_and_undo_the_attempt(served, signum, how):
+    """SIGTERM, and SIGHUP (the terminal closed), stop aim run as Ctrl-C does: the
+    attempt undone and recorded, exit 130 -- relayed when served."""
     tool(served, "echo 'a = 2' > a.py")
-    served.started(workstream(served))
+    server = served.started(workstream(served))
     tool(served, "echo 'a = 3' > a.py\nsleep 30")
     a = served.root / "a.py"
     before = a.read_text()
-    proc = served.popen("run", workstream(served))
+    if how == "served":
+        proc = served.popen("run", workstream(served))
+    else:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aim_core", "run", workstream(served)],
+            cwd=served.root,
+            env=served.environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     wait_for(lambda: a.read_text() == "a = 3\n")
-    proc.send_signal(signal.SIGTERM)
+    assert (served.served_by() == server) == (how == "served")
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=30)
-    alone_code = 130  # aim run stops on SIGTERM as on Ctrl-C
-    assert proc.returncode == alone_code, err
+    assert proc.returncode == 130, err
     assert a.read_text() == before
+    assert results(served.project)[-1] == ("scripttool", False, "interrupted")
 
 
 def test_ctrl_z_stops_the_command_and_fg_continues_it(served):
@@ -412,13 +428,15 @@ def test_a_client_confined_otherwise_is_not_served_by_this_server(served, confin
     )
 
 
-def test_a_closed_standard_stream_runs_by_itself(served):
+def test_a_closed_stdin_is_dev_null_and_the_command_is_served(served):
+    """fd 0 closed at the start: it becomes /dev/null before anything can open a file
+    on it, so what the worker is given as stdin is never some other file."""
     tool(served, "echo 'a = 2' > a.py")
     ws = workstream(served)
     server = served.started(ws)
     r = served.run("run", ws, stdin=None, pass_fds=(), preexec_fn=lambda: os.close(0))
     assert r.returncode == 0, r.stderr
-    assert served.served_by() != server
+    assert served.served_by() == server
 
 
 def test_silent_connections_delay_no_command_and_none_runs_twice(served):
@@ -588,3 +606,25 @@ def test_a_timeout_leaves_no_process_when_served(served):
         with contextlib.suppress(psutil.Error):
             p.kill()
     assert left == []
+
+
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "2>&-"])
+@pytest.mark.parametrize("how", ["served", "by-itself"])
+def test_a_closed_standard_stream_loses_text_not_the_work(served, closed, how):
+    """``aim run ws.json >&-``: the work is done and the exit code is the run's (it was
+    a traceback and exit 1 or 120); the closed descriptor is /dev/null for aim."""
+    tool(served, "echo 'a = 2' > a.py")
+    served.started(workstream(served))
+    tool(served, "echo 'a = 3' > a.py")
+    argv = [str(AIM)] if how == "served" else [sys.executable, "-m", "aim_core"]
+    r = subprocess.run(
+        ["sh", "-c", f'exec "$@" {closed}', "sh", *argv, "run", workstream(served)],
+        cwd=served.root,
+        env=served.environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert (served.root / "a.py").read_text() == "a = 3\n"
