@@ -80,15 +80,23 @@ class _NoGuard(Exception):
 
 
 class _Held:
-    """An isolated workspace whose ``keep`` and ``discard`` wait for the race."""
+    """An isolated workspace whose ``keep`` and ``discard`` wait for the race, and whose
+    diff, measured before the checks run, tells the race what its candidate would
+    bring to a tie."""
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: Any, racer: RaceAttempt):
         self.inner = inner
+        self.racer = racer
         self.root = inner.root
         self.snapshot_dir = inner.snapshot_dir
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def diff(self, changes: Any) -> dict[str, int]:
+        counts: dict[str, int] = self.inner.diff(changes)
+        self.racer.tool_lines = counts.get("lines_added", 0) + counts.get("lines_removed", 0)
+        return counts
 
     def keep(self) -> None:
         """The race applies the winner's changes, not the attempt."""
@@ -114,6 +122,9 @@ class RaceAttempt(Attempt):
         self.workspace: Any = None
         self.extra_content["strategy"] = "race"
         self.extra_content["race_size"] = len(race.entries)
+        self.tool_lines: int | None = None  # its diff, once its tool has ended
+        self.tool_duration: float | None = None  # at most what its outcome will say
+        self.concluded = False  # its outcome is known (offered, or failed)
 
     def execute(self) -> AttemptOutcome:
         """Run in the copy (the race holds the repository's turn)."""
@@ -129,7 +140,7 @@ class RaceAttempt(Attempt):
         self.workspace = IsolatedWorkspace(
             self.run.project.root, self.scope(), copy_dir, **self.guards(), source=source
         )
-        return _Held(self.workspace)
+        return _Held(self.workspace, self)
 
     def _open_workspace(self) -> Workspace:
         if self.cancelled is not None:
@@ -173,11 +184,27 @@ class RaceAttempt(Attempt):
         self._record(outcome)
         return outcome
 
+    def _conclude(self, workspace: Workspace, call: Any, began: float) -> AttemptOutcome:
+        # no more than the duration the outcome will carry (measured first thing in there)
+        self.tool_duration = time.monotonic() - began
+        return super()._conclude(workspace, call, began)
+
     def _settle(self, workspace: Workspace, outcome: AttemptOutcome) -> AttemptOutcome:
         diff = outcome.diff or {}
         lines = diff.get("lines_added", 0) + diff.get("lines_removed", 0)
         outcome = super()._settle(workspace, outcome)
+        self.concluded = True
         return self.race.settle(self, outcome, lines)
+
+    def could_beat(self, lines: int, duration: float) -> bool:
+        """Whether this candidate, still undecided, could win a tie against an offer of
+        ``lines`` changed lines by a tool that took ``duration`` seconds: yes unless its
+        tool has ended with a diff no smaller and (equal) a time no shorter."""
+        if self.concluded or self.cancelled is not None:
+            return False
+        if self.tool_lines is None or self.tool_duration is None:
+            return True  # its tool still works, or made no change (a diff of 0 lines)
+        return (self.tool_lines, self.tool_duration) < (lines, duration)
 
 
 class Race:
@@ -342,6 +369,7 @@ class Race:
                 message=f"{racer.tool_id} could not race: {e}",
                 failure=Failure.TOOL_ERROR,
             )
+        racer.concluded = True
         results[id(racer)] = outcome
         if outcome.success:
             log.info(f"{racer.tool_id} won the race: {outcome.message}")
@@ -359,7 +387,7 @@ class Race:
                 first = self.offers.get(timeout=0.1)
             except queue.Empty:
                 continue
-            batch = self._settled([first], finished, len(threads))
+            batch = self._settled([first])
             finished += sum(1 for _, _, diff in batch if diff < 0)
             offers = [(r, o, d) for r, o, d in batch if d >= 0]
             if offers and self.winner is None and not self.spoiled:
@@ -370,20 +398,28 @@ class Race:
                 return
 
     def _settled(
-        self, batch: list[tuple[RaceAttempt, AttemptOutcome, int]], finished: int, threads: int
+        self, batch: list[tuple[RaceAttempt, AttemptOutcome, int]]
     ) -> list[tuple[RaceAttempt, AttemptOutcome, int]]:
         """``batch`` and what arrives within :data:`SETTLE_S` of its first entry: the
         offers decided "in the same moment". The window is not waited for when there is
-        no offer to decide (only candidates that finished) or when every other
-        candidate has finished or offered already (nobody else can tie)."""
+        no offer to decide (only candidates that finished) or when no undecided
+        candidate could win the tie (its tool ended with a diff no smaller, and no
+        faster)."""
         deadline = time.monotonic() + SETTLE_S
         while True:
             while not self.offers.empty():
                 batch.append(self.offers.get_nowait())
-            offered = sum(1 for _, _, diff in batch if diff >= 0)
-            done = finished + len(batch) - offered
+            offers = [(o, diff) for _, o, diff in batch if diff >= 0]
             left = deadline - time.monotonic()
-            if not offered or done + offered >= threads or left <= 0:
+            if not offers or left <= 0:
+                return batch
+            best, lines = min(offers, key=lambda x: (x[1], x[0].duration_sec))
+            with self.lock:
+                racers = list(self.racers)
+            offered = {id(r) for r, _, diff in batch if diff >= 0}
+            if not any(
+                r.could_beat(lines, best.duration_sec) for r in racers if id(r) not in offered
+            ):
                 return batch
             try:
                 batch.append(self.offers.get(timeout=left))
