@@ -5,12 +5,16 @@ The copy is the repository as the user has it now -- uncommitted edits, the stag
 state, untracked files, deletions -- made outside it (``copy_dir``, under the
 machine-local run state). Where git can read the repository it is a clone:
 
-- ``git clone --shared --no-checkout`` of the repository (its objects are borrowed
-  through ``objects/info/alternates``, nothing is copied), HEAD set to the user's
-  commit and branch, the user's index copied in and checked out
-  (``checkout-index``, in parallel); then the work-tree files git's index does not
-  hold are copied over it: modified, deleted, untracked, assume-unchanged and
-  skip-worktree entries, and the git-ignored ones.
+- ``git clone --shared --no-checkout --template=`` of the repository (its objects
+  are borrowed through ``objects/info/alternates``, nothing is copied; no template:
+  no sample hooks to write and remove), HEAD set to the user's commit and branch,
+  the user's index copied in and checked out (``checkout-index``, in parallel);
+  then the work-tree files git's index does not hold are copied over it: modified,
+  deleted, untracked, assume-unchanged and skip-worktree entries, and the
+  git-ignored ones.
+- Copies made together (a race's first candidates) share one :class:`CopySource`:
+  git's status, HEAD, identity and index listing of the user's repository are read
+  once for all of them, and the linked directories walked once.
 - A clone, not a ``git worktree``: a worktree shares refs, config and hooks with
   the user's repository, so a tool's ``git commit``, ``git checkout -b`` or
   ``git config`` in the copy would reach it. A clone's refs, config and hooks are
@@ -57,9 +61,9 @@ import shutil
 import stat
 import subprocess
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from attrs import frozen
 
@@ -74,6 +78,7 @@ __all__ = [
     "ApplyConflict",
     "ApplyError",
     "ApplyRefused",
+    "CopySource",
     "IsolatedWorkspace",
     "Leftover",
     "remove_leftover_copy",
@@ -103,6 +108,7 @@ GIT_LOCATION_VARS = (
 )
 
 Entry = tuple[Any, ...]  # ("f", mode, sha256) | ("l", target)
+_T = TypeVar("_T")
 
 
 class ApplyError(AimError):
@@ -169,6 +175,43 @@ def _git_ok(cwd: Path, *args: str) -> bytes:
 
 class _GitFailed(Exception):
     pass
+
+
+def _git_all(
+    cwd: Path, *commands: Sequence[str], timeout: float = 600
+) -> list[subprocess.CompletedProcess[bytes] | None]:
+    """Several :func:`_git` commands that only read, started at once: their results in
+    order (None for one that could not be run or hung)."""
+    env = {k: v for k, v in os.environ.items() if k not in GIT_LOCATION_VARS}
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_OPTIONAL_LOCKS="0")
+    started: list[tuple[list[str], subprocess.Popen[bytes] | None]] = []
+    for args in commands:
+        argv = ["git", "-c", "core.fsmonitor=false", "-C", str(cwd), *args]
+        try:
+            proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+            )
+        except OSError:
+            proc = None
+        started.append((argv, proc))
+    out: list[subprocess.CompletedProcess[bytes] | None] = []
+    for argv, proc in started:
+        if proc is None:
+            out.append(None)
+            continue
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            out.append(None)
+            continue
+        out.append(subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr))
+    return out
 
 
 def _digest(path: Path) -> str:
@@ -281,6 +324,123 @@ def _is_cache(rel: str) -> bool:
     return "__pycache__" in rel.split("/")
 
 
+# --------------------------------------------------------------------------- the source
+
+
+@frozen(kw_only=True)
+class _GitFacts:
+    """What a clone takes from the user's repository besides its objects and index."""
+
+    head: str  # the commit checked out ("" on an unborn branch)
+    branch: str  # "refs/heads/NAME", or "" when HEAD is detached
+    identity: tuple[tuple[str, str], ...]  # the repository's user.name / user.email
+    hidden: tuple[str, ...]  # assume-unchanged and skip-worktree entries
+
+
+class _Once(Generic[_T]):
+    """A value computed by the first thread that asks, waited for by the others."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.value: _T | None = None
+        self.failed = False
+
+
+class CopySource:
+    """The user's repository as the copies made together see it, read once for all of
+    them: where git keeps it, ``git status``, HEAD, the identity and the index's hidden
+    entries, the size verdicts of the ignored directories and the fingerprint of the
+    linked ones (each copy of a race would otherwise run the same git commands and walk
+    the same ``.venv/``). Thread-safe. Only for copies made at the same moment, before
+    any of their tools starts: a later copy (a repair's) reads the repository again.
+
+    :param root: the user's repository root (the project root).
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(os.path.abspath(root))
+        self._lock = threading.Lock()
+        self._shared: dict[Hashable, _Once[Any]] = {}
+
+    def _once(self, key: Hashable, compute: Callable[[], _T]) -> _T:
+        """``compute()`` the first time ``key`` is asked for; the same value after (a
+        failure is not kept: the next caller computes again, and fails its own way)."""
+        with self._lock:
+            once = self._shared.get(key)
+            mine = once is None or (once.ready.is_set() and once.failed)
+            if mine:
+                once = self._shared[key] = _Once()
+        assert once is not None
+        if not mine:
+            once.ready.wait()
+            return compute() if once.failed else cast(_T, once.value)
+        try:
+            value = once.value = compute()
+        except BaseException:
+            once.failed = True
+            raise
+        finally:
+            once.ready.set()
+        return value
+
+    def repository(self) -> tuple[tuple[Path, Path, Path] | None, GitStatus | None]:
+        """``(find_git_dir(root), git status of its work tree)``; ``(None, None)``
+        outside git."""
+
+        def read() -> tuple[tuple[Path, Path, Path] | None, GitStatus | None]:
+            found = find_git_dir(self.root)
+            return found, (read_status(found[0], found[0]) if found is not None else None)
+
+        return self._once("repository", read)
+
+    def git_facts(self, top: Path) -> _GitFacts:
+        """HEAD, the branch, the identity and the hidden index entries of the work tree
+        ``top`` (:class:`_GitFailed` when git cannot list the index)."""
+        return self._once(("git", top), lambda: _read_git_facts(top))
+
+    def big(self, path: Path) -> bool:
+        """:func:`_big` of an ignored directory, measured once."""
+        return self._once(("big", path), lambda: _big(path))
+
+    def linked_stamps(
+        self, linked: Sequence[str], walk: Callable[[], dict[str, Stamp]]
+    ) -> dict[str, Stamp]:
+        """The fingerprint of the linked directories ``linked`` (``walk()``), taken once.
+        The copies only read it."""
+        return self._once(("links", tuple(sorted(linked))), walk)
+
+
+def _read_git_facts(top: Path) -> _GitFacts:
+    """:class:`_GitFacts` of ``top``: four git commands, run at once."""
+    head, branch_r, identity_r, listed = _git_all(
+        top,
+        ("rev-parse", "-q", "--verify", "HEAD"),
+        ("symbolic-ref", "-q", "HEAD"),
+        ("config", "--local", "--get-regexp", r"^user\.(name|email)$"),
+        ("ls-files", "-v", "-z"),
+    )
+    if listed is None or listed.returncode != 0:
+        why = "git could not be run" if listed is None else os.fsdecode(listed.stderr).strip()
+        raise _GitFailed(f"git ls-files: {why}")
+    sha = os.fsdecode(head.stdout).strip() if head is not None and head.returncode == 0 else ""
+    ok = branch_r is not None and branch_r.returncode == 0
+    branch = os.fsdecode(branch_r.stdout).strip() if ok and branch_r is not None else ""
+    identity = []
+    if identity_r is not None and identity_r.returncode == 0:
+        for line in identity_r.stdout.decode("utf-8", "replace").splitlines():
+            key, _, value = line.partition(" ")
+            if key in ("user.name", "user.email"):
+                identity.append((key, value))
+    entries = listed.stdout.split(b"\0")
+    hidden = [os.fsdecode(x[2:]) for x in entries if x[:2] == b"S " or x[:1].islower()]
+    return _GitFacts(
+        head=sha,
+        branch=branch if branch.startswith("refs/heads/") else "",
+        identity=tuple(identity),
+        hidden=tuple(hidden),
+    )
+
+
 # --------------------------------------------------------------------------- the workspace
 
 
@@ -297,6 +457,8 @@ class IsolatedWorkspace:
     :param scratch: paths the tool may change outside the scope (its caches).
     :param links: git-ignored directories (relative to ``root``) to link rather than
         copy; None decides by size (:data:`LINK_MIN_FILES`, :data:`LINK_MIN_BYTES`).
+    :param source: what the copies made together share of ``root`` (a
+        :class:`CopySource` of the same root; default: read for this copy alone).
     :raises WorkspaceRefused: when the copy could not be made (``copy_dir`` inside the
         repository, the disk full); nothing is left behind.
 
@@ -315,8 +477,12 @@ class IsolatedWorkspace:
         forbidden: Sequence[str] = (),
         scratch: Sequence[str] = (),
         links: Sequence[str] | None = None,
+        source: CopySource | None = None,
     ):
         self.source = Path(os.path.abspath(root))
+        if source is not None and source.root != self.source:
+            raise ValueError(f"a CopySource of {source.root} for a copy of {self.source}")
+        self._from = source if source is not None else CopySource(self.source)
         self.snapshot_dir = Path(os.path.abspath(copy_dir))
         try:
             self.snapshot_dir.resolve().relative_to(self.source.resolve())
@@ -372,11 +538,10 @@ class IsolatedWorkspace:
     def _make_copy(self, links: Sequence[str] | None) -> tuple[Path, str]:
         """Fill ``copy_dir/tree``; the copy's top and the root's path under it."""
         tree = self.snapshot_dir / TREE
-        found = find_git_dir(self.source)
-        if found is not None:
+        found, status = self._from.repository()
+        if found is not None and status is not None:
             top, gitdir, common = found
             rel_root = os.path.relpath(self.source, top)
-            status = read_status(top, top)
             if status.readable:
                 try:
                     self._clone(
@@ -405,10 +570,24 @@ class IsolatedWorkspace:
         excluded = [self._top_rel(rel_root, e) for e in self.exclude]
         to_link = self._choose_links(top, rel_root, status, links, excluded)
         self._start_link_walk()  # in parallel with git's checkout
-        _git_ok(self.snapshot_dir, "clone", "-q", "--shared", "--no-checkout", str(common), TREE)
+        # no template: the sample hooks and the rest are files to write and remove again
+        # for nothing (and a template of the user's could bring hooks of its own)
+        _git_ok(
+            self.snapshot_dir,
+            "clone",
+            "-q",
+            "--shared",
+            "--no-checkout",
+            "--template=",
+            str(common),
+            TREE,
+        )
+        facts = self._from.git_facts(top)
         dot = tree / ".git"
-        self._set_head(top, dot)
-        self._copy_identity(top, tree)
+        (dot / "hooks").mkdir(exist_ok=True)  # where git and tools expect them
+        _write_head(dot, facts)
+        for key, value in facts.identity:  # only those: no hook, no alias
+            _git(tree, "config", "--local", key, value)  # a tool's commit works as in yours
         if (gitdir / "index").is_file():
             shutil.copyfile(gitdir / "index", dot / "index")
             for shared in gitdir.glob("sharedindex.*"):
@@ -418,9 +597,7 @@ class IsolatedWorkspace:
                 tree, "-c", f"checkout.workers={workers}", "checkout-index", "-a", "-f", "-q", "-u"
             )
         # what the index does not say: the work tree's own state
-        listed = _git_ok(top, "ls-files", "-v", "-z").split(b"\0")
-        hidden = [os.fsdecode(x[2:]) for x in listed if x[:2] == b"S " or x[:1].islower()]
-        for rel in sorted({*status.dirty, *hidden}):
+        for rel in sorted({*status.dirty, *facts.hidden}):
             if (top / rel).is_symlink() or (top / rel).exists():
                 if not (top / rel).is_dir() or (top / rel).is_symlink():
                     _copy_entry(top / rel, tree / rel)
@@ -436,33 +613,6 @@ class IsolatedWorkspace:
             info.mkdir(exist_ok=True)
             with open(info / "exclude", "a", encoding="utf-8") as f:
                 f.writelines(f"/{self._top_rel(rel_root, x)}\n" for x in self.linked)
-
-    def _copy_identity(self, top: Path, tree: Path) -> None:
-        """The repository's own ``user.name`` and ``user.email`` (only those: no hook,
-        no alias), so a tool's ``git commit`` in the copy works as in the repository."""
-        r = _git(top, "config", "--local", "--get-regexp", r"^user\.(name|email)$")
-        if r is None or r.returncode != 0:
-            return
-        for line in r.stdout.decode("utf-8", "replace").splitlines():
-            key, _, value = line.partition(" ")
-            if key in ("user.name", "user.email"):
-                _git(tree, "config", "--local", key, value)
-
-    def _set_head(self, top: Path, dot: Path) -> None:
-        """The copy's HEAD: the user's branch at the user's commit (or detached)."""
-        head = _git(top, "rev-parse", "-q", "--verify", "HEAD")
-        sha = os.fsdecode(head.stdout).strip() if head is not None and head.returncode == 0 else ""
-        branch_r = _git(top, "symbolic-ref", "-q", "HEAD")
-        ok = branch_r is not None and branch_r.returncode == 0
-        branch = os.fsdecode(branch_r.stdout).strip() if ok and branch_r is not None else ""
-        if branch.startswith("refs/heads/"):
-            if sha:
-                ref = dot / branch
-                ref.parent.mkdir(parents=True, exist_ok=True)
-                ref.write_text(sha + "\n", encoding="utf-8")
-            (dot / "HEAD").write_text(f"ref: {branch}\n", encoding="utf-8")
-        elif sha:
-            (dot / "HEAD").write_text(sha + "\n", encoding="utf-8")
 
     def _choose_links(
         self,
@@ -482,14 +632,14 @@ class IsolatedWorkspace:
             src = top / rel
             if src.is_symlink():
                 continue
-            if (wanted is not None and rel in wanted) or (wanted is None and _big(src)):
+            if (wanted is not None and rel in wanted) or (wanted is None and self._from.big(src)):
                 out.add(rel)
                 self.linked.append(self._root_rel(rel_root, rel))
         return out
 
     def _start_link_walk(self) -> None:
         def work() -> None:
-            self._link_walk_result = self._walk_links()
+            self._link_walk_result = self._from.linked_stamps(self.linked, self._walk_links)
 
         self._link_walk = threading.Thread(target=work, name="aim-link-walk", daemon=True)
         self._link_walk.start()
@@ -497,7 +647,7 @@ class IsolatedWorkspace:
     def _link_walk_done(self) -> dict[str, Stamp]:
         """The fingerprint of the linked directories, taken while the copy was made."""
         if self._link_walk is None:
-            return self._walk_links()
+            return self._from.linked_stamps(self.linked, self._walk_links)
         self._link_walk.join()
         self._link_walk = None
         return self._link_walk_result
@@ -559,7 +709,7 @@ class IsolatedWorkspace:
                         )
                         continue
                     linked = rel in wanted if wanted is not None else e.name in ENV_DIRS
-                    if linked and (wanted is not None or _big(Path(e.path))):
+                    if linked and (wanted is not None or self._from.big(Path(e.path))):
                         self._link(top, tree, rel, rel_root)
                         self._ignored_dirs.append(self._root_rel(rel_root, rel))
                         continue
@@ -829,6 +979,18 @@ def _git_copy_function(gitdir: str) -> Any:
             shutil.copy2(src, dst)
 
     return copy
+
+
+def _write_head(dot: Path, facts: _GitFacts) -> None:
+    """The copy's HEAD: the user's branch at the user's commit (or detached)."""
+    if facts.branch:
+        if facts.head:
+            ref = dot / facts.branch
+            ref.parent.mkdir(parents=True, exist_ok=True)
+            ref.write_text(facts.head + "\n", encoding="utf-8")
+        (dot / "HEAD").write_text(f"ref: {facts.branch}\n", encoding="utf-8")
+    elif facts.head:
+        (dot / "HEAD").write_text(facts.head + "\n", encoding="utf-8")
 
 
 def _make_dirs(root: Path, rel: str) -> list[Path]:

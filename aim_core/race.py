@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from aim_core import process, proctree
 from aim_core.attempt import Attempt, AttemptOutcome, tool_turn
 from aim_core.errors import AimError, Interrupted
 from aim_core.models import Failure, Invocation
@@ -71,19 +72,31 @@ def best_of(outcomes: list[AttemptOutcome]) -> AttemptOutcome | None:
 
 
 class _Cancelled(Exception):
-    """The race was decided before this candidate's copy was made."""
+    """The race was decided before this candidate's tool started."""
+
+
+class _NoGuard(Exception):
+    """The guard over the user's tree could not be taken: no candidate starts."""
 
 
 class _Held:
-    """An isolated workspace whose ``keep`` and ``discard`` wait for the race."""
+    """An isolated workspace whose ``keep`` and ``discard`` wait for the race, and whose
+    diff, measured before the checks run, tells the race what its candidate would
+    bring to a tie."""
 
-    def __init__(self, inner: Any):
+    def __init__(self, inner: Any, racer: RaceAttempt):
         self.inner = inner
+        self.racer = racer
         self.root = inner.root
         self.snapshot_dir = inner.snapshot_dir
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+    def diff(self, changes: Any) -> dict[str, int]:
+        counts: dict[str, int] = self.inner.diff(changes)
+        self.racer.tool_lines = counts.get("lines_added", 0) + counts.get("lines_removed", 0)
+        return counts
 
     def keep(self) -> None:
         """The race applies the winner's changes, not the attempt."""
@@ -109,6 +122,9 @@ class RaceAttempt(Attempt):
         self.workspace: Any = None
         self.extra_content["strategy"] = "race"
         self.extra_content["race_size"] = len(race.entries)
+        self.tool_lines: int | None = None  # its diff, once its tool has ended
+        self.tool_duration: float | None = None  # at most what its outcome will say
+        self.concluded = False  # its outcome is known (offered, or failed)
 
     def execute(self) -> AttemptOutcome:
         """Run in the copy (the race holds the repository's turn)."""
@@ -118,16 +134,25 @@ class RaceAttempt(Attempt):
         from aim_core.isolated import IsolatedWorkspace
 
         copy_dir = snap_dir.with_name(f"race-{self.tool_id}-{self.number}")
+        # the first copies are made at once and share one reading of your tree; a
+        # repair's copy, made while other tools work, reads it again
+        source = self.race.copy_source if self.repair == 0 else None
         self.workspace = IsolatedWorkspace(
-            self.run.project.root, self.scope(), copy_dir, **self.guards()
+            self.run.project.root, self.scope(), copy_dir, **self.guards(), source=source
         )
-        return _Held(self.workspace)
+        return _Held(self.workspace, self)
 
     def _open_workspace(self) -> Workspace:
         if self.cancelled is not None:
             raise _Cancelled()
         snap_dir = self.run.project.runs_state / self.run.run_id / "race"
-        return self._new_workspace(snap_dir)
+        workspace = self._new_workspace(snap_dir)
+        self.race.guard_ready.wait()  # the guard sees your tree before the tool can
+        if self.race.guard is None:  # it could not be taken: the race does not start
+            raise _NoGuard()
+        if self.cancelled is not None:
+            raise _Cancelled()
+        return workspace
 
     def _attempt_ended(self) -> None:
         """The run's entry belongs to the race."""
@@ -136,6 +161,17 @@ class RaceAttempt(Attempt):
         self.tool_pid = pid
         if self.cancelled is not None:  # decided while it was starting
             self.stop_tool()
+
+    def stop_tool(self) -> None:
+        """Kill the process tree of the candidate's tool or check while it runs. One
+        that ended was swept by its own runner: its pid is not looked for again (the
+        pid may be another process's by now, and a sweep without the tree's token and
+        start time would take aim's other children for the tool's orphans)."""
+        pid, self.tool_pid = self.tool_pid, None
+        tree = proctree.live_tree(pid) if pid is not None else None
+        if tree is not None:
+            assert pid is not None
+            process.kill_tree(pid, token=tree.token, since=tree.since)
 
     def lost_before_start(self) -> AttemptOutcome:
         """Recorded when the race was decided before this candidate's tool started."""
@@ -148,11 +184,27 @@ class RaceAttempt(Attempt):
         self._record(outcome)
         return outcome
 
+    def _conclude(self, workspace: Workspace, call: Any, began: float) -> AttemptOutcome:
+        # no more than the duration the outcome will carry (measured first thing in there)
+        self.tool_duration = time.monotonic() - began
+        return super()._conclude(workspace, call, began)
+
     def _settle(self, workspace: Workspace, outcome: AttemptOutcome) -> AttemptOutcome:
         diff = outcome.diff or {}
         lines = diff.get("lines_added", 0) + diff.get("lines_removed", 0)
         outcome = super()._settle(workspace, outcome)
+        self.concluded = True
         return self.race.settle(self, outcome, lines)
+
+    def could_beat(self, lines: int, duration: float) -> bool:
+        """Whether this candidate, still undecided, could win a tie against an offer of
+        ``lines`` changed lines by a tool that took ``duration`` seconds: yes unless its
+        tool has ended with a diff no smaller and (equal) a time no shorter."""
+        if self.concluded or self.cancelled is not None:
+            return False
+        if self.tool_lines is None or self.tool_duration is None:
+            return True  # its tool still works, or made no change (a diff of 0 lines)
+        return (self.tool_lines, self.tool_duration) < (lines, duration)
 
 
 class Race:
@@ -176,6 +228,8 @@ class Race:
         self.decided = threading.Condition()
         self.winner: RaceAttempt | None = None
         self.guard: InPlaceWorkspace | None = None
+        self.guard_ready = threading.Event()  # set once the guard is taken (or failed)
+        self.copy_source: Any = None  # what the first copies share of the user's tree
         self.closed = False
         self.spoiled = ""  # why nothing is applied: the user's tree changed during the race
 
@@ -195,6 +249,9 @@ class Race:
         names = ", ".join(c.tool_id for c, _, _ in self.entries)
         log.info(f"Racing {len(self.entries)} tools, each in its own copy: {names}")
         self.racers = [RaceAttempt(self, c, cap, p) for c, cap, p in self.entries]
+        from aim_core.isolated import CopySource
+
+        self.copy_source = CopySource(self.run.project.root)
         self.run.racing = list(self.racers)
         results: dict[int, AttemptOutcome] = {}
         # each thread in a copy of this one's context: its log lines name the workstream
@@ -208,9 +265,13 @@ class Race:
         ]
         try:
             with tool_turn(self.run, names):
-                self._open_guard()
-                for t in threads:
+                self._mark_racing()
+                for t in threads:  # the copies are made while the guard is taken
                     t.start()
+                try:
+                    self._open_guard()
+                finally:
+                    self.guard_ready.set()  # no candidate's tool starts before this
                 self._judge_offers(threads)
                 self._stop_losers(threads)
                 self._close()
@@ -246,6 +307,11 @@ class Race:
             racer = repairer
             outcome = self._try_racer(racer, results)
         self.offers.put((racer, outcome, -1))  # done: wakes the judge
+        # its copy is not needed any more (a winner's was applied before its verdict): it
+        # is removed here, beside the other candidates', not after them -- unless the run
+        # was stopped, which may end a wait for the verdict while the copy is being applied
+        if racer.workspace is not None and not self.run.stop.is_set():
+            racer.workspace.discard()
 
     def _repairable(self, racer: RaceAttempt, outcome: AttemptOutcome) -> bool:
         open_race = self.winner is None and not self.spoiled and not self.run.stop.is_set()
@@ -287,6 +353,10 @@ class Race:
             outcome = racer.execute()
         except _Cancelled:
             outcome = racer.lost_before_start()
+        except _NoGuard:  # the race itself failed (raised to the runner): nothing to record
+            outcome = AttemptOutcome(
+                tool_id=racer.tool_id, attempt=1, message="Not started", failure=Failure.INTERRUPTED
+            )
         except Interrupted:
             outcome = AttemptOutcome(
                 tool_id=racer.tool_id, attempt=1, message="Interrupted", failure=Failure.INTERRUPTED
@@ -299,6 +369,7 @@ class Race:
                 message=f"{racer.tool_id} could not race: {e}",
                 failure=Failure.TOOL_ERROR,
             )
+        racer.concluded = True
         results[id(racer)] = outcome
         if outcome.success:
             log.info(f"{racer.tool_id} won the race: {outcome.message}")
@@ -316,10 +387,7 @@ class Race:
                 first = self.offers.get(timeout=0.1)
             except queue.Empty:
                 continue
-            batch = [first]
-            time.sleep(SETTLE_S)
-            while not self.offers.empty():
-                batch.append(self.offers.get_nowait())
+            batch = self._settled([first])
             finished += sum(1 for _, _, diff in batch if diff < 0)
             offers = [(r, o, d) for r, o, d in batch if d >= 0]
             if offers and self.winner is None and not self.spoiled:
@@ -328,6 +396,35 @@ class Race:
                 self._verdict(racer, outcome)
             if self.winner is not None and not self._pending():
                 return
+
+    def _settled(
+        self, batch: list[tuple[RaceAttempt, AttemptOutcome, int]]
+    ) -> list[tuple[RaceAttempt, AttemptOutcome, int]]:
+        """``batch`` and what arrives within :data:`SETTLE_S` of its first entry: the
+        offers decided "in the same moment". The window is not waited for when there is
+        no offer to decide (only candidates that finished) or when no undecided
+        candidate could win the tie (its tool ended with a diff no smaller, and no
+        faster)."""
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            while not self.offers.empty():
+                batch.append(self.offers.get_nowait())
+            offers = [(o, diff) for _, o, diff in batch if diff >= 0]
+            left = deadline - time.monotonic()
+            if not offers or left <= 0:
+                return batch
+            best, lines = min(offers, key=lambda x: (x[1], x[0].duration_sec))
+            with self.lock:
+                racers = list(self.racers)
+            offered = {id(r) for r, _, diff in batch if diff >= 0}
+            if not any(
+                r.could_beat(lines, best.duration_sec) for r in racers if id(r) not in offered
+            ):
+                return batch
+            try:
+                batch.append(self.offers.get(timeout=left))
+            except queue.Empty:
+                return batch
 
     def _choose(self, offers: list[tuple[RaceAttempt, AttemptOutcome, int]]) -> None:
         racer, outcome, _diff = min(offers, key=lambda o: (o[2], o[1].duration_sec))
@@ -421,15 +518,16 @@ class Race:
 
     # ----------------------------------------------------------------- the user's tree
 
-    def _open_guard(self) -> None:
-        project, run = self.run.project, self.run
-        snap_dir = project.runs_state / run.run_id / "race-guard"
-        probe = Attempt(run, self.entries[0][0], None, self.entries[0][2], 0)
-        guards = {**probe.guards(), "scratch": ()}  # no tool works here: nothing may change
-        self.guard = InPlaceWorkspace(project.root, probe.scope(), snap_dir, strict=True, **guards)
+    def _guard_dir(self) -> Path:
+        return self.run.project.runs_state / self.run.run_id / "race-guard"
+
+    def _mark_racing(self) -> None:
+        """The run table, before any copy is made: a race (recovery kills every
+        candidate's processes by their marks and removes the copies, never restores)."""
+        run = self.run
         if run.active is not None:
             run.active.update(
-                snapshot=str(snap_dir),
+                snapshot=str(self._guard_dir()),
                 state="racing",  # recovery: kill and remove, never restore (nothing applied)
                 tool_id=None,
                 tool_mark=None,
@@ -438,19 +536,31 @@ class Race:
                 attempt=1,
             )
 
+    def _open_guard(self) -> None:
+        """The fingerprint of the user's tree, taken before any candidate's tool starts
+        (the copies, which only read the tree, are made meanwhile)."""
+        project, run = self.run.project, self.run
+        probe = Attempt(run, self.entries[0][0], None, self.entries[0][2], 0)
+        guards = {**probe.guards(), "scratch": ()}  # no tool works here: nothing may change
+        self.guard = InPlaceWorkspace(
+            project.root, probe.scope(), self._guard_dir(), strict=True, **guards
+        )
+
     def _others(self) -> list[str]:
         table = self.run.active.table if self.run.active is not None else None
         return table.other_scopes(self.run.run_id, time.time() - 3600) if table else []
 
     def _close(self) -> None:
-        """Remove every copy (the user's tree is left as it is)."""
+        """Remove every copy (the user's tree is left as it is). The run table says the
+        race is over first: a run killed meanwhile is not restored from a guard's
+        snapshot half removed."""
         if self.closed:
             return
         self.closed = True
+        if self.run.active is not None:
+            self.run.active.update(state="done", race_marks=[], tool_pid=None)
         for racer in self.racers:
             if racer.workspace is not None:
                 racer.workspace.discard()
         if self.guard is not None:
             self.guard.discard()
-        if self.run.active is not None:
-            self.run.active.update(state="done", race_marks=[], tool_pid=None)

@@ -5,8 +5,10 @@ copy, as a tool's process would."""
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from aim_core import isolated
 from aim_core.isolated import (
     ApplyConflict,
     ApplyRefused,
+    CopySource,
     IsolatedWorkspace,
     remove_leftover_copy,
 )
@@ -577,3 +580,73 @@ def test_the_copy_knows_the_repositorys_own_git_identity(tmp_path):
         assert alias.returncode != 0
     finally:
         ws.discard()
+
+
+def _logging_git(tmp_path: Path, monkeypatch) -> Path:
+    """Every git command aim runs, logged by a script first on PATH that runs the real
+    git: the log's path."""
+    real = shutil.which("git")
+    assert real is not None
+    bindir = tmp_path / "logging-bin"
+    bindir.mkdir()
+    log = tmp_path / "git.log"
+    script = bindir / "git"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return log
+
+
+def _reads_of(log: Path, root: Path) -> list[str]:
+    """The git commands logged that read the repository ``root`` itself."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line.split(f"-C {root} ", 1)[1].split()[0] for line in lines if f"-C {root} " in line]
+
+
+def test_copies_made_together_read_the_repository_once(user, tmp_path, small_links, monkeypatch):
+    """A race's first copies share one reading of your tree (:class:`CopySource`): git
+    runs its status, HEAD, identity and index listing once for all of them, and each
+    copy is what a copy made alone is -- uncommitted work, a skip-worktree file, the
+    branch, the identity, the linked environment and its fingerprint."""
+    git(user, "config", "user.name", "Repo Person")
+    git(user, "update-index", "--skip-worktree", "src/m.py")
+    (user / "src/m.py").write_text("m = 2  # git does not look\n")
+    log = _logging_git(tmp_path, monkeypatch)
+    alone = open_ws(user, tmp_path / "alone")
+    reads_alone = sorted(_reads_of(log, user))
+    log.unlink()
+    source = CopySource(user)
+    made: dict[int, IsolatedWorkspace] = {}
+
+    def make(n: int) -> None:
+        made[n] = open_ws(user, tmp_path / f"together-{n}", source=source)
+
+    threads = [threading.Thread(target=make, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert sorted(made) == [0, 1, 2]
+        assert sorted(_reads_of(log, user)) == reads_alone  # once for the three
+        assert {"status", "ls-files", "rev-parse"} <= set(reads_alone)
+        for ws in made.values():
+            assert ws.kind == "clone" and ws.linked == alone.linked == [".venv"]
+            assert tree_of(ws.root) == tree_of(alone.root)
+            assert (ws.root / "src/m.py").read_text() == "m = 2  # git does not look\n"
+            assert git(ws.root, "symbolic-ref", "HEAD") == "refs/heads/main\n"
+            assert git(ws.root, "rev-parse", "HEAD") == git(user, "rev-parse", "HEAD")
+            assert git(ws.root, "config", "--local", "user.name") == "Repo Person\n"
+        (user / ".venv/lib/m3.py").write_text("tampered\n")  # as through any copy's link
+        for ws in (alone, *made.values()):
+            assert ws.outside() == [".venv/lib/m3.py"]
+    finally:
+        for ws in (alone, *made.values()):
+            ws.discard()
+
+
+def test_a_copy_source_is_for_its_own_repository(user, tmp_path):
+    other = make_repo(tmp_path / "other", {"a.py": "a = 1\n"})
+    with pytest.raises(ValueError, match="CopySource"):
+        open_ws(other, tmp_path, source=CopySource(user))
+    assert not (tmp_path / "state" / "copy").exists()

@@ -8,13 +8,17 @@ nothing -- copy, process -- may be left after a race, however it ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.verify_kit import CALC, RIGHT, WRONG, attempts, content, repairs_with_output, write
@@ -215,8 +219,6 @@ def test_kill_9_during_a_race_then_recover_leaves_nothing(vrepo):
 
 @pytest.fixture
 def plain_vrepo(vrepo):
-    import shutil
-
     shutil.rmtree(vrepo.root / ".git")
     return vrepo
 
@@ -349,3 +351,38 @@ def test_a_write_to_an_ignored_file_of_your_tree_spoils_the_race(vrepo):
         assert "the repository changed during the race" in result.output.lower()
         assert target in result.output
         assert (root / "calc.py").read_text() == CALC
+
+
+def test_deciding_a_race_leaves_aims_other_processes_alone(vrepo):
+    """A candidate whose check ended is not looked for again when the race is decided:
+    its pid may be another process's by now, and the run server this very command
+    started (aim's child, in a session of its own) is no orphan of the candidate's."""
+    from aim_core.resident_client import servers
+
+    timed(vrepo, "first", write(WRONG))  # its check fails first: it ends before the verdict
+    timed(vrepo, "second", write(RIGHT), sleep=8)  # long enough on a loaded machine too
+    workstream = vrepo.ws(capability_payload={"max_repairs": 0})
+    where = Path(tempfile.mkdtemp(prefix="aimr-", dir="/tmp"))  # a short socket path
+    env = {**vrepo.environ(), "AIM_RESIDENT_DIR": str(where), "AIM_RESIDENT_IDLE_S": "120"}
+    try:
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("aim")), "run", "--race", "2", str(workstream)],
+            cwd=vrepo.root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        by_tool = {r["tool_id"]: r["failure"] for r in attempts(vrepo)}
+        assert by_tool == {"first": "verify_failed", "second": None}, done.stderr
+        [pid] = servers(str(where)).values()  # the command started it, for the next one
+        os.kill(pid, 0)  # alive
+        assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    finally:
+        for pid in servers(str(where)).values():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(where, ignore_errors=True)
+    assert leftovers(vrepo) == []

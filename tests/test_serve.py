@@ -6,6 +6,7 @@ token off loopback, the Host check, run pages, and no route that writes."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -172,6 +173,35 @@ def test_the_background_walk_finds_an_edit_hidden_by_an_append(repo, history):
 def test_serve_needs_a_registry(tmp_path, aim):
     r = aim("serve", "--port", "0", cwd=tmp_path)
     assert r.returncode == 2 and "no aim registry" in r.stderr and "aim init" in r.stderr
+
+
+HIDE = """
+import sys
+
+
+class Hide:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {hidden!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}")
+        return None
+
+
+sys.meta_path.insert(0, Hide())
+"""
+
+
+@pytest.mark.parametrize("hidden", [("jinja2",), ("uvicorn", "prometheus_client")])
+def test_a_missing_extra_is_named_before_serving(repo, tmp_path, aim, hidden):
+    """The server imports jinja2 and prometheus_client only when a page or /metrics is
+    asked for; a missing one is still named when it starts (exit 2, the pip command)."""
+    site = tmp_path / "hide"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HIDE.format(hidden=set(hidden)))
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    r = aim("serve", "--port", "0", cwd=repo, env=env)
+    assert r.returncode == 2, r.stderr
+    assert f"aim serve needs {', '.join(hidden)}" in r.stderr
+    assert "pip install 'aim-core[serve]'" in r.stderr
 
 
 # --------------------------------------------------------------------------- /metrics

@@ -1,21 +1,26 @@
 """The pieces under `aim serve`'s incremental reading: following files by byte offset
-(and noticing any change that is not an append), and the incremental chain check
-agreeing with `aim audit verify` on every kind of tampering."""
+(and noticing any change that is not an append), the incremental chain check
+agreeing with `aim audit verify` on every kind of tampering, the fast parse and hash
+agreeing with `json.loads` and the audit's record hash, and one bulk read counting
+what reading line by line counts."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
+from aim_core.audit.canonical import record_hash
 from aim_core.audit.jsonl import JsonlAuditLog
 from aim_core.audit.verify import verify
-from aim_core.serve.chain import ChainCheck
-from aim_core.serve.follow import DayTails, FileTail, Rewritten
+from aim_core.serve.chain import ChainCheck, chain_hash
+from aim_core.serve.follow import DayTails, FileTail, Rewritten, json_line
+from aim_core.serve.state import AuditState
 
-from ._serve import record
+from ._serve import REGISTRY, record, seed_history
 
 
 def test_a_tail_returns_complete_lines_once(tmp_path):
@@ -139,3 +144,95 @@ def test_the_incremental_check_agrees_with_aim_audit_verify(tmp_path, kind):
     v = verify(audit)
     assert (problem is None) == v.ok, (kind, problem, [str(f) for f in v.findings])
     assert (problem is None) == (kind == "intact")
+
+
+# --------------------------------------------------------------------------- reading fast
+
+
+JSON_LINES = [
+    b'{"seq":1,"a":[1,2.5,null,true],"b":{"c":"\\u00e9\\n"}}',
+    '{"name":"caf\u00e9 \u2028 \U0001f600"}'.encode(),
+    b'{"n":NaN,"i":-Infinity,"big":123456789012345678901234567890,"e":1e400}',
+    b"\xef\xbb\xbf" + b'{"bom":1}',  # json.loads skips a UTF-8 BOM
+    '{"utf16":1}'.encode("utf-16"),
+    '{"utf16le":1}'.encode("utf-16-le"),
+    b'  {"spaces":1}  ',
+    b'{"a":1} {"b":2}',  # extra data
+    b'{"a":1',
+    b"not json",
+    b"",
+    b"\xff\xfe\xfa",
+    b'"a string"',
+    b"12",
+    b'{"a":"\x01"}',  # a raw control character: refused in strict mode
+    b'{"a":1}\x00',
+]
+
+
+def _loads_or_none(line: bytes) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("line", JSON_LINES)
+def test_a_line_is_parsed_as_json_loads_parses_it(line):
+    mine, theirs = json_line(line), _loads_or_none(line)
+    assert repr(mine) == repr(theirs)  # repr: NaN is not equal to itself
+    assert type(mine) is type(theirs)
+
+
+RECORDS = [
+    record("r1"),
+    record("r2", success=False, failure="timeout", extra={"note": "caf\u00e9 \u2028 \U0001f600"}),
+    {"seq": 3, "nested": {"b": [1.5, 1e16, 1e-7, 10**30, None, True], "a": {}}, "hash": "x"},
+    {"no_hash": True, "n": float("nan"), "i": float("-inf")},
+]
+
+
+@pytest.mark.parametrize("key", [None, b"an audit key"])
+@pytest.mark.parametrize("n", range(len(RECORDS)))
+def test_the_servers_chain_hash_is_the_audits_record_hash(n, key):
+    rec = json.loads(json.dumps(RECORDS[n]))  # as parsed from the log
+    before = json.dumps(rec)
+    assert chain_hash(rec, key) == record_hash(rec, key)
+    assert json.dumps(rec, sort_keys=True) == json.dumps(json.loads(before), sort_keys=True)
+    assert ("hash" in rec) == ("hash" in RECORDS[n])
+
+
+def _aggregate(state: AuditState) -> dict:
+    return {
+        "report": state.report(),
+        "counts": state.run_counts(),
+        "daily": state.daily(1000),
+        "runs": state.recent_runs(1, per_page=1000),
+        "run_hist": {k: (h.counts, round(h.sum, 9)) for k, h in state.run_hist.items() if h.count},
+        "attempt_hist": {k: (h.counts, round(h.sum, 9)) for k, h in state.attempt_hist.items()},
+        "attempts": dict(state.attempts),
+        "failures": dict(state.failures),
+        "last": state.last_timestamp,
+        "chain": {k: v for k, v in state.chain_status().items() if k != "full_check_at"},
+    }
+
+
+def test_one_bulk_read_counts_what_reading_line_by_line_counts(tmp_path):
+    whole = tmp_path / "whole"
+    seed_history(whole, runs=40)
+    registry = whole / REGISTRY
+    bulk = AuditState(registry)
+    assert bulk.refresh() > 40  # runs of several records: fallbacks, retries
+    # the same lines, appended one at a time to another registry, read after each
+    growing = tmp_path / "growing" / REGISTRY
+    shutil.copytree(registry, growing)
+    [day_file] = sorted((growing / "AIM_audit").glob("*/audit.jsonl"))
+    lines = day_file.read_bytes().splitlines(keepends=True)
+    day_file.write_bytes(b"")
+    one_by_one = AuditState(growing)
+    one_by_one.refresh()
+    for line in lines:
+        with open(day_file, "ab") as f:
+            f.write(line)
+        assert one_by_one.refresh() == 1
+    assert one_by_one.resets == 0
+    assert _aggregate(one_by_one) == _aggregate(bulk)

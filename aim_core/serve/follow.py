@@ -15,12 +15,36 @@ over from scratch.
 
 from __future__ import annotations
 
+import json
 import os
+from json.scanner import make_scanner
 from pathlib import Path
+from typing import Any
 
 from aim_core.audit.jsonl import LOG_NAME, day_dirs
 
 READ_BLOCK = 1 << 20
+# what json.loads runs, without its wrappers (typeshed types the argument wrongly)
+_scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def json_line(line: bytes) -> Any:
+    """``json.loads(line)``, or None when the line is not JSON. A line of UTF-8 that is
+    one JSON value from its first byte to its last (what the audit writes) is parsed
+    by the decoder's scanner directly, without ``json.loads``' encoding detection and
+    whitespace matching; anything else (a BOM, UTF-16, surrounding spaces, an error)
+    goes through ``json.loads`` itself, so the answer is always the same."""
+    try:
+        text = line.decode("utf-8")
+        value, end = _scan(text, 0)
+        if end == len(text):
+            return value
+    except (ValueError, StopIteration):  # UnicodeDecodeError and JSONDecodeError included
+        pass
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 class Rewritten(Exception):

@@ -54,11 +54,19 @@ def check_bind(host: str, token: str | None) -> None:
 
 
 def _imports() -> None:
+    """:class:`UsageError` naming the extra to install when a module the server needs is
+    missing. Found, not imported: the server imports each when it is first used
+    (jinja2 for the pages, prometheus_client for ``/metrics``), and starlette and
+    uvicorn while the audit is being read."""
+    from importlib.util import find_spec
+
     missing = []
     for module in ("starlette", "uvicorn", "prometheus_client", "jinja2"):
         try:
-            __import__(module)
-        except ImportError:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             missing.append(module)
     if missing:
         raise UsageError(f"aim serve needs {', '.join(missing)}: {EXTRA}")

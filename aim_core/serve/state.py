@@ -31,7 +31,7 @@ from aim_core.audit.report import ReportBuilder
 from aim_core.feedback import feedback_path, parse_line
 from aim_core.paths import AUDIT_DIRNAME
 from aim_core.serve.chain import ChainCheck
-from aim_core.serve.follow import DayTails, FileTail, Rewritten
+from aim_core.serve.follow import DayTails, FileTail, Rewritten, json_line
 
 # upper bounds of the duration histograms (seconds): the guide's targets are 45 s and 60 s
 BUCKETS = (1.0, 5.0, 10.0, 30.0, 45.0, 60.0, 120.0, 300.0, 600.0, float("inf"))
@@ -75,11 +75,6 @@ class RunIndex:
         self.ended = started
         self.locs: list[tuple[str, int]] = []
         self.tools: list[str] = []
-
-
-def _key(rec: dict[str, Any]) -> str:
-    """A record's run, as the report counts it."""
-    return rec.get("run_id") or f"seq-{rec.get('seq')}"
 
 
 class AuditState:
@@ -134,23 +129,14 @@ class AuditState:
                 from_scratch = not self.days.tails
                 new = self.days.read_new()
             except Rewritten as e:
+                gc.unfreeze()  # what the last bulk read froze may be garbage now
                 self._reset()
                 self.resets += 1
                 self.rewrites.append(str(e))
                 from_scratch = True
                 new = self.days.read_new()
             self.lines_read += len(new)
-            # a bulk read allocates hundreds of thousands of small objects that hold no
-            # cycles: the cyclic collector would walk them again and again for nothing
-            paused = len(new) > 10_000 and gc.isenabled()
-            if paused:
-                gc.disable()
-            try:
-                for day, offset, line in new:
-                    self._add_line(day, offset, line)
-            finally:
-                if paused:
-                    gc.enable()
+            self._feed(new, bulk=from_scratch and not self.index)
             if from_scratch and new:
                 self.full_checked_at = time.time()  # every record was just checked
             try:
@@ -167,51 +153,85 @@ class AuditState:
                 self.generation += 1
             return len(new) + len(fresh)
 
-    def _add_line(self, day: str, offset: int, line: bytes) -> None:
+    def _feed(self, new: list[tuple[str, int, bytes]], *, bulk: bool) -> None:
+        """Count ``new`` lines. A ``bulk`` read (the first, with no run counted yet)
+        counts each run's outcome once at the end rather than at each of its records."""
+        # a bulk read allocates hundreds of thousands of small objects that hold no
+        # cycles: the cyclic collector would walk them again and again for nothing
+        paused = len(new) > 10_000 and gc.isenabled()
+        if paused:
+            gc.disable()
         try:
-            rec = json.loads(line)
-        except ValueError:
-            rec = None
+            add = self._add_line
+            for day, offset, line in new:
+                add(day, offset, line, bulk)
+            if bulk:
+                self._count_runs()
+        finally:
+            if paused:
+                # what was just built lives as long as the server: the collector would
+                # walk it all again on its next full passes, the first ones right after
+                # (every object made meanwhile is in its youngest generation)
+                gc.freeze()
+                gc.enable()
+
+    def _add_line(self, day: str, offset: int, line: bytes, bulk: bool = False) -> None:
+        rec = json_line(line)
         self.chain.feed(day, rec)
         if not isinstance(rec, dict) or rec.get("event"):  # the log's own events are no run
             return
-        rid = _key(rec)
+        rid = rec.get("run_id") or f"seq-{rec.get('seq')}"  # as the report counts runs
         runs = self.builder.runs
-        before = runs.get(rid)
-        was_ok = bool(before and before["success"])
-        old_duration = before["duration"] if before else None
+        prev = None if bulk else runs.get(rid)
+        before = (prev["success"], prev["duration"]) if prev is not None else None
         self.builder.add(rec)
-        run = runs[rid]
         ts = rec.get("timestamp") or ""
         entry = self.index.get(rid)
         if entry is None:
             entry = self.index[rid] = RunIndex(rid, day, ts)
             self.order.append(rid)
             self.series.setdefault(day, [0, 0, 0.0])[0] += 1
-        entry.ended = max(entry.ended, ts)
+        elif ts > entry.ended:
+            entry.ended = ts
         entry.locs.append((day, offset))
         tool = rec.get("tool_id")
         if tool and tool not in entry.tools:
             entry.tools.append(tool)
-        self.last_timestamp = max(self.last_timestamp or "", ts)
-        cap = run["capability"] or "-"
-        point = self.series[entry.day]
-        if run["success"] and not was_ok:
-            point[1] += 1
-        point[2] += run["duration"] - (old_duration or 0.0)
-        if old_duration is not None:
-            self.run_hist[cap].add(old_duration, -1)
-        self.run_hist[cap].add(run["duration"])
+        if self.last_timestamp is None or ts > self.last_timestamp:
+            self.last_timestamp = ts
+        if not bulk:
+            self._count_run(entry, runs[rid], before)
         result = rec.get("result") or {}
-        content = result.get("content") or {}
         pair = (tool or "-", rec.get("capability") or "-")
         if tool:
             counts = self.attempts[pair]
             counts[0] += 1
             counts[1] += bool(result.get("success"))
+            content = result.get("content") or {}
             self.attempt_hist[pair].add(float(content.get("duration_sec") or 0.0))
         if rec.get("failure"):
             self.failures[(pair[0], pair[1], rec["failure"])] += 1
+
+    def _count_run(
+        self, entry: RunIndex, run: dict[str, Any], before: tuple[bool, float] | None
+    ) -> None:
+        """Move one run's outcome in its day's series and its duration histogram from
+        what it was (``before``: ``(success, duration)``, None for a new run)."""
+        point = self.series[entry.day]
+        if run["success"] and not (before and before[0]):
+            point[1] += 1
+        old_duration = before[1] if before else None
+        point[2] += run["duration"] - (old_duration or 0.0)
+        hist = self.run_hist[run["capability"] or "-"]
+        if old_duration is not None:
+            hist.add(old_duration, -1)
+        hist.add(run["duration"])
+
+    def _count_runs(self) -> None:
+        """Every run's outcome, counted once (after a bulk read)."""
+        runs = self.builder.runs
+        for rid, entry in self.index.items():
+            self._count_run(entry, runs[rid], None)
 
     # ----------------------------------------------------------------- answers
 
