@@ -377,7 +377,11 @@ def test_deciding_a_race_leaves_aims_other_processes_alone(vrepo):
         assert done.returncode == 0, done.stderr
         by_tool = {r["tool_id"]: r["failure"] for r in attempts(vrepo)}
         assert by_tool == {"first": "verify_failed", "second": None}, done.stderr
-        [pid] = servers(str(where)).values()  # the command started it, for the next one
+        # the command started it, for the next one, once its own work was done
+        deadline = time.monotonic() + 60
+        while not servers(str(where)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        [pid] = servers(str(where)).values()
         os.kill(pid, 0)  # alive
         assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     finally:

@@ -94,10 +94,17 @@ class Served:
         return int(self.mark.read_text().split()[0])
 
     def stop(self) -> None:
-        for pid in servers(str(self.where)).values():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        wait_for(lambda: not servers(str(self.where)))
+        """SIGTERM every server, again for one that binds meanwhile: a second server
+        started while the first one lived takes the lock when the first one is gone."""
+
+        def none_left() -> bool:
+            live = servers(str(self.where))
+            for pid in live.values():
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGTERM)
+            return not live
+
+        wait_for(none_left, timeout=60)
 
 
 @pytest.fixture

@@ -33,7 +33,10 @@ args = sys.argv[1:]
 with open(os.path.join(here, "calls.jsonl"), "a") as f:
     f.write(json.dumps({"argv": args, "cwd": os.getcwd()}) + "\n")
 def save():
-    json.dump(state, open(state_path, "w"))
+    # atomically: a fake killed at the deadline must not leave a half-written state
+    with open(state_path + ".tmp", "w") as f:
+        json.dump(state, f)
+    os.replace(state_path + ".tmp", state_path)
 if cfg.get("fail"):
     sys.stderr.write(cfg["fail"] + "\n"); sys.exit(1)
 if args[:1] == ["version"]:
