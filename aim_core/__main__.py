@@ -46,6 +46,7 @@ def entry(*, served: bool = True) -> None:
     (its import path starts with the current directory: a server per directory)."""
     import os
 
+    _open_closed_streams()
     code = None
     if served and "run" in sys.argv[1:]:
         from aim_core.resident_client import run
@@ -53,6 +54,8 @@ def entry(*, served: bool = True) -> None:
         code = run(sys.argv[1:])
     if code is None:
         code = main()
+        if served and "aim_core.resident_client" in sys.modules:
+            sys.modules["aim_core.resident_client"].start_pending()
 
     try:
         sys.stdout.flush()
@@ -62,6 +65,27 @@ def entry(*, served: bool = True) -> None:
     if "logging" in sys.modules:
         sys.modules["logging"].shutdown()
     os._exit(code)
+
+
+def _open_closed_streams() -> None:
+    """``aim ... >&-`` (or ``2>&-``, ``<&-``): the closed descriptor becomes /dev/null, as
+    a daemon's would, so that what aim writes is lost but the work and its exit code
+    are not (and no file opened later takes descriptor 1 or 2)."""
+    import os
+
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(fd)
+            continue  # opened since Python started: not ours to replace
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115 - the stream
 
 
 if __name__ == "__main__":

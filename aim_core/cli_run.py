@@ -11,7 +11,7 @@ answers as it always has. Both run the same :func:`run_command` inside the same
 
 Adding an option to ``aim run``: add the ``click.option`` to the ``run`` command in
 ``cli.py``, a parameter of the same name to :func:`run_command`, and an entry to
-:data:`RUN_OPTIONS` (its flags, the parameter name, its kind and default) --
+:data:`aim_core.run_args.RUN_OPTIONS` (its flags, the parameter name, its kind and default) --
 ``tests/test_cli_run.py`` fails until the two lists agree.
 """
 
@@ -19,6 +19,14 @@ from __future__ import annotations
 
 from aim_core.cli_frame import echo, remember, run_framed, wants_debug
 from aim_core.errors import EXIT_INTERRUPTED
+from aim_core.run_args import (  # noqa: F401 - the option tables live there
+    COUNT,
+    FLAG,
+    GLOBAL_OPTIONS,
+    RUN_OPTIONS,
+    accepts,
+    read_words,
+)
 
 TYPE_CHECKING = False  # typing costs milliseconds to import on the start of `aim run`
 if TYPE_CHECKING:
@@ -28,138 +36,14 @@ if TYPE_CHECKING:
 
     from aim_core.project import Project
 
-FLAG = "flag"  # an option without a value: True when given
-COUNT = "count"  # an option without a value, counted (-vv)
-
-
-def _jobs(text: str) -> int:
-    """``-j N``: click's ``IntRange(1, 64)``."""
-    value = int(text.strip(), 10)
-    if not 1 <= value <= 64:
-        raise ValueError(text)
-    return value
-
-
-def _text(text: str) -> str:
-    return text
-
-
-def _dollars(text: str) -> float:
-    """``--max-cost USD``: click's ``FloatRange(0, min_open=True)``, finite."""
-    import math
-
-    value = float(text.strip())
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(text)
-    return value
-
-
-def _race(text: str) -> int:
-    """``--race K``: click's ``IntRange(1, 8)``."""
-    value = int(text.strip(), 10)
-    if not 1 <= value <= 8:
-        raise ValueError(text)
-    return value
-
-
-# The options of click's `run` command (cli.py), as this module reads them:
-# flag -> (parameter name, FLAG | COUNT | a converter raising ValueError, default).
-RUN_OPTIONS: dict[str, tuple[str, Any, Any]] = {
-    "-j": ("jobs", _jobs, 1),
-    "--jobs": ("jobs", _jobs, 1),
-    "--dry-run": ("dry_run", FLAG, False),
-    "--json": ("as_json", FLAG, False),
-    "--max-cost": ("max_cost", _dollars, None),
-    "--race": ("race", _race, None),
-}
-
-# The global options (aim_core.cli_common.common_options), before or after `run`.
-GLOBAL_OPTIONS: dict[str, tuple[str, Any, Any]] = {
-    "--config": ("config", _text, None),
-    "--registry": ("registry", _text, None),
-    "--actor": ("actor", _text, None),
-    "-v": ("verbose", COUNT, 0),
-    "--verbose": ("verbose", COUNT, 0),
-    "-q": ("quiet", FLAG, False),
-    "--quiet": ("quiet", FLAG, False),
-    "--debug": ("debug", FLAG, False),
-}
-
-
-class _NotMine(Exception):
-    """The command line is one for click to read (and answer, or refuse)."""
-
-
-def _read_options(
-    tokens: Sequence[str], table: dict[str, tuple[str, Any, Any]], *, stop_at_word: bool
-) -> tuple[dict[str, Any], list[str], int]:
-    """Read ``tokens`` as click does for one command: ``(options given, arguments,
-    tokens used)``. ``stop_at_word``: stop at the first argument (the subcommand)."""
-    given: dict[str, Any] = {}
-    words: list[str] = []
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        i += 1
-        if token == "--":
-            words.extend(tokens[i:])
-            return given, words, len(tokens)
-        if not token.startswith("-") or token == "-":
-            if stop_at_word:
-                return given, words, i - 1
-            words.append(token)
-            continue
-        name, eq, value = token.partition("=") if token.startswith("--") else (token, "", "")
-        if not token.startswith("--") and len(token) > 2:  # -j4 or -vv
-            if token[:2] in table and table[token[:2]][1] not in (FLAG, COUNT):
-                name, eq, value = token[:2], "=", token[2:]
-            elif all(f"-{c}" in table and table[f"-{c}"][1] in (FLAG, COUNT) for c in token[1:]):
-                for c in token[1:]:
-                    _set(given, table[f"-{c}"], None)
-                continue
-        if name not in table:
-            raise _NotMine(token)
-        spec = table[name]
-        if spec[1] in (FLAG, COUNT):
-            if eq:
-                raise _NotMine(token)  # click: the option does not take a value
-            _set(given, spec, None)
-            continue
-        if not eq:
-            if i >= len(tokens):
-                raise _NotMine(token)  # click: the option requires an argument
-            value = tokens[i]
-            i += 1
-        _set(given, spec, value)
-    return given, words, len(tokens)
-
-
-def _set(given: dict[str, Any], spec: tuple[str, Any, Any], value: str | None) -> None:
-    param, kind, _default = spec
-    if kind == FLAG:
-        given[param] = True
-    elif kind == COUNT:
-        given[param] = given.get(param, 0) + 1
-    else:
-        try:
-            given[param] = kind(value)
-        except ValueError:
-            raise _NotMine(value) from None
-
 
 def parse(args: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``aim [GLOBAL...] run [OPTIONS...] PATHS...`` as ``(run's parameters, the
     global options)``, or None when click must read it."""
-    try:
-        before, _, used = _read_options(args, GLOBAL_OPTIONS, stop_at_word=True)
-        if used >= len(args) or args[used] != "run":
-            return None
-        table = {**GLOBAL_OPTIONS, **RUN_OPTIONS}
-        after, paths, _ = _read_options(args[used + 1 :], table, stop_at_word=False)
-    except _NotMine:
+    words = read_words(args)
+    if words is None:
         return None
-    if not paths:
-        return None  # click: missing argument
+    before, after, paths = words
     from pathlib import Path
 
     options = {spec[0]: spec[2] for spec in RUN_OPTIONS.values()}
@@ -337,5 +221,7 @@ def _stop_on_sigterm(runner: Any) -> None:
 
     if threading.current_thread() is not threading.main_thread():
         return
-    with contextlib.suppress(ValueError, OSError):
-        signal.signal(signal.SIGTERM, lambda _signum, _frame: runner.request_stop())
+    # SIGHUP: the terminal closed -- stop as on SIGTERM (restore, record, exit 130)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signum, lambda _signum, _frame: runner.request_stop())

@@ -9,6 +9,7 @@ Everything platform-specific about locks lives in this module.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -98,6 +99,98 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+_forks = [0]  # how many times this process was forked into: a child's count is higher
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
+
+class HeldLock(FileLock):
+    """A :class:`FileLock` that keeps its file open from one hold to the next (a
+    FileLock opens and closes it every time), for a process that takes the same lock
+    again and again -- the audit log, once per record.
+
+    A file kept open goes on locking the file it opened even when the path comes to
+    name another (removed, replaced): a holder that cannot tell otherwise that the path
+    is unchanged calls :meth:`ensure_current` while holding it. A forked child opens
+    the path again: the open file it inherited, and its lock, are its parent's.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        super().__init__(path)
+        self._kept: int | None = None
+        self._kept_in = -1  # the value of _forks when _kept was opened
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not self._tlock.acquire(blocking):
+            return False
+        try:
+            fd = self._kept
+            if fd is None or self._kept_in != _forks[0]:
+                if fd is not None:
+                    os.close(fd)  # the parent's open file stays open in the parent
+                self._kept = None
+                fd = self._kept = self._open()
+                self._kept_in = _forks[0]
+            locked = _lock(fd, blocking)
+        except BaseException:
+            self._tlock.release()
+            raise
+        if not locked:
+            self._tlock.release()
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            _unlock(self._fd)
+        finally:
+            self._fd = None
+            self._tlock.release()
+
+    def ensure_current(self) -> bool:
+        """While holding the lock: when the path no longer names the open file, lock the
+        file it names now instead (blocking) and give the old one up. True when it did
+        (whatever was read under the old lock must be read again)."""
+        moved = False
+        while True:
+            assert self._fd is not None, "ensure_current() without holding the lock"
+            try:
+                st = os.stat(self.path)
+                own = os.fstat(self._fd)
+                if (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino):
+                    return moved
+            except FileNotFoundError:
+                pass
+            fd = self._open()
+            _lock(fd, True)
+            old, self._fd, self._kept = self._fd, fd, fd
+            _unlock(old)
+            os.close(old)
+            moved = True
+
+    def close(self) -> None:
+        """Close the file kept open (the next hold opens it again); nothing while held."""
+        if self._fd is not None:
+            return
+        fd, self._kept = self._kept, None
+        if fd is not None and self._kept_in == _forks[0]:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
 
 def is_free(path: str | os.PathLike[str]) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aim_core.config import Settings, load_settings
 from aim_core.context import AimContext
+from aim_core.errors import AimError
 from aim_core.registry import KNOWN_CAPABILITIES, Rules, find_root, load_rules, locate_registry
 
 if TYPE_CHECKING:
@@ -53,7 +54,15 @@ class Project:
     ) -> Project:
         """Find the root from ``cwd`` and load the settings (file < env < these flags)."""
         env = dict(os.environ if environ is None else environ)
-        root = find_root(Path(cwd or Path.cwd()))
+        if cwd is None:
+            try:
+                cwd = os.getcwd()
+            except FileNotFoundError:
+                raise AimError(
+                    "the current directory no longer exists (it was removed or moved); "
+                    "cd into the repository again"
+                ) from None
+        root = find_root(Path(cwd))
         overrides = {"actor": actor, "registry_path": registry or env.get("AIM_REGISTRY")}
         settings = load_settings(root, config_path=config_path, environ=env, overrides=overrides)
         return cls(root, settings, locate_registry(root, settings.registry_path), env)

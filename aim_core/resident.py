@@ -18,15 +18,19 @@ right after the imports. It stops after ``AIM_RESIDENT_IDLE_S`` seconds (default
 server holds its lock, or when aim's code changed (it answers ``stale`` and the
 client runs the command itself).
 
-Protocol (one connection per command): the client sends a 4-byte big-endian length,
-a :mod:`marshal`-ed request (``key``, ``argv``, ``cwd``, ``env``, ``umask``,
-``stdio``) and its fds 0, 1, 2 (``SCM_RIGHTS``); the server answers ``started``,
-``stale`` or ``refused``; then the client may send ``signal N`` lines and the server
-ends with ``exit N`` or ``killed N`` (the signal that ended the worker).
+Protocol (one connection per command): the client sends a 4-byte big-endian length
+and a :mod:`marshal`-ed request (``key``, ``argv``, ``cwd``, ``env``, ``umask``,
+``stdio``); the server answers ``ready``, ``stale`` or ``refused``. Only after
+``ready`` may the client say ``go``, with its fds 0, 1, 2 (``SCM_RIGHTS``), and only
+then is the worker forked (``started``): a client that gave up waiting -- and runs
+the command itself -- never has it run a second time, nor its streams held open.
+Then the client may send ``signal N`` lines and the server ends with ``exit N`` or
+``killed N`` (the signal that ended the worker).
 """
 
 from __future__ import annotations
 
+import array
 import contextlib
 import marshal
 import os
@@ -65,9 +69,19 @@ PRELOAD = (
     "aim_core.race",
     "aim_core.isolated",
     "aim_core.diffstat",
+    "aim_core.recovery",
+    "aim_core.runlocks",
+    "aim_core.runlog",
+    "aim_core.scope_check",
+    "aim_core.toolkit",
+    "aim_core.verify",
+    "aim_core.audit.prune",
+    "aim_core.default_plugins.security",
+    "shlex",
     "ctypes",
 )
 IDLE_S = 300.0
+REQUEST_TIMEOUT_S = 10.0  # a client's request, and its "go", arrive within this
 _EOF = b""
 
 
@@ -86,17 +100,42 @@ def _preload() -> None:
     rules.allowlist.regexes  # noqa: B018
     rules.allowlist.paths  # noqa: B018
     rules.occurrences("warm")
+    _warm_caches()
     import gc
 
     gc.collect()
     gc.freeze()  # no collection touches these in a worker: fewer pages copied after fork
 
 
+def _warm_caches() -> None:
+    """What the first command would do the same way: resolve the models' annotations
+    (``attrs.resolve_types``), compile the default rules' path patterns (``fnmatch``)."""
+    import fnmatch
+
+    import attrs
+
+    from aim_core import models
+    from aim_core.registry import DEFAULT_RULES
+
+    for value in vars(models).values():
+        if isinstance(value, type) and attrs.has(value):
+            attrs.resolve_types(value)
+    security = DEFAULT_RULES["security"]
+    for pattern in (*security["forbidden_paths"], *security["allowed_file_patterns"]):
+        fnmatch.fnmatchcase("", pattern.rstrip("/"))
+
+
 def code_stamps() -> dict[str, tuple[int, int]]:
-    """``{file: (mtime_ns, size)}`` of every module this process imported from a file."""
+    """``{file: (mtime_ns, size)}`` of every module this process imported from a file,
+    and of every file of the ``aim_core`` package (its data too: the credential rules
+    the server has loaded are JSON files)."""
+    paths = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
+    package = os.path.dirname(os.path.abspath(__file__))
+    for top, dirs, files in os.walk(package):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        paths += [top, *(os.path.join(top, f) for f in files)]  # a new file: its dir's mtime
     stamps: dict[str, tuple[int, int]] = {}
-    for module in list(sys.modules.values()):
-        path = getattr(module, "__file__", None)
+    for path in paths:
         if not path:
             continue
         try:
@@ -118,14 +157,34 @@ def _stale(stamps: dict[str, tuple[int, int]]) -> bool:
     return False
 
 
+class _Client:
+    """One connection: its request as it arrives, then its worker."""
+
+    def __init__(self, conn: socket.socket, deadline: float) -> None:
+        self.conn = conn
+        self.deadline = deadline  # the request and its "go" must arrive by then
+        self.data = b""
+        self.fds: list[int] = []
+        self.request: dict[str, Any] | None = None
+        self.pid = 0  # the worker's, once started
+        self.pidfd = -1
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = []
+
+
 class Server:
-    """The accept loop: one worker per connection (see the module docstring)."""
+    """The accept loop: one worker per connection (see the module docstring). Every
+    socket is non-blocking: a client that is slow, or sends nothing, delays no other."""
 
     def __init__(self, path: str, material: dict[str, object]) -> None:
         self.path = path
         self.material = material
         self.selector = selectors.DefaultSelector()
-        self.workers: dict[int, tuple[int, socket.socket]] = {}  # pidfd -> (pid, conn)
+        self.clients: set[_Client] = set()
         self.idle_s = float(os.environ.get(IDLE_VAR) or IDLE_S)
         self.stamps: dict[str, tuple[int, int]] = {}
         self.listener: socket.socket | None = None
@@ -155,6 +214,7 @@ class Server:
         finally:
             os.umask(old)
         listener.listen(64)
+        listener.setblocking(False)
         self.inode = os.stat(self.path).st_ino
         self.listener = listener
         self.selector.register(listener, selectors.EVENT_READ, self._accept)
@@ -165,13 +225,17 @@ class Server:
         self.stamps = code_stamps()
         last = time.monotonic()
         while True:
-            timeout = max(0.0, min(5.0, last + self.idle_s - time.monotonic()))
+            now = time.monotonic()
+            timeout = 1.0 if self.clients else max(0.0, min(5.0, last + self.idle_s - now))
             for key, _ in self.selector.select(timeout):
                 key.data(key.fileobj)
-            if self.workers:
-                last = time.monotonic()
+            now = time.monotonic()
+            for c in [c for c in self.clients if not c.pid and now > c.deadline]:
+                self._drop(c)  # never sent its request, or never said "go"
+            if self.clients:
+                last = now
                 continue
-            if self.stopping or not self._still_mine() or time.monotonic() - last >= self.idle_s:
+            if self.stopping or not self._still_mine() or now - last >= self.idle_s:
                 break
         self._close()
 
@@ -193,106 +257,150 @@ class Server:
             self.listener = None
 
     def _accept(self, listener: socket.socket) -> None:
-        conn, _ = listener.accept()
         try:
-            self._start(conn)
-        except Exception:  # a bad request ends that connection, never the server
-            conn.close()
-
-    def _start(self, conn: socket.socket) -> None:
+            conn, _ = listener.accept()
+        except OSError:
+            return
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        _pid, uid, _gid = struct.unpack("3i", creds)
-        conn.settimeout(5.0)
-        head, fds, _flags, _addr = socket.recv_fds(conn, 4, 3)
-        body = b""
-        size = int.from_bytes(head, "big") if len(head) == 4 else 0
-        while len(body) < size:
-            chunk = conn.recv(size - len(body))
-            if not chunk:
-                break
-            body += chunk
-        conn.settimeout(None)
-        request = marshal.loads(body) if len(body) == size and size else None
-        if uid != os.getuid() or len(fds) != 3 or not isinstance(request, dict):
-            return self._refuse(conn, fds, b"refused\n")
-        if request.get("key") != self.material:
-            return self._refuse(conn, fds, b"refused\n")
+        if struct.unpack("3i", creds)[1] != os.getuid():
+            conn.close()
+            return
+        conn.setblocking(False)
+        c = _Client(conn, time.monotonic() + REQUEST_TIMEOUT_S)
+        self.clients.add(c)
+        self.selector.register(conn, selectors.EVENT_READ, lambda _s: self._readable(c))
+
+    def _readable(self, c: _Client) -> None:
+        try:
+            data, ancdata, _flags, _addr = c.conn.recvmsg(1 << 16, socket.CMSG_SPACE(3 * 4))
+        except BlockingIOError:
+            return
+        except OSError:
+            data, ancdata = b"", []
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds = array.array("i")
+                fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+                c.fds += list(fds)
+        if c.pid:
+            return self._from_client(c, data)
+        if not data:
+            return self._drop(c)
+        c.data += data
+        if c.request is None:
+            self._maybe_ready(c)
+        elif c.data == b"go\n":
+            self._start(c)
+        elif len(c.data) >= 3:
+            self._drop(c)
+
+    def _maybe_ready(self, c: _Client) -> None:
+        """A whole request: check it and answer ``ready`` (or ``stale``/``refused``)."""
+        if len(c.data) < 4 or len(c.data) < 4 + int.from_bytes(c.data[:4], "big"):
+            return
+        size = int.from_bytes(c.data[:4], "big")
+        body, c.data = c.data[4 : 4 + size], c.data[4 + size :]
+        try:
+            request = marshal.loads(body)
+        except (ValueError, EOFError, TypeError):
+            request = None
+        if not isinstance(request, dict) or c.fds or request.get("key") != self.material:
+            return self._answer(c, b"refused\n")
         if self.stopping or _stale(self.stamps):
             self.stopping = True
-            return self._refuse(conn, fds, b"stale\n")
+            return self._answer(c, b"stale\n")
+        c.request = request
+        self._send(c, b"ready\n")
+
+    def _start(self, c: _Client) -> None:
+        """The client said ``go`` and sent its streams: fork its worker (the client
+        waits from now on)."""
+        assert c.request is not None
+        if len(c.fds) != 3:
+            return self._answer(c, b"refused\n")
         server = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            return self._answer(c, b"refused\n")
         if pid == 0:
             self._forget()
-            _worker(conn, fds, request, server)  # never returns
-        for fd in fds:
-            os.close(fd)
-        pidfd = os.pidfd_open(pid)
-        self.workers[pidfd] = (pid, conn)
-        conn.sendall(b"started\n")
-        self.selector.register(conn, selectors.EVENT_READ, lambda c: self._client(c, pid))
-        self.selector.register(pidfd, selectors.EVENT_READ, self._ended)
+            _worker(c.fds, c.request, server)  # never returns
+        c.close_fds()
+        c.pid, c.request = pid, None
+        c.pidfd = os.pidfd_open(pid)
+        self.selector.register(c.pidfd, selectors.EVENT_READ, lambda _fd: self._ended(c))
+        self._send(c, b"started\n")
 
     def _forget(self) -> None:
         """In a worker: close what belongs to the server (its socket, lock, other clients)."""
-        for pidfd, (_pid, conn) in self.workers.items():
-            os.close(pidfd)
-            conn.close()
+        for c in self.clients:
+            c.conn.close()
+            if c.pidfd >= 0:
+                os.close(c.pidfd)
         self.selector.close()
         if self.listener is not None:
             self.listener.close()
         if self._lock >= 0:
             os.close(self._lock)
 
-    def _refuse(self, conn: socket.socket, fds: list[int], answer: bytes) -> None:
-        for fd in fds:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            conn.sendall(answer)
-        conn.close()
-
-    def _client(self, conn: socket.socket, pid: int) -> None:
-        """A line from the client (a signal to relay), or its end: kill the worker."""
+    def _send(self, c: _Client, data: bytes) -> None:
         try:
-            data = conn.recv(4096)
-        except OSError:
-            data = _EOF
+            c.conn.sendall(data)  # a few bytes: the socket buffer takes them at once
+        except OSError:  # the client went away: its worker goes too (``_from_client``)
+            if c.pid:
+                _kill(c.pid, signal.SIGKILL)
+            else:
+                self._drop(c)
+
+    def _answer(self, c: _Client, answer: bytes) -> None:
+        with contextlib.suppress(OSError):
+            c.conn.sendall(answer)
+        self._drop(c)
+
+    def _drop(self, c: _Client) -> None:
+        """Forget a client whose command never started: nothing of it runs."""
+        c.close_fds()
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(c.conn)
+        c.conn.close()
+        self.clients.discard(c)
+
+    def _from_client(self, c: _Client, data: bytes) -> None:
+        """A line from the client (a signal to relay), or its end: kill the worker."""
         if not data:
-            self.selector.unregister(conn)
-            _kill(pid, signal.SIGKILL)
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(c.conn)
+            _kill(c.pid, signal.SIGKILL)
             return
         for line in data.decode(errors="replace").splitlines():
             kind, _, value = line.partition(" ")
             if kind == "signal" and value.isdigit():
-                _kill(pid, int(value))
+                _kill(c.pid, int(value))
 
-    def _ended(self, pidfd: int) -> None:
-        pid, conn = self.workers.pop(pidfd)
-        self.selector.unregister(pidfd)
-        os.close(pidfd)
-        _, status = os.waitpid(pid, 0)
-        with_conn = conn in {k.fileobj for k in self.selector.get_map().values()}
-        if with_conn:
-            self.selector.unregister(conn)
+    def _ended(self, c: _Client) -> None:
+        self.selector.unregister(c.pidfd)
+        os.close(c.pidfd)
+        _, status = os.waitpid(c.pid, 0)
         if os.WIFSIGNALED(status):
             answer = f"killed {os.WTERMSIG(status)}\n"
         else:
             answer = f"exit {os.waitstatus_to_exitcode(status)}\n"
-        with contextlib.suppress(OSError):
-            conn.sendall(answer.encode())
-        conn.close()
+        c.conn.setblocking(True)
+        c.conn.settimeout(1.0)
+        c.pid = 0
+        self._answer(c, answer.encode())
 
 
 def _kill(pid: int, signum: int) -> None:
-    with contextlib.suppress(OSError):  # ended already (its pidfd keeps the pid)
+    with contextlib.suppress(OSError):  # ended already; not reaped yet, so the pid is its
         os.kill(pid, signum)
 
 
-def _worker(conn: socket.socket, fds: list[int], request: dict[str, Any], server: int) -> None:
+def _worker(fds: list[int], request: dict[str, Any], server: int) -> None:
     """In the forked child: become the client's command, run it, and exit with its code."""
     code = 70
     try:
-        conn.close()
         _die_with(server)
         os.setpgid(0, 0)
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
@@ -301,7 +409,15 @@ def _worker(conn: socket.socket, fds: list[int], request: dict[str, Any], server
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
-        _become(request)
+        try:
+            _become(request)
+        except Exception as e:  # e.g. the client's directory is gone
+            os.write(
+                2,
+                f"Error: aim's run server could not take this command ({e}); "
+                "run it with AIM_RESIDENT=0\n".encode(errors="replace"),
+            )
+            os._exit(70)
         from aim_core.__main__ import main
 
         try:
@@ -370,8 +486,12 @@ def main(path: str, material: dict[str, object]) -> None:
     """Serve on the socket ``path`` the clients whose key is ``material``
     (:func:`aim_core.resident_client.key_material`); started by
     :data:`aim_core.resident_client.START` with ``sys.path`` already the client's."""
+    from aim_core.resident_client import confinement
+
     if material.get("flags") != repr(sys.flags) or not hasattr(os, "pidfd_open"):
         return  # not the Python the client is, or no pidfd: never serve
+    if material.get("confinement") != confinement():
+        return  # not confined as the client is (see confinement()): never serve
     try:
         os.close(os.pidfd_open(os.getpid()))
     except OSError:

@@ -10,9 +10,9 @@ the worker's exit code (or by the signal that ended it); Ctrl-Z stops both.
 
 :func:`run` answers None -- the caller runs the command itself -- whenever the server
 cannot be used as it is: ``AIM_RESIDENT=0``, not Linux, a command line other than a
-plain ``aim run`` (:func:`aim_core.cli_run.parse`), a closed standard stream, Python
+plain ``aim run`` (:func:`aim_core.run_args.accepts`), a closed standard stream, Python
 started with options, a socket directory not private to this user, no server yet
-(one is started for the next command), or a server whose code is not this
+(one is started, once this command is done, for the next ones), or a server whose code is not this
 installation's (it stops). See docs/PERFORMANCE.md, "The run server".
 """
 
@@ -66,7 +66,37 @@ def key_material() -> dict[str, object]:
         "flags": repr(sys.flags),
         "encoding": sys.getfilesystemencoding(),
         "env": env,
+        "confinement": confinement(),
     }
+
+
+# /proc/self/status lines that say what this process may do
+_STATUS = ("Uid:", "Gid:", "Groups:", "NoNewPrivs:", "Seccomp", "Cap", "Cpus_allowed_list:")
+_NAMESPACES = ("mnt", "pid", "net", "user", "uts", "ipc", "cgroup")
+
+
+def confinement() -> list[str]:
+    """What confines this process: its namespaces, cgroup, security label, ids,
+    capabilities, seccomp and no-new-privs, CPU affinity, resource limits and nice
+    value. A server is started by a client with this same value, so it -- and every
+    worker it forks -- is confined exactly as the clients it serves (a process in a
+    container, a sandbox or a cgroup never has its command run outside them)."""
+    out = [f"nice {os.getpriority(os.PRIO_PROCESS, 0)}"]
+    for ns in _NAMESPACES:
+        try:
+            out.append(os.readlink(f"/proc/self/ns/{ns}"))
+        except OSError:
+            out.append(f"{ns}:?")
+    for name in ("cgroup", "limits", "attr/current", "status"):
+        try:
+            with open(f"/proc/self/{name}", "rb") as f:
+                text = f.read().decode(errors="replace")
+        except OSError:
+            text = "?"
+        if name == "status":
+            text = "\n".join(x for x in text.splitlines() if x.startswith(_STATUS))
+        out.append(text)
+    return out
 
 
 def socket_dir() -> str | None:
@@ -76,7 +106,9 @@ def socket_dir() -> str | None:
     import stat
 
     base = os.environ.get(DIR_VAR)
-    if not base:
+    if base:
+        base = os.path.abspath(base)  # the server's directory is /
+    else:
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         if runtime and os.path.isdir(runtime):
             base = os.path.join(runtime, "aim")
@@ -127,9 +159,9 @@ def usable(args: list[str]) -> bool:
         return False
     if sys.stdin is None or sys.stdout is None or sys.stderr is None:
         return False  # a stream closed at the start: its fd may be another file by now
-    from aim_core.cli_run import parse
+    from aim_core.run_args import accepts
 
-    return parse(args) is not None
+    return accepts(args)
 
 
 def run(args: list[str]) -> int | None:
@@ -149,7 +181,9 @@ def run(args: list[str]) -> int | None:
         conn.connect(path)
     except OSError:
         conn.close()
-        start_server(path, material)
+        # started once this command is done (start_pending): its imports would take
+        # the CPU from this command's tool
+        _pending.append((path, material))
         return None
     try:
         return _served(conn, args, material)
@@ -173,24 +207,30 @@ def _served(conn: socket, args: list[str], material: dict[str, object]) -> int |
         _signal.signal(getattr(_signal, name), relay)
     _signal.signal(_signal.SIGTSTP, lambda _s, _f: _suspend(conn))
 
-    request = {
-        "key": material,
-        "argv": [sys.argv[0], *args],
-        "cwd": os.getcwd(),
-        "env": dict(os.environ),
-        "umask": _umask(),
-        "stdio": [(s.encoding, s.errors) if s else None for s in (sys.stdin, sys.stdout)],
-    }
+    try:
+        request = {
+            "key": material,
+            "argv": [sys.argv[0], *args],
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+            "umask": _umask(),
+            "stdio": [(s.encoding, s.errors) if s else None for s in (sys.stdin, sys.stdout)],
+        }
+    except OSError:  # no working directory: the command says so itself
+        return None
     data = marshal.dumps(request)
     try:
-        fds = array.array("i", [0, 1, 2])
-        rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)]
-        message = len(data).to_bytes(4, "big") + data
-        sent = conn.sendmsg([message], rights)
-        conn.sendall(message[sent:])
         conn.settimeout(STARTED_TIMEOUT_S)
+        conn.sendall(len(data).to_bytes(4, "big") + data)
         first = _read_line(conn)
-        conn.settimeout(None)
+        if first == "ready" and not caught:
+            # from "go" on the command is the server's: wait for it, however long. The
+            # streams go with it, not before: a request left unread by a stalled server
+            # must not hold this command's pipes open.
+            conn.settimeout(None)
+            rights = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [0, 1, 2]))]
+            conn.sendmsg([b"go\n"], rights)
+            first = _read_line(conn)
     except OSError:  # a closed standard stream, the server went away or hangs
         first = ""
     if first == "started":
@@ -200,7 +240,9 @@ def _served(conn: socket, args: list[str], material: dict[str, object]) -> int |
     for name in (*FORWARDED, "SIGTSTP"):
         _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-    return None  # "stale" (it stops; the next command starts a new one) or "refused"
+    # "stale" (it stops; the next command starts a new one), "refused", or no answer in
+    # time: the server never runs a request without its "go"
+    return None
 
 
 def _send(conn: socket, signum: int) -> None:
@@ -262,6 +304,15 @@ def _wait(conn: socket) -> int:
         return 128 + signum
     sys.stderr.write("Error: aim's run server stopped before the command ended.\n")
     return 70
+
+
+_pending: list[tuple[str, dict[str, object]]] = []
+
+
+def start_pending() -> None:
+    """Start the server that :func:`run` found missing (at the end of the command)."""
+    while _pending:
+        start_server(*_pending.pop())
 
 
 def start_server(path: str, material: dict[str, object]) -> None:
@@ -326,11 +377,13 @@ def servers(where: str) -> dict[str, int]:
 
 
 __all__ = [
+    "confinement",
     "key_material",
     "run",
     "servers",
     "socket_dir",
     "socket_path",
+    "start_pending",
     "start_server",
     "usable",
 ]

@@ -26,6 +26,7 @@ from aim_core.scope import Scope
 ACTIVE = "active"
 RECENT = "recent"  # entries of runs that ended lately: their changes are theirs, not ours
 RECENT_KEEP_S = 24 * 3600
+MTIME_SLACK_S = 5.0  # a file's mtime and time.time() may disagree by a clock tick or two
 TABLE_LOCK = ".table.lock"
 HEARTBEAT_S = 0.25
 
@@ -109,6 +110,20 @@ class ActiveRun:
         (self.table.active / f"{self.run_id}.lock").unlink(missing_ok=True)
 
 
+def _listing(directory: Path) -> list[tuple[str, float]]:
+    """``(path, mtime)`` of the ``*.json`` files in ``directory`` (none if it is missing)."""
+    out: list[tuple[str, float]] = []
+    try:
+        with os.scandir(directory) as it:
+            for e in it:
+                if e.name.endswith(".json"):
+                    with contextlib.suppress(OSError):  # removed meanwhile
+                        out.append((e.path, e.stat(follow_symlinks=False).st_mtime))
+    except OSError:
+        pass
+    return out
+
+
 class RunTable:
     """The table of live runs of one registry."""
 
@@ -186,19 +201,22 @@ class RunTable:
         for e in self.entries():
             if e["alive"] and e["run_id"] != run_id:
                 out.extend(e.get("scope", []))
-        recent = self.runs_dir / RECENT
-        if recent.is_dir():
-            now = time.time()
-            for p in recent.glob("*.json"):
-                try:
-                    e = json.loads(p.read_text(encoding="utf-8"))
-                except (OSError, ValueError):
-                    continue
-                finished = e.get("finished", 0)
-                if finished >= since and e.get("run_id") != run_id:
-                    out.extend(e.get("scope", []))
-                elif now - finished > RECENT_KEEP_S:
-                    p.unlink(missing_ok=True)
+        now = time.time()
+        for path, mtime in _listing(self.runs_dir / RECENT):
+            if mtime < since - MTIME_SLACK_S:
+                # written when its run ended (release), before ``since``: not read, so
+                # an attempt costs the same after a day of thousands of runs
+                if now - mtime > RECENT_KEEP_S:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                continue
+            try:
+                with open(path, encoding="utf-8") as f:
+                    e = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if e.get("finished", 0) >= since and e.get("run_id") != run_id:
+                out.extend(e.get("scope", []))
         return out
 
     def dead(self) -> list[dict[str, Any]]:

@@ -2,9 +2,10 @@
 to a file in the same directory (budget: 2x), and concurrent writers that never
 interleave (4 processes x 50 appends, then `aim_core.audit.verify.verify`).
 
-The log already holds 30 days of history, as a real one does: `append` lists the
-day directories to find the chain's tip. The baseline opens the file with
-O_APPEND, writes the sealed line, fsyncs and closes, as one writer process would.
+The log already holds 30 days of history, as a real one does: the first append of
+the process lists the day directories to find the chain's tip, later ones check
+that nothing changed since. The baseline opens the file with O_APPEND, writes the
+sealed line, fsyncs and closes, as one writer process would.
 """
 
 from __future__ import annotations

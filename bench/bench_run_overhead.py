@@ -39,7 +39,7 @@ FLOOD_BYTES = 10 << 20
 
 def run(args: argparse.Namespace) -> list[Result]:
     n = 7 if args.quick else 21
-    n_flood = 1 if args.quick else 3
+    n_flood = 3 if args.quick else 9  # noisy: each run moves 10 MB through pipes
     with World("run") as world:
         world.add_bench_plugin("benchtool", "benchtool", "benchtool", "bench_generation")
         world.init_repo()

@@ -231,19 +231,35 @@ def test_ctrl_c_is_relayed_and_the_attempt_undone(served):
     assert psutil.Process(server).children() == []  # the worker is gone
 
 
-def test_sigterm_is_relayed_too(served):
+@pytest.mark.parametrize("how", ["served", "by-itself"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_sigterm_and_sighup_stop_the_run_and_undo_the_attempt(served, signum, how):
+    """SIGTERM, and SIGHUP (the terminal closed), stop aim run as Ctrl-C does: the
+    attempt undone and recorded, exit 130 -- relayed when served."""
     tool(served, "echo 'a = 2' > a.py")
-    served.started(workstream(served))
+    server = served.started(workstream(served))
     tool(served, "echo 'a = 3' > a.py\nsleep 30")
     a = served.root / "a.py"
     before = a.read_text()
-    proc = served.popen("run", workstream(served))
+    if how == "served":
+        proc = served.popen("run", workstream(served))
+    else:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aim_core", "run", workstream(served)],
+            cwd=served.root,
+            env=served.environ(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     wait_for(lambda: a.read_text() == "a = 3\n")
-    proc.send_signal(signal.SIGTERM)
+    assert (served.served_by() == server) == (how == "served")
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=30)
-    alone_code = 130  # aim run stops on SIGTERM as on Ctrl-C
-    assert proc.returncode == alone_code, err
+    assert proc.returncode == 130, err
     assert a.read_text() == before
+    assert results(served.project)[-1] == ("scripttool", False, "interrupted")
 
 
 def test_ctrl_z_stops_the_command_and_fg_continues_it(served):
@@ -338,11 +354,18 @@ def test_several_clients_at_once(served):
 # --------------------------------------------------------------------------- when it is not used
 
 
-def test_changed_code_stops_the_server_and_the_command_runs_by_itself(served):
+@pytest.mark.parametrize(
+    "changed",
+    ["_version.py", "secret_rules/aim.json", "secret_rules"],
+    ids=["a-module", "the-credential-rules", "a-new-file"],
+)
+def test_changed_code_stops_the_server_and_the_command_runs_by_itself(served, changed):
+    """A module, a data file the server loaded (the credential rules), or a file added
+    to the package (its directory's time): the next command runs the code on disk."""
     tool(served, "echo 'a = 2' > a.py")
     ws = workstream(served)
     server = served.started(ws)
-    version = AIM_CORE / "_version.py"
+    version = AIM_CORE / changed
     st = version.stat()
     os.utime(version, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     try:
@@ -378,26 +401,103 @@ def test_a_socket_directory_others_can_open_is_not_used(served):
     assert list(served.where.iterdir()) == []
 
 
-def test_a_closed_standard_stream_runs_by_itself(served):
+@pytest.mark.parametrize(
+    "confine",
+    [
+        lambda: os.nice(5),
+        lambda: __import__("resource").setrlimit(__import__("resource").RLIMIT_NOFILE, (512, 512)),
+    ],
+    ids=["nice", "rlimit"],
+)
+def test_a_client_confined_otherwise_is_not_served_by_this_server(served, confine):
+    """Lower priority, other limits (or namespaces, cgroup, capabilities, seccomp...):
+    the command runs by itself and a server confined like it starts for the next."""
+    tool(served, "echo 'a = 2' > a.py")
+    ws = workstream(served)
+    server = served.started(ws)
+    for _ in range(2):
+        r = served.run("run", ws, preexec_fn=confine)
+        assert r.returncode == 0, r.stderr
+        assert served.served_by() != server
+    wait_for(lambda: len(servers(str(served.where))) == 2)
+    r = served.run("run", ws, preexec_fn=confine)
+    (other,) = set(servers(str(served.where)).values()) - {server}
+    assert served.served_by() == other
+    assert psutil.Process(other).nice() == psutil.Process(server).nice() + (
+        5 if "nice" in os.environ.get("PYTEST_CURRENT_TEST", "") else 0
+    )
+
+
+def test_a_closed_stdin_is_dev_null_and_the_command_is_served(served):
+    """fd 0 closed at the start: it becomes /dev/null before anything can open a file
+    on it, so what the worker is given as stdin is never some other file."""
     tool(served, "echo 'a = 2' > a.py")
     ws = workstream(served)
     server = served.started(ws)
     r = served.run("run", ws, stdin=None, pass_fds=(), preexec_fn=lambda: os.close(0))
     assert r.returncode == 0, r.stderr
+    assert served.served_by() == server
+
+
+def test_silent_connections_delay_no_command_and_none_runs_twice(served):
+    """Connections that send nothing (or half a request) hold up no other client, and
+    a command runs once however its connection ends."""
+    tool(served, "echo 'a = 2' > a.py")
+    ws = workstream(served)
+    served.started(ws)
+    path = next(iter(servers(str(served.where))))
+    silent = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+    for s in silent:
+        s.connect(path)
+    silent[0].send((1000).to_bytes(4, "big") + b"x")  # a request that never ends
+    began = time.monotonic()
+    r = served.run("run", ws)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - began < 8  # not the client's 10 s wait for "ready"
+    for s in silent:
+        s.close()
+    time.sleep(1)
+    assert len(results(served.project)) == 2  # the first run and this one
+
+
+def test_a_client_that_gave_up_never_has_its_command_run(served):
+    """The server stalls (stopped) past the client's wait: the client runs the command
+    itself, and when the server comes back it does not run it again."""
+    tool(served, "echo 'a = 2' > a.py")
+    ws = workstream(served)
+    server = served.started(ws)
+    os.kill(server, signal.SIGSTOP)
+    try:
+        r = served.run("run", ws)
+    finally:
+        os.kill(server, signal.SIGCONT)
+    assert r.returncode == 0, r.stderr
     assert served.served_by() != server
+    time.sleep(1.5)
+    assert len(results(served.project)) == 2
+    assert psutil.Process(server).children() == []
+    assert served.run("run", ws).returncode == 0  # and it serves the next one
+    assert served.served_by() == server
 
 
-def test_a_request_with_another_key_is_refused(served):
+@pytest.mark.parametrize("streams_first", [False, True])
+def test_a_request_with_another_key_is_refused(served, streams_first):
+    """Another key (or streams sent before ``ready``): refused, nothing forked."""
     import marshal
 
     tool(served, "echo 'a = 2' > a.py")
-    served.started(workstream(served))
+    server = served.started(workstream(served))
     path = next(iter(servers(str(served.where))))
     data = marshal.dumps({"key": {"executable": "/somewhere/else"}, "argv": ["aim", "run"]})
+    message = len(data).to_bytes(4, "big") + data
     with socket.socket(socket.AF_UNIX) as s:
         s.connect(path)
-        socket.send_fds(s, [len(data).to_bytes(4, "big") + data], [0, 1, 2])
+        if streams_first:
+            socket.send_fds(s, [message], [0, 1, 2])
+        else:
+            s.sendall(message)
         assert s.recv(64) == b"refused\n"
+    assert psutil.Process(server).children() == []
 
 
 def test_an_idle_server_stops_and_removes_its_socket(served):
@@ -449,3 +549,82 @@ def test_no_module_reads_the_process_state_when_imported():
 def test_the_check_above_finds_a_module_level_read():
     tree = ast.parse("import os\nX = int(os.environ.get('A', '1'))\ndef f():\n    os.getcwd()\n")
     assert _reads_process_state(tree) == ["line 2: .environ"]
+
+
+def test_a_removed_working_directory_is_exit_2_with_a_sentence(served, tmp_path):
+    tool(served, "echo 'a = 2' > a.py")
+    served.started(workstream(served))
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    for argv in ([str(AIM)], [sys.executable, "-m", "aim_core"]):
+        proc = subprocess.run(
+            [
+                "sh",
+                "-c",
+                f'cd "{gone}" && rmdir "{gone}" && exec "$@"',
+                "sh",
+                *argv,
+                "run",
+                "x.json",
+            ],
+            env=served.environ(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 2, proc.stderr
+        assert "current directory no longer exists" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        gone.mkdir()
+
+
+def test_a_timeout_leaves_no_process_when_served(served):
+    """A tool that hangs with a setsid grandchild and a plain one: the served command
+    ends at its time limit and nothing the tool started is left."""
+    import random
+
+    mark = f"600.{random.randrange(10**8, 10**9)}"
+    tool(served, "echo 'a = 2' > a.py")
+    server = served.started(workstream(served))
+    sleeper = f"{sys.executable} -c 'import time; time.sleep({mark})'"
+    tool(served, f"setsid {sleeper} &\n{sleeper} &\nsleep 60")
+    ws = served.project.workstream(
+        capability="code_generation",
+        files_scope=["a.py"],
+        tasks=["do it"],
+        capability_payload={"max_retries": 0, "timeout_ms": 2000},
+    )
+    r = served.run("run", str(ws.relative_to(served.root)))
+    assert r.returncode == 1, r.stderr
+    assert served.served_by() == server
+    assert results(served.project)[-1] == ("scripttool", False, "timeout")
+    time.sleep(0.5)
+    left = [
+        p for p in psutil.process_iter(["cmdline"]) if mark in " ".join(p.info["cmdline"] or ())
+    ]
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    assert left == []
+
+
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "2>&-"])
+@pytest.mark.parametrize("how", ["served", "by-itself"])
+def test_a_closed_standard_stream_loses_text_not_the_work(served, closed, how):
+    """``aim run ws.json >&-``: the work is done and the exit code is the run's (it was
+    a traceback and exit 1 or 120); the closed descriptor is /dev/null for aim."""
+    tool(served, "echo 'a = 2' > a.py")
+    served.started(workstream(served))
+    tool(served, "echo 'a = 3' > a.py")
+    argv = [str(AIM)] if how == "served" else [sys.executable, "-m", "aim_core"]
+    r = subprocess.run(
+        ["sh", "-c", f'exec "$@" {closed}', "sh", *argv, "run", workstream(served)],
+        cwd=served.root,
+        env=served.environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    assert (served.root / "a.py").read_text() == "a = 3\n"

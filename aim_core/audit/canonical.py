@@ -9,20 +9,64 @@ verifies on another.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import json.encoder
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aim_core.digest import sha256_hex
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    # the C encoder json.dumps would build on every call with these options, built once
+    # (no circular-reference check: records are trees); returns the JSON in pieces
+    encode_canonical: Callable[[Any, int], Any] = _c_make_encoder(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        True,
+    )
+else:  # pragma: no cover - an interpreter without the C accelerator
+    _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def encode_canonical(data: Any, _level: int) -> Any:
+        return (_CANONICAL.encode(data),)
+
 
 def canonical(data: Mapping[str, Any]) -> bytes:
     """Sorted keys, no whitespace, UTF-8."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return "".join(encode_canonical(data, 0)).encode("utf-8")
+
+
+# SHA-256 of the record an append seals: CPython's own, as aim_core.digest's first
+# digests (without loading OpenSSL, and without its accounting: a record is small)
+if TYPE_CHECKING:
+    from hashlib import sha256 as new_sha256
+else:
+    try:
+        from _sha256 import sha256 as new_sha256  # CPython 3.10, 3.11
+    except ImportError:  # pragma: no cover - depends on the interpreter
+        try:
+            from _sha2 import sha256 as new_sha256  # CPython 3.12+
+        except ImportError:
+            from hashlib import sha256 as new_sha256
+
+
+def body_digest(body: bytes, key: bytes | None = None) -> str:
+    """SHA-256 (HMAC-SHA256 with ``key``) of canonical JSON ``body``: 64 hex digits."""
+    if key:
+        import hashlib
+        import hmac
+
+        return hmac.new(key, body, hashlib.sha256).hexdigest()
+    return sha256_hex(body)
 
 
 def record_hash(record: Mapping[str, Any], key: bytes | None = None) -> str:
@@ -33,21 +77,28 @@ def record_hash(record: Mapping[str, Any], key: bytes | None = None) -> str:
 def digest(data: Mapping[str, Any], key: bytes | None = None, *, leave_out: str) -> str:
     """SHA-256 (HMAC-SHA256 with ``key``) of the canonical JSON of ``data`` without the
     field ``leave_out`` (the field the digest is stored in): 64 hex digits."""
-    body = canonical({k: v for k, v in data.items() if k != leave_out})
-    if key:
-        import hashlib
-        import hmac
-
-        return hmac.new(key, body, hashlib.sha256).hexdigest()
-    return sha256_hex(body)
+    return body_digest(canonical({k: v for k, v in data.items() if k != leave_out}), key)
 
 
 def utc_timestamp(now: datetime | None = None) -> str:
     """``2025-11-20T21:45:00.000000Z``: UTC with microseconds, as the guide prints it."""
-    now = now or datetime.now(timezone.utc)
-    return now.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return now.isoformat(timespec="microseconds")[:26] + "Z"  # as TIMESTAMP_FORMAT
 
 
 def parse_timestamp(text: str) -> datetime:
     """The inverse of :func:`utc_timestamp`."""
     return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+
+
+__all__ = [
+    "TIMESTAMP_FORMAT",
+    "body_digest",
+    "canonical",
+    "digest",
+    "encode_canonical",
+    "new_sha256",
+    "parse_timestamp",
+    "record_hash",
+    "utc_timestamp",
+]

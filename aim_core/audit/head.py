@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +33,7 @@ from aim_core.errors import AuditIntegrityError
 
 HEAD_NAME = "HEAD.json"
 HEADS_DIRNAME = "audit-heads"
+SLOT = 512  # bytes: a head is written over itself in one write of this size
 RESOLVE_HINT = (
     "run 'aim audit verify' to see what is missing; if the records were removed on "
     "purpose, accept it with 'aim audit reset-head --reason \"...\"' (the reset is audited)"
@@ -80,11 +81,39 @@ class Unreadable(ValueError):
 def read_head(path: Path, name: str) -> Head | None:
     """The head saved at ``path`` (None when there is no file); :class:`Unreadable` when the
     file holds something else."""
+    raw = read_raw(path, name)
+    return None if raw is None else parse_head(raw, name)
+
+
+def read_raw(path: str | os.PathLike[str], name: str) -> bytes | None:
+    """The bytes of the head file at ``path`` (None when there is none), in one open;
+    :class:`Unreadable` when it cannot be read."""
     try:
-        text = path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as e:
+    except OSError as e:
+        raise Unreadable(f"{name} cannot be read ({e})") from None
+    try:
+        raw = os.read(fd, 2 * SLOT)
+        if len(raw) == 2 * SLOT:  # a large head (written by rename): read to the end
+            chunks = [raw]
+            while chunk := os.read(fd, 1 << 16):
+                chunks.append(chunk)
+            raw = b"".join(chunks)
+    except OSError as e:
+        raise Unreadable(f"{name} cannot be read ({e})") from None
+    finally:
+        os.close(fd)
+    return raw
+
+
+def parse_head(raw: bytes, name: str) -> Head:
+    """The head in the bytes of a head file; :class:`Unreadable` when they hold something
+    else (``name`` is the file's name in messages)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise Unreadable(f"{name} cannot be read ({e})") from None
     try:
         data = json.loads(text)
@@ -106,7 +135,49 @@ def read_head(path: Path, name: str) -> Head | None:
     )
 
 
-SLOT = 512  # bytes: a head is written over itself in one write of this size
+def encode_head(data: Mapping[str, Any]) -> bytes:
+    """The bytes of a head file: its JSON (``json.dumps`` spacing) padded with spaces to
+    :data:`SLOT` bytes, the last a newline; when it does not fit, the JSON and a newline."""
+    text = "{" + ", ".join(f'"{k}": {_scalar(v)}' for k, v in data.items()) + "}"
+    raw = text.encode("utf-8", "surrogateescape")
+    return raw.ljust(SLOT - 1) + b"\n" if len(raw) < SLOT else raw + b"\n"
+
+
+def encode_heads(
+    seq: int, digest: str | None, day: str | None, checkpoint: str | None
+) -> tuple[bytes, bytes]:
+    """:func:`encode_head` of ``HEAD.json`` (``seq``, ``hash``, ``day``) and of the
+    machine's copy (the same and ``checkpoint``), sharing the work."""
+    if (
+        type(seq) is int
+        and type(digest) is str
+        and digest.isalnum()
+        and type(day) is str
+        and day.replace("-", "").isalnum()
+        and (checkpoint is None or (type(checkpoint) is str and checkpoint.isalnum()))
+    ):  # what an append writes: nothing to escape
+        text = f'{{"seq": {seq}, "hash": "{digest}", "day": "{day}"'
+        last = "null" if checkpoint is None else f'"{checkpoint}"'
+    else:
+        text = f'{{"seq": {_scalar(seq)}, "hash": {_scalar(digest)}, "day": {_scalar(day)}'
+        last = _scalar(checkpoint)
+    saved = (text + "}").encode("utf-8", "surrogateescape")
+    machine = f'{text}, "checkpoint": {last}}}'.encode("utf-8", "surrogateescape")
+    return (
+        saved.ljust(SLOT - 1) + b"\n" if len(saved) < SLOT else saved + b"\n",
+        machine.ljust(SLOT - 1) + b"\n" if len(machine) < SLOT else machine + b"\n",
+    )
+
+
+def _scalar(value: Any) -> str:
+    """JSON of a head's value; hex digests, days and numbers without ``json.dumps``."""
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    if type(value) is str and (value.isalnum() or value.replace("-", "").isalnum()):
+        return f'"{value}"'  # letters, digits and dashes need no escapes
+    return json.dumps(value, ensure_ascii=False)
 
 
 def write_head(path: Path, data: Mapping[str, Any]) -> None:
@@ -114,18 +185,21 @@ def write_head(path: Path, data: Mapping[str, Any]) -> None:
     padded with spaces), no rename and no fsync -- a rename over an existing file costs
     as much as an fsync on ext4, and a head lost to a power cut only lags. A head that
     does not fit the slot is written to a temporary file and renamed."""
-    text = json.dumps(dict(data), ensure_ascii=False)
-    raw = text.encode("utf-8", "surrogateescape")
-    if len(raw) >= SLOT:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(raw + b"\n")
+    write_raw(path, encode_head(data))
+
+
+def write_raw(path: str | os.PathLike[str], raw: bytes) -> None:
+    """Write the bytes of :func:`encode_head` as :func:`write_head` does."""
+    if len(raw) != SLOT:
+        tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(raw)
         os.replace(tmp, path)
         return
-    raw = raw.ljust(SLOT - 1) + b"\n"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
     try:
         os.write(fd, raw)  # at offset 0: opened without O_APPEND
@@ -133,6 +207,83 @@ def write_head(path: Path, data: Mapping[str, Any]) -> None:
             os.ftruncate(fd, SLOT)
     finally:
         os.close(fd)
+
+
+class HeadFile:
+    """One head file as the append lock's holder reads and writes it.
+
+    :meth:`read` leaves the file open (``fd``), so :meth:`write` puts the new head over
+    the old one through the same descriptor; the bytes last read or written are kept
+    (``seen``), so an unchanged file is not parsed again. Use under the append lock
+    only, and :meth:`close` when done.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], name: str):
+        self.path = os.fspath(path)
+        self.name = name
+        self.seen: tuple[bytes, Head] | None = None
+        self.fd: int | None = None
+        self._size = -1
+
+    def read(self) -> Head | None:
+        """The head in the file, None when there is no file; :class:`Unreadable`."""
+        if self.fd is not None:
+            self.close()
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return None
+        except OSError:  # read-only, a directory...: read it as read_head does
+            raw = read_raw(self.path, self.name)
+            if raw is None:
+                return None
+        else:
+            self.fd = fd
+            try:
+                raw = os.read(fd, 2 * SLOT)
+                while len(raw) >= 2 * SLOT and (chunk := os.read(fd, 1 << 16)):
+                    raw += chunk
+            except OSError as e:
+                raise Unreadable(f"{self.name} cannot be read ({e})") from None
+            self._size = len(raw)
+        seen = self.seen
+        if seen is not None and seen[0] == raw:
+            return seen[1]
+        head = parse_head(raw, self.name)
+        self.seen = (raw, head)
+        return head
+
+    def write(self, raw: bytes, head: Head) -> None:
+        """Put ``raw`` (from :func:`encode_heads`, holding ``head``) in the file, as
+        :func:`write_head` does, and close it."""
+        fd = self.fd
+        self.fd = None
+        self.seen = None
+        try:
+            if fd is not None and self._size == SLOT == len(raw):
+                write_at(fd, raw, 0)  # over a slot of the same size: nothing to truncate
+            else:
+                write_raw(self.path, raw)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        self.seen = (raw, head)
+
+    def close(self) -> None:
+        """Close the file :meth:`read` left open (if it did)."""
+        fd = self.fd
+        self.fd = None
+        if fd is not None:
+            os.close(fd)
+
+
+def _seek_write(fd: int, raw: bytes, offset: int) -> int:  # pragma: no cover - Windows
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.write(fd, raw)
+
+
+# os.pwrite where there is one (one call, the file offset left alone)
+write_at: Callable[[int, bytes, int], int] = getattr(os, "pwrite", _seek_write)
 
 
 def behind(tip_seq: int, tip_hash: str | None, head: Head) -> str | None:

@@ -108,6 +108,11 @@ class E2ERepo:
         return env
 
     def aim_argv(self, *args: str) -> list[str]:
+        """The ``aim`` console script, as a user runs it: ``aim run`` is then served by
+        aim's run server after the first one (aim_core/resident.py)."""
+        script = Path(sys.executable).with_name("aim")
+        if script.exists():
+            return [str(script), *args]
         return [sys.executable, "-m", "aim_core", *args]
 
     def aim(self, *args: str, tools=TOOLS, timeout: float = 300) -> subprocess.CompletedProcess:

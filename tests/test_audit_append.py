@@ -1,0 +1,246 @@
+"""One process appending again and again: what it remembers between appends (the tip it
+wrote, the listing of the day directories, the heads' bytes, the open day file) never
+hides a change made by anyone else -- another writer, a cut, an edit, a file replaced.
+The outcome of every append is the one a fresh process would reach."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from aim_core.audit.canonical import canonical, record_hash
+from aim_core.audit.head import LogBehindHead
+from aim_core.audit.jsonl import JsonlAuditLog
+from aim_core.audit.verify import verify
+
+DAY = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
+REC = {"actor": "pipeline", "tool_id": "aider", "result": {"success": True}}
+
+
+def log_at(d: Path, when: datetime | None = None) -> JsonlAuditLog:
+    return JsonlAuditLog(d, clock=(lambda: when) if when else None)
+
+
+def lines(d: Path) -> list[dict]:
+    return [
+        json.loads(x) for f in sorted(d.glob("*/audit.jsonl")) for x in f.read_bytes().splitlines()
+    ]
+
+
+def newest_file(d: Path) -> Path:
+    return sorted(d.glob("*/audit.jsonl"))[-1]
+
+
+def test_a_line_is_the_canonical_json_its_hash_covers(tmp_path):
+    d = tmp_path / "AIM_audit"
+    sealed = JsonlAuditLog(d).append({"timestamp": "", "b": 1, "a": {"y": "é", "x": [1.5]}})
+    raw = newest_file(d).read_bytes()
+    body = canonical({k: v for k, v in sealed.items() if k != "hash"})
+    assert raw == body[:-1] + b',"hash":"' + sealed["hash"].encode() + b'"}\n'
+    assert record_hash(json.loads(raw)) == sealed["hash"]
+    assert list(sealed)[:3] == ["timestamp", "b", "a"]  # the record itself keeps its order
+
+
+def test_appends_continue_after_another_writer(tmp_path):
+    d = tmp_path / "AIM_audit"
+    a, b = JsonlAuditLog(d), JsonlAuditLog(d)
+    for i in range(6):
+        (a if i % 3 else b).append({**REC, "n": i})
+    assert [r["seq"] for r in lines(d)] == list(range(1, 7))
+    assert verify(d).ok
+
+
+def test_a_newer_day_made_by_another_writer_is_found(tmp_path):
+    d = tmp_path / "AIM_audit"
+    first = log_at(d, DAY)
+    first.append(REC)
+    first.append(REC)
+    log_at(d, DAY + timedelta(days=1)).append(REC)  # makes the next day's directory
+    first.clock = lambda: DAY + timedelta(days=1)
+    assert first.append(REC)["seq"] == 4
+    v = verify(d)
+    assert v.ok and v.records == 4, [str(f) for f in v.findings]
+
+
+def test_a_record_whose_writer_died_before_its_heads_is_chained_after(tmp_path):
+    """Another writer appended in a new day directory and was killed before it moved the
+    heads: they hold the bytes this process wrote, yet the tip is that record."""
+    d = tmp_path / "AIM_audit"
+    first = log_at(d, DAY)
+    first.append(REC)
+    first.append(REC)
+    heads = [d / "HEAD.json", first.machine_head_path]
+    before = [p.read_bytes() for p in heads]
+    log_at(d, DAY + timedelta(days=1)).append(REC)
+    for p, raw in zip(heads, before, strict=True):
+        p.write_bytes(raw)  # as if that writer died before writing them
+    first.clock = lambda: DAY + timedelta(days=1)
+    assert first.append(REC)["seq"] == 4
+    v = verify(d)
+    assert v.ok and v.records == 4, [str(f) for f in v.findings]
+
+
+def test_a_cut_after_my_own_append_is_refused(tmp_path):
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d)
+    for _ in range(3):
+        log.append(REC)
+    f = newest_file(d)
+    f.write_bytes(b"".join(f.read_bytes().splitlines(keepends=True)[:-1]))
+    with pytest.raises(LogBehindHead, match="cut from its end"):
+        log.append(REC)
+
+
+def test_the_last_hash_rewritten_in_place_is_refused(tmp_path):
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d)
+    log.append(REC)
+    log.append(REC)
+    f = newest_file(d)
+    raw = bytearray(f.read_bytes())
+    i = len(raw) - 4  # a hex digit of the last record's hash: same size, at once
+    raw[i] = ord("0") if raw[i] != ord("0") else ord("1")
+    with open(f, "r+b") as fh:
+        fh.write(raw)
+    with pytest.raises(LogBehindHead, match="rewritten"):
+        log.append(REC)
+
+
+def test_a_head_moved_forward_by_hand_is_refused(tmp_path):
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d)
+    sealed = log.append(REC)
+    log.append(REC)
+    head = json.loads((d / "HEAD.json").read_text())
+    (d / "HEAD.json").write_text(json.dumps({**head, "seq": head["seq"] + 5}))
+    with pytest.raises(LogBehindHead, match=r"HEAD\.json says"):
+        log.append(REC)
+    assert sealed["seq"] == 1
+
+
+def test_a_day_file_replaced_between_appends_is_written_at_its_path(tmp_path):
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d)
+    log.append(REC)
+    f = newest_file(d)
+    copy = f.with_name("copy")
+    shutil.copy(f, copy)
+    os.replace(copy, f)  # same content, another file: the open one is gone
+    log.append(REC)
+    assert [r["seq"] for r in lines(d)] == [1, 2]
+    assert verify(d).ok
+
+
+def test_a_torn_line_left_between_my_appends_is_set_aside(tmp_path):
+    d = tmp_path / "AIM_audit"
+    warnings: list[str] = []
+    log = JsonlAuditLog(d, on_warning=warnings.append)
+    log.append(REC)
+    with open(newest_file(d), "ab") as fh:
+        fh.write(b'{"timestamp":"20')  # a writer killed mid-line
+    assert log.append(REC)["seq"] == 2
+    assert "torn last line" in warnings[0]
+    v = verify(d)
+    assert v.ok and v.records == 2 and v.torn_set_aside == 1
+
+
+def test_the_audit_directory_removed_between_appends_starts_again(tmp_path):
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d, state_dir=tmp_path / "state")
+    log.append(REC)
+    shutil.rmtree(d)
+    shutil.rmtree(tmp_path / "state")  # the loss accepted: no head remembers it
+    assert log.append(REC)["seq"] == 1
+    assert verify(d, state_dir=tmp_path / "state").ok
+
+
+WRITER = """
+import sys
+from aim_core.audit.jsonl import JsonlAuditLog
+log = JsonlAuditLog(sys.argv[1])
+for i in range(int(sys.argv[2])):
+    log.append({"actor": "w" + sys.argv[3], "result": {"success": True}})
+"""
+
+
+def test_a_long_lived_writer_and_short_lived_ones_share_the_chain(tmp_path):
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(d), "40", str(w)]) for w in range(3)
+    ]
+    for _ in range(60):
+        log.append(REC)
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    log.append(REC)
+    v = verify(d)
+    assert v.ok and v.records == 181 and v.last_seq == 181, [str(f) for f in v.findings]
+
+
+HOLDER = """
+import sys, time
+from aim_core.locks import FileLock
+with FileLock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_the_lock_file_replaced_between_appends_is_the_one_locked(tmp_path):
+    """The lock's file stays open between appends: when the path comes to name another
+    file, the append waits for whoever holds that one."""
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d)
+    log.append(REC)
+    log.append(REC)
+    (d / ".lock").unlink()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(d / ".lock"), "0.5"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    start = time.monotonic()
+    log.append(REC)
+    assert time.monotonic() - start > 0.3  # it waited for the holder to let go
+    assert holder.wait() == 0 and verify(d).ok
+
+
+FORKED = """
+import multiprocessing as mp, sys
+from aim_core.audit.jsonl import JsonlAuditLog
+
+def child(log, n):
+    for _ in range(n):
+        log.append({"actor": "child", "result": {"success": True}})
+
+if __name__ == "__main__":
+    log = JsonlAuditLog(sys.argv[1])
+    log.append({"actor": "parent", "result": {"success": True}})  # the lock file kept open
+    ctx = mp.get_context("fork")
+    kids = [ctx.Process(target=child, args=(log, 30)) for _ in range(3)]
+    for k in kids:
+        k.start()
+    child(log, 30)
+    for k in kids:
+        k.join()
+    sys.exit(max(k.exitcode for k in kids))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_forked_writers_do_not_share_the_parents_lock(tmp_path):
+    d = tmp_path / "AIM_audit"
+    script = tmp_path / "forked.py"
+    script.write_text(FORKED)
+    r = subprocess.run([sys.executable, str(script), str(d)], timeout=120)
+    assert r.returncode == 0
+    v = verify(d)
+    assert v.ok and v.records == 121, [str(f) for f in v.findings]
+    assert [x["seq"] for x in lines(d)] == list(range(1, 122))
