@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -353,40 +352,53 @@ def test_a_write_to_an_ignored_file_of_your_tree_spoils_the_race(vrepo):
         assert (root / "calc.py").read_text() == CALC
 
 
+SENTINEL = """
+import os
+import subprocess
+
+from aim_core import hookimpl
+
+MARK = {mark!r}
+
+
+@hookimpl
+def validate_payload(tool_id, capability, payload, context):
+    # asked before anything runs: from then on aim has a child of its own in a session
+    # of its own, older than every tool (as its run server was, when a command started
+    # one before its work); no tool's sweep may take it for an orphan of the tool
+    if not os.path.exists(MARK):
+        child = subprocess.Popen(
+            ["sleep", "120"], start_new_session=True, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        with open(MARK, "w") as f:
+            f.write(str(child.pid))
+    return None
+"""
+
+
 def test_deciding_a_race_leaves_aims_other_processes_alone(vrepo):
     """A candidate whose check ended is not looked for again when the race is decided:
-    its pid may be another process's by now, and the run server this very command
-    started (aim's child, in a session of its own) is no orphan of the candidate's."""
-    from aim_core.resident_client import servers
+    its pid may be another process's by now, and a sweep without its tree's token and
+    start time takes any child of aim in a session of its own for its orphan."""
+    from tests.repo_kit import install_plugin
 
+    mark = marker_dir(vrepo) / "sentinel.pid"
+    install_plugin(vrepo, "sentinel", "aim_sentinel", SENTINEL.format(mark=str(mark)))
     timed(vrepo, "first", write(WRONG))  # its check fails first: it ends before the verdict
     timed(vrepo, "second", write(RIGHT), sleep=8)  # long enough on a loaded machine too
-    workstream = vrepo.ws(capability_payload={"max_repairs": 0})
-    where = Path(tempfile.mkdtemp(prefix="aimr-", dir="/tmp"))  # a short socket path
-    env = {**vrepo.environ(), "AIM_RESIDENT_DIR": str(where), "AIM_RESIDENT_IDLE_S": "120"}
+    result = vrepo.run("run", "--race", "2", str(vrepo.ws(capability_payload={"max_repairs": 0})))
+    assert result.exit_code == 0, result.output
+    assert {r["tool_id"]: r["failure"] for r in attempts(vrepo)} == {
+        "first": "verify_failed",
+        "second": None,
+    }
+    pid = int(mark.read_text())
     try:
-        done = subprocess.run(
-            [str(Path(sys.executable).with_name("aim")), "run", "--race", "2", str(workstream)],
-            cwd=vrepo.root,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        by_tool = {r["tool_id"]: r["failure"] for r in attempts(vrepo)}
-        assert by_tool == {"first": "verify_failed", "second": None}, done.stderr
-        # the command started it, for the next one, once its own work was done
-        deadline = time.monotonic() + 60
-        while not servers(str(where)) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        [pid] = servers(str(where)).values()
-        os.kill(pid, 0)  # alive
-        assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # alive
+    except psutil.NoSuchProcess:
+        raise AssertionError("aim killed a child of its own that was no candidate's") from None
     finally:
-        for pid in servers(str(where)).values():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGTERM)
-        shutil.rmtree(where, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
     assert leftovers(vrepo) == []
