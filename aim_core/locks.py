@@ -67,16 +67,12 @@ class FileLock:
         if not self._tlock.acquire(blocking):
             return False
         try:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            except FileNotFoundError:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._descriptor()
         except BaseException:
             self._tlock.release()
             raise
         if not _lock(fd, blocking):
-            os.close(fd)
+            self._put_back(fd)
             self._tlock.release()
             return False
         self._fd = fd
@@ -86,12 +82,27 @@ class FileLock:
         """Give the lock back."""
         if self._fd is None:
             return
+        fd, self._fd = self._fd, None
         try:
-            _unlock(self._fd)
+            _unlock(fd)
         finally:
-            os.close(self._fd)
-            self._fd = None
+            self._put_back(fd)
             self._tlock.release()
+
+    def _descriptor(self) -> int:
+        """An open descriptor of the lock's file for this hold."""
+        return self._open()
+
+    def _put_back(self, fd: int) -> None:
+        """Done with the descriptor of a hold."""
+        os.close(fd)
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
     def __enter__(self) -> FileLock:
         self.acquire()
@@ -122,35 +133,18 @@ class HeldLock(FileLock):
         self._kept: int | None = None
         self._kept_in = -1  # the value of _forks when _kept was opened
 
-    def acquire(self, blocking: bool = True) -> bool:
-        if not self._tlock.acquire(blocking):
-            return False
-        try:
-            fd = self._kept
-            if fd is None or self._kept_in != _forks[0]:
-                if fd is not None:
-                    os.close(fd)  # the parent's open file stays open in the parent
-                self._kept = None
-                fd = self._kept = self._open()
-                self._kept_in = _forks[0]
-            locked = _lock(fd, blocking)
-        except BaseException:
-            self._tlock.release()
-            raise
-        if not locked:
-            self._tlock.release()
-            return False
-        self._fd = fd
-        return True
+    def _descriptor(self) -> int:
+        fd = self._kept
+        if fd is None or self._kept_in != _forks[0]:
+            if fd is not None:
+                os.close(fd)  # the parent's open file stays open in the parent
+            self._kept = None
+            fd = self._kept = self._open()
+            self._kept_in = _forks[0]
+        return fd
 
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        try:
-            _unlock(self._fd)
-        finally:
-            self._fd = None
-            self._tlock.release()
+    def _put_back(self, fd: int) -> None:
+        pass  # kept open for the next hold
 
     def ensure_current(self) -> bool:
         """While holding the lock: when the path no longer names the open file, lock the
@@ -184,13 +178,6 @@ class HeldLock(FileLock):
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
             self.close()
-
-    def _open(self) -> int:
-        try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
 
 
 def is_free(path: str | os.PathLike[str]) -> bool:

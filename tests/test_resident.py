@@ -121,6 +121,19 @@ def served(scripted_repo, tmp_path):
         where.rmdir()
 
 
+def mid_run(served: Served, sleep: int):
+    """A served ``aim run`` whose tool has written ``a.py`` and now sleeps ``sleep`` s:
+    ``(server pid, the client, a.py, its text before)``."""
+    tool(served, "echo 'a = 2' > a.py")
+    server = served.started(workstream(served))
+    tool(served, f"echo 'a = 3' > a.py\nsleep {sleep}")
+    a = served.root / "a.py"
+    before = a.read_text()
+    proc = served.popen("run", workstream(served))
+    wait_for(lambda: a.read_text() == "a = 3\n")
+    return server, proc, a, before
+
+
 def tool(served: Served, body: str) -> None:
     """The script tool: note which process started aim (``/proc/$PPID/stat``), then ``body``."""
     served.project.tool(f"awk '{{print $4}}' /proc/$PPID/stat > {served.mark}\n{body}")
@@ -222,13 +235,7 @@ def test_the_clients_environment_directory_umask_and_json_output(served):
 
 
 def test_ctrl_c_is_relayed_and_the_attempt_undone(served):
-    tool(served, "echo 'a = 2' > a.py")
-    server = served.started(workstream(served))
-    tool(served, "echo 'a = 3' > a.py\nsleep 30")
-    a = served.root / "a.py"
-    before = a.read_text()
-    proc = served.popen("run", workstream(served))
-    wait_for(lambda: a.read_text() == "a = 3\n")
+    server, proc, a, before = mid_run(served, sleep=30)
     assert served.served_by() == server
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
@@ -327,13 +334,7 @@ def _read(fd: int) -> bytes:
 
 
 def test_kill_9_of_the_client_kills_its_command_and_recover_undoes_it(served):
-    tool(served, "echo 'a = 2' > a.py")
-    server = served.started(workstream(served))
-    tool(served, "echo 'a = 3' > a.py\nsleep 60")
-    a = served.root / "a.py"
-    before = a.read_text()
-    proc = served.popen("run", workstream(served))
-    wait_for(lambda: a.read_text() == "a = 3\n")
+    server, proc, a, before = mid_run(served, sleep=60)
     workers = psutil.Process(server).children()
     assert len(workers) == 1
     proc.kill()
