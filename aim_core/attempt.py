@@ -339,7 +339,11 @@ class Attempt:
             if self.run.active is not None:
                 stack.enter_context(self.run.active.heartbeat())
             return plugins.call(
-                "invoke_capability", self.plugin, args, timeout_s=timeout_s + PLUGIN_GRACE_S
+                "invoke_capability",
+                self.plugin,
+                args,
+                timeout_s=timeout_s + PLUGIN_GRACE_S,
+                stop=self.run.stop,
             )
 
     def _conclude(self, workspace: Workspace, call: CallOutcome, began: float) -> AttemptOutcome:
@@ -472,6 +476,7 @@ class Attempt:
             ),
             workstream_id=self.run.ws.id,
             stopped=lambda: self.cancelled is not None,
+            stop=self.run.stop,
         )
         before = self._scope_digests(workspace)
         verification = runner.run(self.payload.verify, workspace.root)
@@ -572,10 +577,14 @@ class Attempt:
         )
 
     def stop_tool(self) -> None:
-        """Kill the tool's process tree, if it runs (any thread may call this)."""
+        """Kill the process tree of the attempt's tool or check while it runs (any thread
+        may call this). One that ended was swept by the process runner: its pid is not
+        looked for again -- it may be another process's by now, and a sweep without the
+        tree's token and start time would take aim's other children for its orphans."""
         pid, self.tool_pid = self.tool_pid, None
-        if pid is not None:
-            process.kill_tree(pid)
+        tree = proctree.live_tree(pid) if pid is not None else None
+        if pid is not None and tree is not None and tree.token == self.token:
+            process.kill_tree(pid, token=tree.token, since=tree.since)
 
     def _started(self, pid: int) -> None:
         self.tool_pid = pid

@@ -24,6 +24,8 @@ from aim_core.errors import NoToolError
 from aim_core.models import Failure, Invocation, InvocationResult, Verify
 
 if TYPE_CHECKING:
+    import threading
+
     from aim_core.context import AimContext
     from aim_core.project import Project
     from aim_core.router import Candidate
@@ -178,6 +180,8 @@ class CheckRunner:
     :param on_event: ``on_event("check", {...})`` before and after each check.
     :param stopped: true once the attempt was cut short (its checks' failures are not
         reported then).
+    :param stop: the run's stop event: a check's plugin still busy once it is set is
+        left behind (its process was killed by the attempt).
     """
 
     def __init__(
@@ -190,6 +194,7 @@ class CheckRunner:
         on_event: EventSink | None = None,
         workstream_id: str | None = None,
         stopped: Callable[[], bool] = lambda: False,
+        stop: threading.Event | None = None,
     ):
         self.project = project
         self.tools = tools
@@ -198,6 +203,7 @@ class CheckRunner:
         self.on_event = on_event or (lambda kind, data: None)
         self.workstream_id = workstream_id
         self.stopped = stopped
+        self.stop = stop  # the run's: a plugin still busy when it is set is left behind
         # Python reads and writes bytecode only under aim's own cache (outside the
         # repository), so a .pyc a tool planted in the tree cannot answer for its source.
         prefix = project.runs_state.parent / "pycache"
@@ -252,16 +258,15 @@ class CheckRunner:
             env_passthrough=cand.state.detection.env_passthrough,
             env=self.env,
         )
-        args = {
-            "tool_id": cand.tool_id,
-            "capability": CAPABILITY[kind],
-            "payload": request,
-            "context": ctx,
-        }
+        args = {"tool_id": cand.tool_id, "capability": CAPABILITY[kind], "payload": request}
         from aim_core.plugins import PLUGIN_GRACE_S
 
         call = self.project.plugins.call(
-            "invoke_capability", cand.state.plugin, args, timeout_s=self.timeout_s + PLUGIN_GRACE_S
+            "invoke_capability",
+            cand.state.plugin,
+            {**args, "context": ctx},
+            timeout_s=self.timeout_s + PLUGIN_GRACE_S,
+            stop=self.stop,
         )
         environ = self.project.environ
         target = " ".join(targets)

@@ -151,6 +151,26 @@ class CallOutcome(Value):
         return self.error is None
 
 
+STOP_POLL_S = 0.05  # how often a call waiting for a plugin looks at the run's stop
+
+
+def _joined(t: threading.Thread, timeout_s: float, stop: threading.Event | None) -> str:
+    """Wait for ``t`` up to ``timeout_s`` seconds; ``"stopped"`` when ``stop`` was set
+    first, else ``"waited"`` (``t`` may still be alive: it timed out)."""
+    if stop is None:
+        t.join(timeout_s)
+        return "waited"
+    deadline = time.monotonic() + timeout_s
+    while t.is_alive():
+        if stop.is_set():
+            return "stopped"
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        t.join(min(left, STOP_POLL_S))
+    return "waited"
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as one line: ``Type: message``."""
     text = " ".join(str(exc).split())
@@ -638,13 +658,14 @@ class AimPlugins:
         kwargs: Mapping[str, Any],
         *,
         timeout_s: float | None = None,
+        stop: threading.Event | None = None,
     ) -> CallOutcome:
         """Call ``plugin``'s implementation of ``hook`` (with the wrappers around it),
         bounded by ``timeout_s``: its answer, or what it raised, or that it hung.
 
-        It runs in a daemon thread so that one that hangs can be left behind.
-        ``kwargs`` holds the spec's arguments; each implementation takes the ones
-        it names (pluggy's rule).
+        It runs in a daemon thread, left behind after ``timeout_s`` seconds or once
+        ``stop`` is set (a plugin busy in Python does not hold Ctrl-C up). ``kwargs``
+        holds the spec's arguments; each implementation takes the ones it names.
         """
         if plugin in self.deferred:
             error = self._materialize(plugin)
@@ -673,7 +694,8 @@ class AimPlugins:
         else:
             t = threading.Thread(target=target, name=f"aim-{hook}-{plugin}", daemon=True)
             t.start()
-            t.join(timeout_s)
+            if _joined(t, timeout_s, stop) == "stopped":
+                return CallOutcome(plugin, None, f"{hook} was left running: the run was stopped")
             if t.is_alive():
                 return CallOutcome(
                     plugin, None, f"{hook} did not answer within {timeout_s:g} s", True

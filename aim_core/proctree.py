@@ -11,7 +11,9 @@ user, started no earlier than the leader, that
 - descend from a member (a child of a member, whatever it did to both), or
 - were handed to aim as orphans (aim is a child subreaper, see
   :func:`enable_subreaper`) from a session that is neither aim's nor another live
-  tool's, and no other live tool started before them.
+  tool's, no other live tool started before them, and they were not aim's children
+  already when the leader started (a process aim's own code started just before the
+  tool looks as old as the tool: ``/proc`` counts start times in 10 ms ticks).
 
 :func:`kill_tree` signals them all (SIGTERM, a grace period, then SIGKILL until
 none is left) and reaps the orphans that were handed to aim. It needs nothing
@@ -71,14 +73,16 @@ class Proc(Value):
 class ToolTree(Value):
     """A tool's leader (its pid is also its session id), its token and when it started
     (seconds since the epoch, as :class:`Proc` counts; None: unknown). ``noted`` holds
-    ``(pid, start)`` of the members only aim knew (see :func:`watch`); it takes no part
-    in equality."""
+    ``(pid, start)`` of the members only aim knew (see :func:`watch`); ``elders`` the
+    ``(pid, start)`` of aim's children when the leader started (never its orphans).
+    Neither takes part in equality."""
 
-    __slots__ = ("noted", "pid", "since", "token")
+    __slots__ = ("elders", "noted", "pid", "since", "token")
     pid: int
     token: str | None
     since: float | None
     noted: set[tuple[int, float]]
+    elders: frozenset[tuple[int, float]]
 
     def __init__(
         self,
@@ -87,8 +91,15 @@ class ToolTree(Value):
         token: str | None,
         since: float | None,
         noted: set[tuple[int, float]] | None = None,
+        elders: frozenset[tuple[int, float]] = frozenset(),
     ) -> None:
-        self._init(pid=pid, token=token, since=since, noted=set() if noted is None else noted)
+        self._init(
+            pid=pid,
+            token=token,
+            since=since,
+            noted=set() if noted is None else noted,
+            elders=elders,
+        )
 
     def _key(self) -> tuple[object, ...]:
         return (self.pid, self.token, self.since)
@@ -192,12 +203,32 @@ def _psutil_table() -> dict[int, Proc]:  # pragma: no cover - not Linux
 
 
 def register(pid: int, token: str | None) -> ToolTree:
-    """Note a leader this process just started (before anything can have escaped it)."""
+    """Note a leader this process just started (before anything can have escaped it),
+    with this process's other children then (see :class:`ToolTree`)."""
     leader = read_proc(pid)
-    tree = ToolTree(pid=pid, token=token, since=leader.start if leader else None)
+    elders = _my_children(pid) if _subreaper else frozenset()
+    tree = ToolTree(pid=pid, token=token, since=leader.start if leader else None, elders=elders)
     with _live_lock:
         _live[pid] = tree
     return tree
+
+
+def _my_children(leader: int) -> frozenset[tuple[int, float]]:
+    """``(pid, start)`` of this process's children but ``leader``: from each thread's
+    ``/proc/<pid>/task/<tid>/children`` where the kernel has them (tens of µs), else
+    from the whole table."""
+    me = os.getpid()
+    pids: set[int] = set()
+    try:
+        for tid in os.listdir(f"/proc/{me}/task"):
+            with open(f"/proc/{me}/task/{tid}/children", "rb") as f:
+                pids.update(int(p) for p in f.read().split())
+    except FileNotFoundError:
+        pids = {p.pid for p in process_table().values() if p.ppid == me}
+    except OSError:  # a thread that ended while listed: its children are the others'
+        pass
+    found = (read_proc(p) for p in pids if p != leader)
+    return frozenset((p.pid, p.start) for p in found if p is not None)
 
 
 def ending(tree: ToolTree) -> None:
@@ -297,9 +328,12 @@ def _started_in_time(p: Proc, tree: ToolTree) -> bool:
 
 def _orphan_of(p: Proc, tree: ToolTree, others: Iterable[ToolTree]) -> bool:
     """Whether ``p``, a child of ours, is an orphan of ``tree``'s tool: not of aim's own
-    session, not another live tool's, and no other live tool could have started it."""
+    session, not aim's child before the tool started, not another live tool's, and no
+    other live tool could have started it."""
     if p.sid == os.getsid(0):
         return False  # aim's own helpers (git) run in aim's session
+    if (p.pid, p.start) in tree.elders:
+        return False  # aim's child before the tool started
     for other in others:
         if p.sid == other.pid or (other.token and carries(p.pid, other.token)):
             return False
@@ -432,7 +466,7 @@ def _tree_for(pid: int, token: str | None, since: float | None) -> ToolTree:
     """The live tree of ``pid``, or one rebuilt from what a run table recorded (with
     the members its journal noted)."""
     known = live_tree(pid)
-    if known is not None and token in (None, known.token) and since is None:
+    if known is not None and token in (None, known.token) and since in (None, known.since):
         return known
     tree = ToolTree(
         pid=pid,

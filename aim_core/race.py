@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from aim_core import process, proctree
 from aim_core.attempt import Attempt, AttemptOutcome, tool_turn
 from aim_core.errors import AimError, Interrupted
 from aim_core.models import Failure, Invocation
@@ -161,17 +160,6 @@ class RaceAttempt(Attempt):
         self.tool_pid = pid
         if self.cancelled is not None:  # decided while it was starting
             self.stop_tool()
-
-    def stop_tool(self) -> None:
-        """Kill the process tree of the candidate's tool or check while it runs. One
-        that ended was swept by its own runner: its pid is not looked for again (the
-        pid may be another process's by now, and a sweep without the tree's token and
-        start time would take aim's other children for the tool's orphans)."""
-        pid, self.tool_pid = self.tool_pid, None
-        tree = proctree.live_tree(pid) if pid is not None else None
-        if tree is not None:
-            assert pid is not None
-            process.kill_tree(pid, token=tree.token, since=tree.since)
 
     def lost_before_start(self) -> AttemptOutcome:
         """Recorded when the race was decided before this candidate's tool started."""

@@ -322,3 +322,33 @@ def test_tools_in_parallel_keep_their_exit_codes_and_leave_nothing(marker):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "bad []", r.stdout
     assert survivors(marker) == 0
+
+
+ELDERS = """
+import subprocess, sys
+from aim_core.process import enable_subreaper, run_process
+assert enable_subreaper()
+marker, rounds = sys.argv[1], int(sys.argv[2])
+killed = 0
+for _ in range(rounds):
+    # aim's own child in a session of its own, started just before a quick tool: /proc
+    # often gives both the same start tick
+    own = subprocess.Popen(["sleep", "600." + marker], start_new_session=True)
+    run_process(["sh", "-c", "exit 0"], timeout_s=30)
+    killed += own.poll() is not None
+    own.kill()
+    own.wait()
+print("killed", killed)
+"""
+
+
+def test_a_tool_never_takes_aims_older_child_for_its_orphan(marker):
+    """A child aim started in a session of its own right before a tool was its child
+    already when the tool started: the tool's end never kills it, however close in time
+    the two started."""
+    r = subprocess.run(
+        [sys.executable, "-c", ELDERS, marker, "40"], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "killed 0", r.stdout
+    assert survivors(marker) == 0

@@ -402,3 +402,72 @@ def test_deciding_a_race_leaves_aims_other_processes_alone(vrepo):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     assert leftovers(vrepo) == []
+
+
+LINGERS = """
+import os
+import time
+
+from aim_core import hookimpl
+
+MARK = {mark!r}
+
+
+@hookimpl(wrapper=True)
+def invoke_capability(tool_id, capability, payload, context):
+    result = yield  # the tool ran and ended
+    if tool_id == "first":
+        with open(MARK, "w") as f:
+            f.write("ended")
+        time.sleep(60)  # aim stops or gives up here, after the tool's process was swept
+    return result
+"""
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "plugin-timeout"])
+def test_stopping_after_the_tool_ended_leaves_aims_other_processes_alone(vrepo, how):
+    """The plugin is still busy after its tool ended when aim stops the attempt (Ctrl-C,
+    or the plugin's time is up): the ended tool's pid is not looked for again (the same
+    sweep as above, from a sequential attempt), and Ctrl-C does not wait for the plugin."""
+    from tests.repo_kit import install_plugin
+
+    marks = marker_dir(vrepo)
+    install_plugin(vrepo, "sentinel", "aim_sentinel", SENTINEL.format(mark=str(marks / "s.pid")))
+    install_plugin(vrepo, "lingers", "aim_lingers", LINGERS.format(mark=str(marks / "ended")))
+    vrepo.tool("first", write(RIGHT))
+    vrepo.tool("second", write(RIGHT))
+    ws = (
+        vrepo.ws(capability_payload={"timeout_ms": 1000, "max_retries": 0}, verify=None)
+        if how == "plugin-timeout"
+        else vrepo.ws()
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aim_core", "run", str(ws)],
+        cwd=vrepo.root,
+        env=vrepo.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (marks / "ended").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    if how == "ctrl-c":
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=30)  # not the plugin's 60 s
+        assert proc.returncode == 130, err
+        assert (vrepo.root / "calc.py").read_text() == CALC
+    else:
+        _out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert [r["failure"] for r in attempts(vrepo)] == ["timeout", None]
+    pid = int((marks / "s.pid").read_text())
+    try:
+        assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # alive
+    except psutil.NoSuchProcess:
+        raise AssertionError("aim killed a child of its own that was no tool's") from None
+    finally:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
