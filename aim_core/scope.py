@@ -10,6 +10,28 @@ from pathlib import Path
 GLOB_CHARS = "*?["
 
 
+def _name(path: str) -> str:
+    path = path.replace("\\", "/")
+    while path.startswith("./"):
+        path = path[2:]
+    return path.rstrip("/")
+
+
+def names(entries: Iterable[str], path: str) -> bool:
+    """Whether one of the scope ``entries`` (files, directories, globs, as a workstream
+    writes them) names the repository-relative ``path``, by the names alone: the path
+    itself, a directory above it, or a glob that matches it (as :meth:`Scope.contains`
+    decides, without looking at the disk)."""
+    path = _name(path)
+    for entry in entries:
+        entry = _name(entry)
+        if path == entry or (entry and path.startswith(entry + "/")):
+            return True
+        if any(c in entry for c in GLOB_CHARS) and fnmatch.fnmatchcase(path, entry):
+            return True
+    return False
+
+
 def _rel(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 

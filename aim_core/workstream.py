@@ -9,7 +9,6 @@ existing pipeline files keep working.
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from aim_core import jsonc
 from aim_core.errors import UsageError, WorkstreamError
 from aim_core.models import CapabilityPayload, Verify, Workstream
 from aim_core.paths import WORKSTREAMS_DIR
+from aim_core.scope import names
 from aim_core.suggest import did_you_mean, nearest, show
 from aim_core.values import Value
 
@@ -391,9 +391,9 @@ def check_workstream(
         warnings.append(
             ("tool", f"no installed plugin provides tool '{ws.tool}'{did_you_mean(ws.tool, tools)}")
         )
-    allowed = set(ws.files_scope) | set(ws.files_create)
+    allowed = (*ws.files_scope, *ws.files_create)
     for i, f in enumerate(ws.payload.files):
-        if f not in allowed:
+        if not names(allowed, f):
             errors.append(
                 (
                     f"capability_payload.files[{i}]",
@@ -412,13 +412,10 @@ def _self_checked(ws: Workstream) -> list[tuple[str, str]]:
     lint is for: no warning."""
     if not ws.verify:
         return []
-    writable = [w.replace("\\", "/").strip("/") for w in ws.writable_files()]
+    writable = ws.writable_files()
 
     def inside(path: str) -> bool:
-        path = path.split("::", 1)[0].replace("\\", "/").strip("/")
-        return any(
-            path == w or path.startswith(w + "/") or fnmatch.fnmatchcase(path, w) for w in writable
-        )
+        return names(writable, path.split("::", 1)[0].lstrip("/"))
 
     found = [(f"verify.tests[{i}]", t) for i, t in enumerate(ws.verify.tests) if inside(t)]
     for i, argv in enumerate(ws.verify.commands):

@@ -223,6 +223,23 @@ def test_out_of_scope_write_is_reverted(repo, aim, fake, fakeai):
     assert records(repo)[0]["failure"] == "out_of_scope"
 
 
+def test_a_directory_scope_takes_the_payload_files_inside_it(repo, aim, fake, fakeai):
+    """files_scope ["src/"] with capability_payload.files ["src/target.py"]: valid, the
+    tool gets the file and may write anywhere under src/, nowhere else."""
+    (repo / "README.md").write_text("original\n")
+    fake("jules", writes={"src/target.py": "ok\n", "src/new.py": "x\n", "README.md": "no\n"})
+    payload = {"prompt": "do it", "files": ["src/target.py"], "max_retries": 0}
+    ws = write_ws(repo, "ws-dir", files_scope=["src/"], capability_payload=payload)
+    r = aim("run", ws, cwd=repo, env=fakeai)
+    assert r.returncode == 1, r.stderr
+    assert "outside its scope: README.md (reverted)" in r.stderr
+    fake("jules", writes={"src/target.py": "ok\n", "src/new.py": "x\n"})
+    r = aim("run", ws, cwd=repo, env=fakeai)
+    assert r.returncode == 0, r.stderr
+    assert (repo / "src" / "new.py").read_text() == "x\n"
+    assert (repo / "README.md").read_text() == "original\n"
+
+
 def test_out_of_scope_outside_git(repo, aim, fake, fakeai):
     (repo / "notes.txt").write_text("keep\n")
     fake("jules", writes={"src/target.py": "ok\n", "notes.txt": "changed\n"})

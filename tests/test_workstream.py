@@ -294,3 +294,40 @@ def test_quick_structure_agrees_with_cattrs(mutations):
         slow = None
     if quick is not None:
         assert quick == slow
+
+
+@pytest.mark.parametrize(
+    ("scope", "named"),
+    [
+        (["src/"], True),
+        (["src"], True),
+        (["./src/"], True),
+        (["src\\"], True),
+        (["src/*.py"], True),
+        (["src/target.py"], True),
+        (["./src/target.py"], True),
+        (["sr"], False),
+        (["src/target"], False),
+        (["src/t*.js"], False),
+        (["other/", "src/target.py.bak"], False),
+    ],
+)
+def test_payload_files_are_checked_against_the_scope_as_the_run_reads_it(tmp_path, scope, named):
+    """A directory or glob of files_scope covers a payload file inside it, as the run's
+    scope does (it was compared with the entries as strings: 'src/' refused src/x.py)."""
+    data = {
+        "id": "ws-dir",
+        "capability": "code_generation",
+        "files_scope": scope,
+        "tasks": ["do it"],
+        "capability_payload": {"files": ["src/target.py"]},
+    }
+    path = tmp_path / "ws.json"
+    path.write_text(json.dumps(data))
+    if named:
+        assert load_workstream(path).workstream.files_scope == tuple(scope)
+    else:
+        with pytest.raises(
+            WorkstreamError, match=r"capability_payload.files\[0\]: 'src/target.py'"
+        ):
+            load_workstream(path)
