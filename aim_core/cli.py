@@ -379,12 +379,8 @@ def recover() -> int:
     from aim_core.recovery import recover_dead_runs
 
     project = open_project(recover=False)
-    done = recover_dead_runs(project)
-    if not done:
+    if not recover_dead_runs(project, on_recovered=click.echo):
         click.echo("Nothing to recover: no run of this repository was left unfinished.")
-    for d in done:
-        files = ", ".join(d["restored"]) or "no file"
-        click.echo(f"Recovered run {d['run_id']}: restored {files}")
     return 0
 
 

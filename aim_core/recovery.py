@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from aim_core.project import Project
     from aim_core.workspace import Recovered
 
@@ -55,9 +57,16 @@ def _kill_token_holders(token: str) -> bool:
     return bool(holders)
 
 
-def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
+def recover_dead_runs(
+    project: Project, *, on_recovered: Callable[[str], None] | None = None
+) -> list[dict[str, Any]]:
     """Restore every dead run of this repository, each exactly once even when several
-    aim commands start together; return what was done, one dict per run."""
+    aim commands start together; return what was done, one dict per run (``run_id``,
+    ``restored``, ``left``, ``stuck``, ``killed_tool``, ``message``).
+
+    :param on_recovered: given the sentence that says what was done for each run
+        (default: logged as a warning, as a command that recovers before its own work
+        does; ``aim recover`` prints it, as its result)."""
     from aim_core.runlocks import RunTable
 
     runs_dir = project.runs_state
@@ -72,6 +81,7 @@ def recover_dead_runs(project: Project) -> list[dict[str, Any]]:
             if entry is None:
                 continue  # alive again, or another command recovers it
             done.append(_recover_one(project, entry))
+            (on_recovered or log.warning)(done[-1]["message"])
             table.forget(entry["run_id"])
         shutil.rmtree(runs_dir / dead["run_id"], ignore_errors=True)
     return done
@@ -106,11 +116,11 @@ def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
         what += f"; left as they are (changed after it died): {', '.join(outcome.left)}"
     if outcome.stuck:
         what += f"; could not undo: {', '.join(outcome.stuck)}"
-    log.warning(
-        f"Recovered run {run_id} ({entry.get('workstream_id')}), which was killed: {what}"
-        + (f", stopped the {entry.get('tool_id') or 'race'} processes it left" if killed else "")
-    )
+    message = f"Recovered run {run_id} ({entry.get('workstream_id')}), which was killed: {what}"
+    if killed:
+        message += f", stopped the {entry.get('tool_id') or 'race'} processes it left"
     return {
+        "message": message,
         "run_id": run_id,
         "restored": undone,
         "left": list(outcome.left),
