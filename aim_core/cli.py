@@ -355,6 +355,12 @@ def run(**options: Any) -> int:
     repaired, then the next tool is tried (docs/VERIFY.md). Exit codes: 0 success,
     1 the work failed, 2 bad input, 3 no tool available, 4 the audit log is behind
     its head, 130 interrupted.
+
+    The `aim` command hands a run to aim's run server, a process of yours with aim
+    already loaded that the first run starts after its work and that stops after 5
+    idle minutes (AIM_RESIDENT_IDLE_S); the run is the same, only its start is
+    quicker. AIM_RESIDENT=0 runs every command by itself; `aim doctor` shows the
+    server (docs/PERFORMANCE.md, docs/SECURITY.md).
     """
     # `aim run` usually starts without click (aim_core.cli_run); both run this. An
     # option added above needs a parameter of run_command and an entry in
