@@ -34,7 +34,7 @@ TARGETS = (
     ("aim_core.race", "Race._apply"),
     ("aim_core.race", "Race._stop_losers"),
     ("aim_core.race", "Race._close"),
-    ("aim_core.race", "RaceAttempt.stop_tool"),
+    ("aim_core.attempt", "Attempt.stop_tool"),
     ("aim_core.isolated", "IsolatedWorkspace.__init__"),
     ("aim_core.isolated", "IsolatedWorkspace.keep"),
     ("aim_core.isolated", "IsolatedWorkspace.discard"),
