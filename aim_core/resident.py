@@ -44,6 +44,11 @@ from typing import Any
 
 from aim_core.resident_client import IDLE_VAR
 
+# When this process began to load aim's code (nearly: aim_core/__init__.py came first).
+# A file whose ctime is later (less a tick of the file system's coarse clock) may have
+# changed after its module was read: such a server answers "stale" from the start.
+_LOADING_NS = time.time_ns() - 50_000_000
+
 # What `aim run` imports (their own imports follow); plugins are not among them:
 # a worker imports those it calls, as `aim run` does, so an upgrade is always seen.
 PRELOAD = (
@@ -125,16 +130,18 @@ def _warm_caches() -> None:
         fnmatch.fnmatchcase("", pattern.rstrip("/"))
 
 
-def code_stamps() -> dict[str, tuple[int, int]]:
-    """``{file: (mtime_ns, size)}`` of every module this process imported from a file,
-    and of every file of the ``aim_core`` package (its data too: the credential rules
-    the server has loaded are JSON files)."""
+def code_stamps() -> dict[str, tuple[int, int, int]]:
+    """``{file: (mtime_ns, size, ctime_ns)}`` of every module this process imported
+    from a file, and of every file of the ``aim_core`` package (its data too: the
+    credential rules the server has loaded are JSON files) and its directories (a new
+    file changes its directory's times). The ctime moves with every change, even one
+    that sets the mtime back."""
     paths = [getattr(m, "__file__", None) for m in list(sys.modules.values())]
     package = os.path.dirname(os.path.abspath(__file__))
     for top, dirs, files in os.walk(package):
         dirs[:] = [d for d in dirs if d != "__pycache__"]
         paths += [top, *(os.path.join(top, f) for f in files)]  # a new file: its dir's mtime
-    stamps: dict[str, tuple[int, int]] = {}
+    stamps: dict[str, tuple[int, int, int]] = {}
     for path in paths:
         if not path:
             continue
@@ -142,17 +149,23 @@ def code_stamps() -> dict[str, tuple[int, int]]:
             st = os.stat(path)
         except OSError:
             continue
-        stamps[path] = (st.st_mtime_ns, st.st_size)
+        stamps[path] = (st.st_mtime_ns, st.st_size, st.st_ctime_ns)
     return stamps
 
 
-def _stale(stamps: dict[str, tuple[int, int]]) -> bool:
+def changed_while_loading(stamps: dict[str, tuple[int, int, int]]) -> bool:
+    """Whether a file may have changed after this process read it: its ctime is later
+    than the start of the loading (see :data:`_LOADING_NS`)."""
+    return any(stamp[2] >= _LOADING_NS for stamp in stamps.values())
+
+
+def _stale(stamps: dict[str, tuple[int, int, int]]) -> bool:
     for path, stamp in stamps.items():
         try:
             st = os.stat(path)
         except OSError:
             return True
-        if (st.st_mtime_ns, st.st_size) != stamp:
+        if (st.st_mtime_ns, st.st_size, st.st_ctime_ns) != stamp:
             return True
     return False
 
@@ -186,7 +199,7 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.clients: set[_Client] = set()
         self.idle_s = float(os.environ.get(IDLE_VAR) or IDLE_S)
-        self.stamps: dict[str, tuple[int, int]] = {}
+        self.stamps: dict[str, tuple[int, int, int]] = {}
         self.listener: socket.socket | None = None
         self.inode = 0
         self.stopping = False
@@ -223,6 +236,7 @@ class Server:
     def serve(self) -> None:
         """Answer commands until idle, replaced or stale (see the module docstring)."""
         self.stamps = code_stamps()
+        self.stopping = self.stopping or changed_while_loading(self.stamps)
         last = time.monotonic()
         while True:
             now = time.monotonic()

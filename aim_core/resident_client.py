@@ -253,13 +253,19 @@ def _send(conn: socket, signum: int) -> None:
 
 
 def _suspend(conn: socket) -> None:
-    """Ctrl-Z: stop the worker and this process, go on together on ``SIGCONT``.
-    ``SIGSTOP`` both: ``SIGTSTP`` is discarded in a process group without a terminal
-    (the worker's, or this one when started outside a shell's job control)."""
+    """Ctrl-Z: stop the worker and this process, go on together on ``SIGCONT``. The
+    worker gets ``SIGSTOP`` (``SIGTSTP`` is discarded in its process group, which no
+    shell controls); this process stops on ``SIGTSTP`` as a command by itself would (the
+    shell says "Stopped", ``$?`` 148), or goes on at once where that is discarded too
+    (started outside a shell's job control), and the worker with it."""
     import _signal
 
     _send(conn, _signal.SIGSTOP)
-    os.kill(os.getpid(), _signal.SIGSTOP)  # returns once the shell continues us
+    _signal.signal(_signal.SIGTSTP, _signal.SIG_DFL)
+    try:
+        os.kill(os.getpid(), _signal.SIGTSTP)  # returns once the shell continues us
+    finally:
+        _signal.signal(_signal.SIGTSTP, lambda _s, _f: _suspend(conn))
     _send(conn, _signal.SIGCONT)
 
 

@@ -277,16 +277,21 @@ def test_sigterm_and_sighup_stop_the_run_and_undo_the_attempt(served, signum, ho
 
 
 def test_ctrl_z_stops_the_command_and_fg_continues_it(served):
+    """As a shell's job (a process group of its own, under a parent in another): the
+    client stops on SIGTSTP as a command by itself does (so the shell reports it as
+    Ctrl-Z, ``$?`` 148), its worker with it."""
     tool(served, "echo 'a = 2' > a.py")
     server = served.started(workstream(served))
     tool(served, "echo 'a = 3' > a.py\nsleep 2")
     a = served.root / "a.py"
-    proc = served.popen("run", workstream(served))
+    proc = served.popen("run", workstream(served), process_group=0)
     wait_for(lambda: a.read_text() == "a = 3\n")
     (worker,) = psutil.Process(server).children()
     client = psutil.Process(proc.pid)
     proc.send_signal(signal.SIGTSTP)
     wait_for(lambda: client.status() == worker.status() == psutil.STATUS_STOPPED)
+    _, status = os.waitpid(proc.pid, os.WUNTRACED | os.WNOHANG)
+    assert os.WIFSTOPPED(status) and os.WSTOPSIG(status) == signal.SIGTSTP
     time.sleep(3)  # longer than the tool's sleep: stopped, the command does not end
     assert worker.status() == psutil.STATUS_STOPPED and proc.poll() is None
     proc.send_signal(signal.SIGCONT)
@@ -363,19 +368,27 @@ def test_several_clients_at_once(served):
 
 
 @pytest.mark.parametrize(
-    "changed",
-    ["_version.py", "secret_rules/aim.json", "secret_rules"],
-    ids=["a-module", "the-credential-rules", "a-new-file"],
+    ("changed", "mtime"),
+    [
+        ("_version.py", "later"),
+        ("secret_rules/aim.json", "later"),
+        ("secret_rules", "later"),
+        ("_version.py", "set back"),
+    ],
+    ids=["a-module", "the-credential-rules", "a-new-file", "mtime-set-back"],
 )
-def test_changed_code_stops_the_server_and_the_command_runs_by_itself(served, changed):
+def test_changed_code_stops_the_server_and_the_command_runs_by_itself(served, changed, mtime):
     """A module, a data file the server loaded (the credential rules), or a file added
-    to the package (its directory's time): the next command runs the code on disk."""
+    to the package (its directory's time), also when the change kept the file's mtime
+    (`cp -p`, `rsync -t`: its ctime moved): the next command runs the code on disk."""
     tool(served, "echo 'a = 2' > a.py")
     ws = workstream(served)
     server = served.started(ws)
     version = AIM_CORE / changed
     st = version.stat()
     os.utime(version, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    if mtime == "set back":
+        os.utime(version, ns=(st.st_atime_ns, st.st_mtime_ns))
     try:
         r = served.run("run", ws)
         assert r.returncode == 0, r.stderr
