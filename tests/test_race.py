@@ -169,9 +169,9 @@ def test_race_larger_than_the_candidates_is_exit_2(vrepo):
     assert not (vrepo.root / "ran").exists()
 
 
-def _start(vrepo, path) -> subprocess.Popen:
+def _start(vrepo, path, *, race: bool = True) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "aim_core", "run", "--race", "2", str(path)],
+        [sys.executable, "-m", "aim_core", "run", *(["--race", "2"] if race else []), str(path)],
         cwd=vrepo.root,
         env=vrepo.environ(),
         stdout=subprocess.PIPE,
@@ -393,15 +393,20 @@ def test_deciding_a_race_leaves_aims_other_processes_alone(vrepo):
         "first": "verify_failed",
         "second": None,
     }
-    pid = int(mark.read_text())
+    assert_alive_then_kill(mark)
+    assert leftovers(vrepo) == []
+
+
+def assert_alive_then_kill(pid_file: Path) -> None:
+    """The sentinel whose pid ``pid_file`` holds is alive (aim left it alone); kill it."""
+    pid = int(pid_file.read_text())
     try:
         assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # alive
     except psutil.NoSuchProcess:
-        raise AssertionError("aim killed a child of its own that was no candidate's") from None
+        raise AssertionError("aim killed a child of its own that was no tool's") from None
     finally:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-    assert leftovers(vrepo) == []
 
 
 LINGERS = """
@@ -441,15 +446,7 @@ def test_stopping_after_the_tool_ended_leaves_aims_other_processes_alone(vrepo, 
         if how == "plugin-timeout"
         else vrepo.ws()
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aim_core", "run", str(ws)],
-        cwd=vrepo.root,
-        env=vrepo.environ(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start(vrepo, ws, race=False)
     deadline = time.monotonic() + 60
     while not (marks / "ended").exists():
         assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
@@ -463,11 +460,4 @@ def test_stopping_after_the_tool_ended_leaves_aims_other_processes_alone(vrepo, 
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
         assert [r["failure"] for r in attempts(vrepo)] == ["timeout", None]
-    pid = int((marks / "s.pid").read_text())
-    try:
-        assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE  # alive
-    except psutil.NoSuchProcess:
-        raise AssertionError("aim killed a child of its own that was no tool's") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    assert_alive_then_kill(marks / "s.pid")
