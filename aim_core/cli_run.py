@@ -30,6 +30,7 @@ from aim_core.run_args import (  # noqa: F401 - the option tables live there
 
 TYPE_CHECKING = False  # typing costs milliseconds to import on the start of `aim run`
 if TYPE_CHECKING:
+    import contextlib
     from collections.abc import Callable, Sequence
     from pathlib import Path
     from typing import Any
@@ -210,18 +211,29 @@ def _run_graph(
         if view is not None:
             stack.enter_context(view)
         stack.callback(runner.close)
-        _stop_on_sigterm(runner)
+        _stop_on_signals(runner, stack)
         return run_graph(runner, verdicts, jobs=jobs, on_result=_shower(as_json))
 
 
-def _stop_on_sigterm(runner: Any) -> None:
+def _stop_on_signals(runner: Any, stack: contextlib.ExitStack) -> None:
+    """While the runs go on, SIGINT (Ctrl-C), SIGTERM and SIGHUP (the terminal closed)
+    only note a stop, which the graph's loop carries out within 0.1 s: each run
+    restores, records "interrupted" and the command ends 130. A handler takes no lock
+    and raises nothing: a KeyboardInterrupt, or a second one, landing inside a lock's
+    code lost the stop (the tool ran on, its work was kept, then "release unlocked
+    lock"). The handlers before are put back when the runs end."""
     import contextlib
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         return
-    # SIGHUP: the terminal closed -- stop as on SIGTERM (restore, record, exit 130)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
+
+    def note(_signum: int, _frame: object) -> None:
+        runner.stop_noted = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(ValueError, OSError):
-            signal.signal(signum, lambda _signum, _frame: runner.request_stop())
+            before = signal.signal(signum, note)
+            if before is not None:  # None: set outside Python, cannot be put back
+                stack.callback(signal.signal, signum, before)

@@ -32,6 +32,7 @@ from aim_core.workstream import (
 )
 
 log = logging.getLogger("aim")
+STOP_POLL_S = 0.1  # how often the graph's loop looks for a stop a signal noted
 
 
 def succeeded_before(project: Project, ids: set[str]) -> set[str]:
@@ -215,11 +216,11 @@ def run_graph(
         while state.pending or state.running:
             state.start_ready(pool, jobs)
             if not state.running:
-                if state.pending and not runner.stop.is_set():
+                if state.pending and not (runner.stop.is_set() or runner.stop_noted):
                     continue  # progress was made above; re-examine
                 break
             state.collect()
-    if state.interrupted or runner.stop.is_set():
+    if state.interrupted or runner.stop.is_set() or runner.stop_noted:
         for ident in state.pending:
             state.results[ident] = _skipped(state.by_id[ident], "interrupted before it started")
         return EXIT_INTERRUPTED
@@ -255,7 +256,7 @@ class _GraphState:
             elif (
                 all(d in self.met_outside or _ok(self.results.get(d)) for d in ws.depends_on)
                 and len(self.running) < jobs
-                and not self.runner.stop.is_set()
+                and not (self.runner.stop.is_set() or self.runner.stop_noted)
             ):
                 v = self.pending.pop(ident)
                 if self.runner.on_event is not None:
@@ -263,11 +264,14 @@ class _GraphState:
                 self.running[pool.submit(_run_one, self.runner, v, self.prefix)] = ident
 
     def collect(self) -> None:
+        runner = self.runner
         try:
-            done, _ = wait(list(self.running), timeout=0.5, return_when=FIRST_COMPLETED)
-        except KeyboardInterrupt:
+            if runner.stop_noted and not runner.stop.is_set():
+                runner.request_stop()  # a signal asked for it (see Runner.stop_noted)
+            done, _ = wait(list(self.running), timeout=STOP_POLL_S, return_when=FIRST_COMPLETED)
+        except KeyboardInterrupt:  # where SIGINT raises (a program embedding aim)
             self.interrupted = True
-            self.runner.request_stop()
+            runner.request_stop()
             return
         for fut in done:
             ident = self.running.pop(fut)

@@ -3,9 +3,8 @@
 A :class:`Runner` owns what the runs of one command share: the stop event, the live
 runs, the cooldowns, the plugins (through the project), the audit emitter and the
 cost limit. :meth:`Runner.run` checks the request once, then tries the candidates
-in order -- the rules' primary, the workstream's ``tool``, the fallbacks; the first
-K at once with a race (:mod:`aim_core.race`) -- each try an
-:class:`~aim_core.attempt.Attempt`. The first success ends the run.
+in order (the rules' primary, the workstream's ``tool``, the fallbacks; the first K at
+once with a race), each try an :class:`~.attempt.Attempt`; the first success ends it.
 """
 
 from __future__ import annotations
@@ -74,6 +73,7 @@ class Runner:
         self.budget = budget or RunBudget(project.settings.max_cost_usd)
         self.race = race
         self.stop = threading.Event()
+        self.stop_noted = False  # by a signal handler (no lock); run_graph then stops
         self.on_event = on_event
         self._live: set[RunState] = set()
         self._lock = threading.Lock()

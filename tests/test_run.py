@@ -309,6 +309,37 @@ def test_sigint_restores_and_exits_130(repo, fake, fakeai):
     assert records(repo)[-1]["failure"] == "interrupted"
 
 
+def test_signals_back_to_back_still_stop_the_run(repo, fake, fakeai):
+    """Two signals a few microseconds apart (Ctrl-C pressed twice, or a supervisor's
+    SIGTERM after it): the stop is never lost. A second KeyboardInterrupt used to land
+    inside a lock's code: the tool ran on, its work was kept and recorded as a success,
+    then "Internal error: release unlocked lock" (1 to 4 trials in 6)."""
+    target = repo / "src" / "target.py"
+    target.parent.mkdir()
+    target.write_text("before\n")
+    fake("jules", writes={"src/target.py": "during\n"}, sleep=30)
+    ws = write_ws(repo, "ws-twice")
+    gaps = [0, 0.0002, 0.0005, 0.001, 0.002, 0.003] * 2
+    seconds = [signal.SIGINT] * len(gaps) + [signal.SIGTERM, signal.SIGHUP]
+    for trial, (second, gap) in enumerate(zip(seconds, [*gaps, 0, 0], strict=True)):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aim_core", "run", ws],
+            cwd=repo,
+            env={**os.environ, **fakeai},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for(lambda: target.read_text() == "during\n")
+        proc.send_signal(signal.SIGINT)
+        time.sleep(gap)  # the second one while the first is being handled
+        proc.send_signal(second)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, (trial, gap, err)
+        assert target.read_text() == "before\n", trial
+        assert records(repo)[-1]["failure"] == "interrupted", trial
+
+
 def test_sigkill_then_next_command_recovers(repo, aim, fake, fakeai, tmp_path):
     target = repo / "src" / "target.py"
     target.parent.mkdir()
