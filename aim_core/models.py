@@ -20,6 +20,12 @@ def _tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value)
 
 
+def _paths(value: Any) -> tuple[Any, ...]:
+    """Repository-relative paths with ``/`` only: aim reads ``\\`` as a separator
+    everywhere (the path rules, the scope), so the tool is handed the same path."""
+    return tuple(p.replace("\\", "/") if isinstance(p, str) else p for p in _tuple(value))
+
+
 def spec(expect: str, description: str, **schema: Any) -> dict[str, Any]:
     """Field metadata: how an error describes the expected value, the schema's words."""
     return {"expect": expect, "description": description, "schema": schema}
@@ -53,7 +59,7 @@ class CapabilityPayload:
     )
     files: tuple[str, ...] = field(
         default=(),
-        converter=_tuple,
+        converter=_paths,
         metadata=spec(
             "a list of repository-relative paths",
             "Files the tool works on; each must be in `files_scope`. Default: `files_scope`.",
@@ -172,7 +178,7 @@ class Workstream:
     )
     files_scope: tuple[str, ...] = field(
         default=(),
-        converter=_tuple,
+        converter=_paths,
         metadata=spec(
             "a list of repository-relative paths",
             "The only files a tool may change (plus `files_create`).",
@@ -180,7 +186,7 @@ class Workstream:
     )
     files_create: tuple[str, ...] = field(
         default=(),
-        converter=_tuple,
+        converter=_paths,
         metadata=spec(
             "a list of repository-relative paths", "Files the tool is expected to create."
         ),

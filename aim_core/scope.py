@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import fnmatch
+import functools
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +18,38 @@ def _name(path: str) -> str:
     return path.rstrip("/")
 
 
+@functools.lru_cache(maxsize=256)
+def glob_pattern(glob: str) -> re.Pattern[str]:
+    """A scope glob as a regular expression matching repository-relative paths the way
+    ``Path.glob`` walks them (as the path rules expand a glob): ``*``, ``?`` and
+    ``[...]`` within one name, ``**`` as a whole name any number of directories (none
+    too: ``src/**/*.py`` holds ``src/a.py``), and a trailing ``**`` everything under."""
+    out = []
+    names = glob.split("/")
+    for i, name in enumerate(names):
+        last = i == len(names) - 1
+        if name == "**":
+            out.append(".*" if last else "(?:[^/]+/)*")
+            continue
+        j = 0
+        while j < len(name):
+            c = name[j]
+            j += 1
+            if c == "*":
+                out.append("[^/]*")
+            elif c == "?":
+                out.append("[^/]")
+            elif c == "[" and (end := name.find("]", j + (name[j : j + 1] in ("!", "]")))) > 0:
+                body = name[j:end].replace("\\", "\\\\")
+                out.append("[" + ("^/" + body[1:] if body.startswith("!") else body) + "]")
+                j = end + 1
+            else:
+                out.append(re.escape(c))
+        if not last:
+            out.append("/")
+    return re.compile("(?s:" + "".join(out) + r")\Z")
+
+
 def names(entries: Iterable[str], path: str) -> bool:
     """Whether one of the scope ``entries`` (files, directories, globs, as a workstream
     writes them) names the repository-relative ``path``, by the names alone: the path
@@ -27,7 +60,7 @@ def names(entries: Iterable[str], path: str) -> bool:
         entry = _name(entry)
         if path == entry or (entry and path.startswith(entry + "/")):
             return True
-        if any(c in entry for c in GLOB_CHARS) and fnmatch.fnmatchcase(path, entry):
+        if any(c in entry for c in GLOB_CHARS) and glob_pattern(entry).match(path):
             return True
     return False
 
@@ -97,7 +130,7 @@ class Scope:
             return True
         if any(rel.startswith(d) for d in self.dirs):
             return True
-        return any(fnmatch.fnmatchcase(rel, g) for g in self.globs)
+        return any(glob_pattern(g).match(rel) for g in self.globs)
 
     def existing(self) -> list[str]:
         """The files and links in the scope that exist now. Links are never followed:
@@ -119,7 +152,7 @@ class Scope:
                 for name in filenames + [n for n in dirnames if (here / n).is_symlink()]:
                     out.add(_rel(self.root, here / name))
         for g in self.globs:
-            for p in self.root.glob(g):
+            for p in self.root.glob(g + "/*" if g == "**" or g.endswith("/**") else g):
                 rel = _rel(self.root, p)
                 if not linked_parent(self.root, rel) and _is_entry(p):
                     out.add(rel)

@@ -345,6 +345,8 @@ class TreeState:
                 if not linked_parent(self.root, rel):
                     (self.root / rel).rmdir()
                 done.append(rel)
+            except FileNotFoundError:
+                done.append(rel)  # gone with the last file removed from it
             except OSError:
                 stuck.append(rel)  # something not ours is in it
         ok, bad = self._from_index(from_index)

@@ -391,6 +391,16 @@ def check_workstream(
         warnings.append(
             ("tool", f"no installed plugin provides tool '{ws.tool}'{did_you_mean(ws.tool, tools)}")
         )
+    for i, f in enumerate(ws.files_create):
+        if "*" in f or "?" in f:
+            errors.append(
+                (
+                    f"files_create[{i}]",
+                    f"'{f}' is a glob, but files_create names each file the tool must "
+                    "create; name the files, or put the glob in files_scope (files the "
+                    "tool may create)",
+                )
+            )
     allowed = (*ws.files_scope, *ws.files_create)
     for i, f in enumerate(ws.payload.files):
         if not names(allowed, f):

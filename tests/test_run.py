@@ -240,6 +240,24 @@ def test_a_directory_scope_takes_the_payload_files_inside_it(repo, aim, fake, fa
     assert (repo / "README.md").read_text() == "original\n"
 
 
+def test_globs_in_scope_mean_what_the_path_rules_checked(repo, aim, fake, fakeai):
+    """`src/**/*.py` holds src/target.py (none of the directories); `*.py` holds only
+    the top level's files: a write below it is out of scope, as the path rules, which
+    expand a glob as `Path.glob` does, never checked it."""
+    fake("jules", writes={"src/target.py": "ok\n"})
+    payload = {"prompt": "do it", "files": ["src/target.py"], "max_retries": 0}
+    ws = write_ws(repo, "ws-glob", files_scope=["src/**/*.py"], capability_payload=payload)
+    r = aim("run", ws, cwd=repo, env=fakeai)
+    assert r.returncode == 0, r.stderr
+    assert (repo / "src" / "target.py").read_text() == "ok\n"
+    fake("jules", writes={"top.py": "x\n", "src/sub/b.py": "y\n"})
+    ws = write_ws(repo, "ws-star", files_scope=["*.py"], capability_payload={"max_retries": 0})
+    r = aim("run", ws, cwd=repo, env=fakeai)
+    assert r.returncode == 1, r.stderr
+    assert "outside its scope: src/sub, src/sub/b.py (reverted)" in r.stderr
+    assert not (repo / "src" / "sub").exists()
+
+
 def test_out_of_scope_outside_git(repo, aim, fake, fakeai):
     (repo / "notes.txt").write_text("keep\n")
     fake("jules", writes={"src/target.py": "ok\n", "notes.txt": "changed\n"})

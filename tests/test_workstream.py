@@ -325,9 +325,45 @@ def test_payload_files_are_checked_against_the_scope_as_the_run_reads_it(tmp_pat
     path = tmp_path / "ws.json"
     path.write_text(json.dumps(data))
     if named:
-        assert load_workstream(path).workstream.files_scope == tuple(scope)
+        loaded = load_workstream(path).workstream
+        assert loaded.files_scope == tuple(e.replace("\\", "/") for e in scope)
     else:
         with pytest.raises(
             WorkstreamError, match=r"capability_payload.files\[0\]: 'src/target.py'"
         ):
             load_workstream(path)
+
+
+@pytest.mark.parametrize("glob", ["gen/*.py", "gen/?.py", "**/x.py"])
+def test_a_glob_in_files_create_is_refused(tmp_path, glob):
+    """Each entry of files_create is a file the run checks was created: a glob was
+    accepted, then every run failed ("did not create gen/*.py") however it went."""
+    path = tmp_path / "ws.json"
+    data = {"id": "ws-g", "capability": "code_generation", "tasks": ["t"], "files_create": [glob]}
+    path.write_text(json.dumps(data))
+    with pytest.raises(WorkstreamError, match=r"files_create\[0\]: .* is a glob"):
+        load_workstream(path)
+    data["files_create"] = ["pages/[id].tsx"]  # a name with brackets is a name
+    path.write_text(json.dumps(data))
+    assert load_workstream(path).workstream.files_create == ("pages/[id].tsx",)
+
+
+def test_backslashes_are_separators_in_every_path_field(tmp_path):
+    """aim's path rules and scope read `\\` as `/`; the tool is handed the same path
+    (it was handed 'src\\a.py' and wrote a file of that name at the top)."""
+    path = tmp_path / "ws.json"
+    data = {
+        "id": "ws-b",
+        "capability": "code_generation",
+        "tasks": ["t"],
+        "files_scope": ["src\\"],
+        "files_create": ["src\\new.py"],
+        "capability_payload": {"files": ["src\\a.py"]},
+    }
+    path.write_text(json.dumps(data))
+    ws = load_workstream(path).workstream
+    assert (ws.files_scope, ws.files_create, ws.payload.files) == (
+        ("src/",),
+        ("src/new.py",),
+        ("src/a.py",),
+    )
