@@ -504,6 +504,11 @@ def audit_verify(head: str | None) -> int:
     from aim_core.audit.verify import verify
 
     project = open_project()
+    if not project.registry.is_dir():  # nothing to look at is no proof of an intact log
+        raise AimError(
+            f"no aim registry here: {project.registry} does not exist; run this in a "
+            "repository set up with 'aim init', or name the registry with --registry DIR"
+        )
     given = None
     if head:
         seq, _, digest = head.partition(":")

@@ -118,7 +118,7 @@ def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
         what += f"; could not undo: {', '.join(outcome.stuck)}"
     message = f"Recovered run {run_id} ({entry.get('workstream_id')}), which was killed: {what}"
     if killed:
-        message += f", stopped the {entry.get('tool_id') or 'race'} processes it left"
+        message += f"; stopped the {entry.get('tool_id') or 'race'} processes it left"
     return {
         "message": message,
         "run_id": run_id,

@@ -399,6 +399,19 @@ def test_prune_then_verify(tmp_path):
     assert not verify(d).ok  # without the checkpoint the missing start is visible
 
 
+def test_verify_where_there_is_no_registry_is_no_success(aim, tmp_path):
+    """Nothing to look at is no proof of an intact log: exit 2 and what to do, not
+    "audit chain intact: 0 records". An initialised repository without records yet
+    still verifies."""
+    r = aim("audit", "verify", cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "no aim registry here" in r.stderr and "aim init" in r.stderr
+    assert "intact" not in r.stdout
+    assert aim("init", cwd=tmp_path).returncode == 0
+    r = aim("audit", "verify", cwd=tmp_path)
+    assert r.returncode == 0 and "audit chain intact: 0 records" in r.stdout, r.stderr
+
+
 def test_verify_cli_exit_codes_and_other_machine(audited_repo, aim, tmp_path):
     repo, env = audited_repo
     r = aim("audit", "verify", cwd=repo, env=env)
