@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> list[Result]:
                 verify_argv, env=env, cwd=repo
             )
 
-        k = 1 if args.quick else 3
+        k = 1 if args.quick else 5  # one odd start among 3 decided the row
         log(f"start to first /healthz vs aim audit report + aim audit verify; {k} runs each")
         cold_times = interleaved({"cold": cold_start, "both": report_and_verify}, k, warmup=0)
 
