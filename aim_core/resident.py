@@ -48,6 +48,7 @@ from aim_core.resident_client import IDLE_VAR
 # A file whose ctime is later (less a tick of the file system's coarse clock) may have
 # changed after its module was read: such a server answers "stale" from the start.
 _LOADING_NS = time.time_ns() - 50_000_000
+BIND_TRIES = 30  # 0.1 s apart: how long a new server waits for the lock
 
 # What `aim run` imports (their own imports follow); plugins are not among them:
 # a worker imports those it calls, as `aim run` does, so an upgrade is always seen.
@@ -210,9 +211,13 @@ class Server:
         import fcntl
 
         lock = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        for _ in range(BIND_TRIES):  # a stale server leaves once its last client has
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
             os.close(lock)
             return False
         self._lock = lock  # held until the process ends

@@ -186,9 +186,12 @@ def run(args: list[str]) -> int | None:
         _pending.append((path, material))
         return None
     try:
-        return _served(conn, args, material)
+        code = _served(conn, args, material)
     finally:
         conn.close()
+    if code is None and _answer == ["stale"]:
+        _pending.append((path, material))  # it stops: the next command finds a new one
+    return code
 
 
 def _served(conn: socket, args: list[str], material: dict[str, object]) -> int | None:
@@ -240,8 +243,9 @@ def _served(conn: socket, args: list[str], material: dict[str, object]) -> int |
     for name in (*FORWARDED, "SIGTSTP"):
         _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-    # "stale" (it stops; the next command starts a new one), "refused", or no answer in
-    # time: the server never runs a request without its "go"
+    # "stale" (it stops; this command starts a new one when done), "refused", or no
+    # answer in time: the server never runs a request without its "go"
+    _answer[:] = [first]
     return None
 
 
@@ -313,6 +317,7 @@ def _wait(conn: socket) -> int:
 
 
 _pending: list[tuple[str, dict[str, object]]] = []
+_answer: list[str] = []  # the server's last answer when it did not run the command
 
 
 def start_pending() -> None:

@@ -396,6 +396,11 @@ def test_changed_code_stops_the_server_and_the_command_runs_by_itself(served, ch
         wait_for(
             lambda: not psutil.pid_exists(server) or psutil.Process(server).status() == "zombie"
         )
+        # the command that found it stale started a new one: the next is served
+        new = served.server()
+        assert new != server
+        assert served.run("run", ws).returncode == 0
+        assert served.served_by() == new
     finally:
         os.utime(version, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert served.run("run", ws).returncode == 0  # starts a new one
