@@ -114,7 +114,10 @@ def check_scope(payload: Any, root: Path, security: Mapping[str, Any]) -> list[P
                 found = expand(root, entry, forbidden, budget)
             except TooManyFiles:
                 return [_too_many(where, entry)]
-            problems += [Problem(field=where, message=m, path=p) for p, m in found.problems]
+            problems += [
+                Problem(field=where, message=f"{m}{_reached_by(entry)}", path=p)
+                for p, m in found.problems
+            ]
             if name == sent_field:
                 named = not _is_pattern(root, entry)
                 sent.update((f.rel, (f, where)) for f in found.files if not (named or f.cache))
@@ -131,6 +134,14 @@ def _too_many(where: str, entry: str) -> Problem:
         f"than {MAX_ENTRIES}); aim checks every file a scope reaches before a tool runs: "
         "narrow it to the directories or files the work needs",
     )
+
+
+NARROW = "; name the files or directories the tool may change instead of one that holds it"
+
+
+def _reached_by(entry: str) -> str:
+    """Which directory or glob of the workstream reached a problem found inside it."""
+    return f" (inside '{entry}')"
 
 
 def _capped(problems: list[Problem]) -> list[Problem]:
@@ -287,7 +298,7 @@ class _Walker:
         if entry.is_dir(follow_symlinks=False):
             rule = forbidden_match(rel + "/", self.forbidden)
             if rule is not None and taken:
-                self._problem(rel, f"'{rel}/' is a forbidden path (rule '{rule}')")
+                self._problem(rel, f"'{rel}/' is a forbidden path (rule '{rule}'){NARROW}")
             # a glob is not followed into a forbidden directory it does not take whole
             # (.git/): what a tool writes there is the workspace's to catch
             return None if rule is not None else path
@@ -339,7 +350,7 @@ class _Walker:
             raise TooManyFiles(rel)
         rule = forbidden_match(rel, self.forbidden)
         if rule is not None:
-            self._problem(rel, f"'{rel}' is a forbidden path (rule '{rule}')")
+            self._problem(rel, f"'{rel}' is a forbidden path (rule '{rule}'){NARROW}")
             return
         if not self._kind(rel, st):
             return

@@ -309,3 +309,20 @@ def test_the_whole_repository_as_a_scope_reaches_git_and_the_registry(aim_projec
         return
     assert {p.path for p in problems} == {".git", "aim/.AIM_ai-tools-registry"}
     assert all(p.field == "files_scope[0]" for p in problems)
+
+
+def test_the_whole_repository_as_scope_says_which_entry_and_what_to_do(aim, tmp_path):
+    """`files_scope: ["."]` reaches .git/: the message names the entry that reached it
+    and the fix (it said only "'.git/' is a forbidden path")."""
+    import json
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    ws = tmp_path / "ws.json"
+    data = {"id": "ws-all", "capability": "code_generation", "files_scope": ["."], "tasks": ["t"]}
+    ws.write_text(json.dumps(data))
+    r = aim("validate", str(ws), cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    assert "files_scope[0]: '.git/' is a forbidden path" in out
+    assert "name the files or directories the tool may change" in out and "(inside '.')" in out
