@@ -216,11 +216,11 @@ def run_graph(
         while state.pending or state.running:
             state.start_ready(pool, jobs)
             if not state.running:
-                if state.pending and not (runner.stop.is_set() or runner.stop_noted):
+                if state.pending and not _stopping(runner):
                     continue  # progress was made above; re-examine
                 break
             state.collect()
-    if state.interrupted or runner.stop.is_set() or runner.stop_noted:
+    if state.interrupted or _stopping(runner):
         for ident in state.pending:
             state.results[ident] = _skipped(state.by_id[ident], "interrupted before it started")
         return EXIT_INTERRUPTED
@@ -256,7 +256,7 @@ class _GraphState:
             elif (
                 all(d in self.met_outside or _ok(self.results.get(d)) for d in ws.depends_on)
                 and len(self.running) < jobs
-                and not (self.runner.stop.is_set() or self.runner.stop_noted)
+                and not _stopping(self.runner)
             ):
                 v = self.pending.pop(ident)
                 if self.runner.on_event is not None:
@@ -277,6 +277,11 @@ class _GraphState:
             ident = self.running.pop(fut)
             self.results[ident] = _result(fut, self.by_id[ident])
             self.on_result(self.results[ident])
+
+
+def _stopping(runner: Runner) -> bool:
+    """Stopped, or a signal asked for it (``Runner.stop_noted``)."""
+    return runner.stop.is_set() or runner.stop_noted
 
 
 def _ok(result: RunResult | None) -> bool:

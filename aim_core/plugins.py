@@ -154,21 +154,18 @@ class CallOutcome(Value):
 STOP_POLL_S = 0.05  # how often a call waiting for a plugin looks at the run's stop
 
 
-def _joined(t: threading.Thread, timeout_s: float, stop: threading.Event | None) -> str:
-    """Wait for ``t`` up to ``timeout_s`` seconds; ``"stopped"`` when ``stop`` was set
-    first, else ``"waited"`` (``t`` may still be alive: it timed out)."""
-    if stop is None:
-        t.join(timeout_s)
-        return "waited"
+def _stopped_first(t: threading.Thread, timeout_s: float, stop: threading.Event | None) -> bool:
+    """Wait for ``t`` up to ``timeout_s`` seconds; True when ``stop`` was set first
+    (else ``t`` ended, or is still alive: it timed out)."""
     deadline = time.monotonic() + timeout_s
     while t.is_alive():
-        if stop.is_set():
-            return "stopped"
+        if stop is not None and stop.is_set():
+            return True
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        t.join(min(left, STOP_POLL_S))
-    return "waited"
+        t.join(left if stop is None else min(left, STOP_POLL_S))
+    return False
 
 
 def one_line(exc: BaseException) -> str:
@@ -694,7 +691,7 @@ class AimPlugins:
         else:
             t = threading.Thread(target=target, name=f"aim-{hook}-{plugin}", daemon=True)
             t.start()
-            if _joined(t, timeout_s, stop) == "stopped":
+            if _stopped_first(t, timeout_s, stop):
                 return CallOutcome(plugin, None, f"{hook} was left running: the run was stopped")
             if t.is_alive():
                 return CallOutcome(

@@ -186,15 +186,12 @@ def run(args: list[str]) -> int | None:
         _pending.append((path, material))
         return None
     try:
-        code = _served(conn, args, material)
+        return _served(conn, args, material, path)
     finally:
         conn.close()
-    if code is None and _answer == ["stale"]:
-        _pending.append((path, material))  # it stops: the next command finds a new one
-    return code
 
 
-def _served(conn: socket, args: list[str], material: dict[str, object]) -> int | None:
+def _served(conn: socket, args: list[str], material: dict[str, object], path: str) -> int | None:
     import _signal  # type: ignore[import-not-found]
     import _socket
     import array
@@ -243,9 +240,10 @@ def _served(conn: socket, args: list[str], material: dict[str, object]) -> int |
     for name in (*FORWARDED, "SIGTSTP"):
         _signal.signal(getattr(_signal, name), _signal.SIG_DFL)
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
-    # "stale" (it stops; this command starts a new one when done), "refused", or no
-    # answer in time: the server never runs a request without its "go"
-    _answer[:] = [first]
+    if first == "stale":  # it stops: this command starts a new one when done
+        _pending.append((path, material))
+    # "stale", "refused", or no answer in time: the server never runs a request
+    # without its "go"
     return None
 
 
@@ -317,7 +315,6 @@ def _wait(conn: socket) -> int:
 
 
 _pending: list[tuple[str, dict[str, object]]] = []
-_answer: list[str] = []  # the server's last answer when it did not run the command
 
 
 def start_pending() -> None:

@@ -53,6 +53,18 @@ def write_ws(repo: Path, name: str, **fields) -> str:
     return str(path.relative_to(repo))
 
 
+def start_aim(repo: Path, ws: str, fakeai: dict, **kw) -> subprocess.Popen:
+    """``python -m aim_core run WS`` in ``repo`` (never served), stderr piped."""
+    kw.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "aim_core", "run", ws],
+        cwd=repo,
+        env={**os.environ, **fakeai},
+        text=True,
+        **kw,
+    )
+
+
 def test_guide_step_1_5_scenario(repo, aim, fake, fakeai):
     fake("jules", version_output="jules 0.1.42 needs-login")
     aider = fake("aider", writes={"tests/staging_test_file.py": ADD})
@@ -312,13 +324,7 @@ def test_sigint_restores_and_exits_130(repo, fake, fakeai):
     target.write_text("before\n")
     fake("jules", writes={"src/target.py": "during\n"}, sleep=30)
     ws = write_ws(repo, "ws-int")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aim_core", "run", ws],
-        cwd=repo,
-        env={**os.environ, **fakeai},
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_aim(repo, ws, fakeai)
     _wait_for(lambda: target.read_text() == "during\n")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
@@ -340,14 +346,7 @@ def test_signals_back_to_back_still_stop_the_run(repo, fake, fakeai):
     gaps = [0, 0.0002, 0.0005, 0.001, 0.002, 0.003] * 2
     seconds = [signal.SIGINT] * len(gaps) + [signal.SIGTERM, signal.SIGHUP]
     for trial, (second, gap) in enumerate(zip(seconds, [*gaps, 0, 0], strict=True)):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aim_core", "run", ws],
-            cwd=repo,
-            env={**os.environ, **fakeai},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_aim(repo, ws, fakeai, stdout=subprocess.DEVNULL)
         _wait_for(lambda: target.read_text() == "during\n")
         proc.send_signal(signal.SIGINT)
         time.sleep(gap)  # the second one while the first is being handled
@@ -370,12 +369,7 @@ def test_sigkill_then_next_command_recovers(repo, aim, fake, fakeai, tmp_path):
         grandchild={"setsid": False, "sleep": 60, "pidfile": str(pidfile)},
     )
     ws = write_ws(repo, "ws-kill")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aim_core", "run", ws],
-        cwd=repo,
-        env={**os.environ, **fakeai},
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_aim(repo, ws, fakeai, stderr=subprocess.DEVNULL)
     _wait_for(lambda: pidfile.exists() and target.read_text() == "during\n")
     proc.kill()
     proc.wait()
@@ -463,16 +457,7 @@ def test_eight_processes_on_eight_files(repo, fake, fakeai):
     fake("jules", write_argv_files="p\n", sleep=0.2)
     for i in range(8):
         ws = write_ws(repo, f"ws-p{i}", files_scope=[f"src/p{i}.py"])
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "aim_core", "run", ws],
-                cwd=repo,
-                env={**os.environ, **fakeai},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+        procs.append(start_aim(repo, ws, fakeai, stdout=subprocess.PIPE))
     codes = [p.wait(timeout=120) for p in procs]
     assert codes == [0] * 8
     seqs = sorted(r["seq"] for r in records(repo))
