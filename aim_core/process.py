@@ -272,8 +272,9 @@ def run_process(
     token = token or proctree.new_token()
     full_env = {**(os.environ if env is None else env), proctree.TOKEN_VAR: token}
     with proctree.spawning:  # registered before any other thread looks for orphans
+        elders = proctree.my_children()  # before the tool can hand aim an orphan
         proc = _spawn(argv, cwd=cwd, env=full_env, piped_stdin=stdin is not None)
-        tree = proctree.register(proc.pid, token)
+        tree = proctree.register(proc.pid, token, elders)
     out, err = _CappedBuffer(output_cap), _CappedBuffer(output_cap)
     reader = None
     try:

@@ -11,9 +11,10 @@ user, started no earlier than the leader, that
 - descend from a member (a child of a member, whatever it did to both), or
 - were handed to aim as orphans (aim is a child subreaper, see
   :func:`enable_subreaper`) from a session that is neither aim's nor another live
-  tool's, no other live tool started before them, and they were not aim's children
-  already when the leader started (a process aim's own code started just before the
-  tool looks as old as the tool: ``/proc`` counts start times in 10 ms ticks).
+  tool's, they were not aim's children already when the leader started (a process
+  aim's own code started just before the tool looks as old as the tool: ``/proc``
+  counts start times in 10 ms ticks), and no other live tool that will still look for
+  orphans (its last sweep not begun, they were not its elders) started before them.
 
 :func:`kill_tree` signals them all (SIGTERM, a grace period, then SIGKILL until
 none is left) and reaps the orphans that were handed to aim. It needs nothing
@@ -202,21 +203,27 @@ def _psutil_table() -> dict[int, Proc]:  # pragma: no cover - not Linux
 # --------------------------------------------------------------------------- live trees
 
 
-def register(pid: int, token: str | None) -> ToolTree:
-    """Note a leader this process just started (before anything can have escaped it),
-    with this process's other children then (see :class:`ToolTree`)."""
+def register(
+    pid: int, token: str | None, elders: frozenset[tuple[int, float]] = frozenset()
+) -> ToolTree:
+    """Note a leader this process just started (before anything can have escaped it).
+
+    :param elders: :func:`my_children` read *before* the leader was started: read after,
+        they could hold an orphan the tool already handed to aim.
+    """
     leader = read_proc(pid)
-    elders = _my_children(pid) if _subreaper else frozenset()
     tree = ToolTree(pid=pid, token=token, since=leader.start if leader else None, elders=elders)
     with _live_lock:
         _live[pid] = tree
     return tree
 
 
-def _my_children(leader: int) -> frozenset[tuple[int, float]]:
-    """``(pid, start)`` of this process's children but ``leader``: from each thread's
-    ``/proc/<pid>/task/<tid>/children`` where the kernel has them (tens of µs), else
-    from the whole table."""
+def my_children() -> frozenset[tuple[int, float]]:
+    """``(pid, start)`` of this process's children, when aim is a subreaper (else empty:
+    no orphan is ever taken then). From each thread's ``/proc/<pid>/task/<tid>/children``
+    where the kernel has them (tens of µs), else from the whole table."""
+    if not _subreaper:
+        return frozenset()
     me = os.getpid()
     pids: set[int] = set()
     try:
@@ -227,7 +234,7 @@ def _my_children(leader: int) -> frozenset[tuple[int, float]]:
         pids = {p.pid for p in process_table().values() if p.ppid == me}
     except OSError:  # a thread that ended while listed: its children are the others'
         pass
-    found = (read_proc(p) for p in pids if p != leader)
+    found = (read_proc(p) for p in pids)
     return frozenset((p.pid, p.start) for p in found if p is not None)
 
 
@@ -296,14 +303,15 @@ def members(tree: ToolTree, table: Mapping[int, Proc]) -> set[int]:
     """The pids of every living process of ``tree`` in ``table`` (hold :data:`spawning`
     from reading the table until the pids are used, or call :func:`look`)."""
     me = os.getpid()
-    with _live_lock:
+    with _live_lock:  # one moment's view: a tree that ends after it is still 'ending'
         others = [t for t in _live.values() if t.pid != tree.pid]
+        ending = frozenset(_ending)
     leaders = {t.pid for t in others}
     found = set()
     for p in table.values():
         if p.pid == me or p.pid in leaders or not _started_in_time(p, tree):
             continue
-        if _belongs(p, tree, others, me):
+        if _belongs(p, tree, others, ending, me):
             found.add(p.pid)
     for pid, start in list(tree.noted):
         if pid in table and abs(table[pid].start - start) < 0.02:
@@ -312,13 +320,15 @@ def members(tree: ToolTree, table: Mapping[int, Proc]) -> set[int]:
     return {pid for pid in found if not table[pid].zombie}
 
 
-def _belongs(p: Proc, tree: ToolTree, others: Sequence[ToolTree], me: int) -> bool:
+def _belongs(
+    p: Proc, tree: ToolTree, others: Sequence[ToolTree], ending: frozenset[int], me: int
+) -> bool:
     """The leader, its session, its token, or (aim a subreaper) one of its orphans."""
     if p.pid == tree.pid or p.sid == tree.pid:
         return True
     if tree.token and carries(p.pid, tree.token):
         return True
-    return _subreaper and p.ppid == me and _orphan_of(p, tree, others)
+    return _subreaper and p.ppid == me and _orphan_of(p, tree, others, ending)
 
 
 def _started_in_time(p: Proc, tree: ToolTree) -> bool:
@@ -326,10 +336,14 @@ def _started_in_time(p: Proc, tree: ToolTree) -> bool:
     return tree.since is None or p.start >= tree.since - 0.01
 
 
-def _orphan_of(p: Proc, tree: ToolTree, others: Iterable[ToolTree]) -> bool:
+def _orphan_of(p: Proc, tree: ToolTree, others: Iterable[ToolTree], ending: frozenset[int]) -> bool:
     """Whether ``p``, a child of ours, is an orphan of ``tree``'s tool: not of aim's own
     session, not aim's child before the tool started, not another live tool's, and no
-    other live tool could have started it."""
+    other live tool that will still look for orphans could have started it.
+
+    ``others`` and ``ending`` (the leaders among them whose last sweep began) are read
+    together: a tree whose sweep ended after they were read must still count as
+    ending, or nobody would claim what was left to it."""
     if p.sid == os.getsid(0):
         return False  # aim's own helpers (git) run in aim's session
     if (p.pid, p.start) in tree.elders:
@@ -337,8 +351,8 @@ def _orphan_of(p: Proc, tree: ToolTree, others: Iterable[ToolTree]) -> bool:
     for other in others:
         if p.sid == other.pid or (other.token and carries(p.pid, other.token)):
             return False
-        if other.pid in _ending:
-            continue  # its last sweep began: it will not come back for this one
+        if other.pid in ending or (p.pid, p.start) in other.elders:
+            continue  # it will not claim this one: its last sweep began, or p is older
         if other.since is None or other.since <= p.start:
             return False  # it may be theirs: the last of the candidates kills it
     return True

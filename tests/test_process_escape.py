@@ -22,6 +22,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from aim_core import proctree
 from aim_core.process import run_process
 
 from .test_run import records, write_ws
@@ -323,6 +324,66 @@ def test_tools_in_parallel_keep_their_exit_codes_and_leave_nothing(marker):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "bad []", r.stdout
     assert survivors(marker) == 0
+
+
+SAME_TICK = """
+import sys, threading
+from aim_core.process import enable_subreaper, run_process
+assert enable_subreaper()
+marker, rounds = sys.argv[1], int(sys.argv[2])
+done = threading.Event()
+def quick():
+    while not done.is_set():
+        run_process(["sh", "-c", "exit 0"], timeout_s=30)
+others = [threading.Thread(target=quick) for _ in range(2)]
+for t in others: t.start()
+for _ in range(rounds):
+    body = "( env -i setsid sleep 600.M </dev/null >/dev/null 2>&1 & ); exit 5"
+    run_process(["sh", "-c", body.replace("M", marker)], timeout_s=30)
+done.set()
+for t in others: t.join()
+"""
+
+
+def test_an_orphan_is_killed_though_a_younger_tool_shares_its_start_tick(marker):
+    """A tool's orphan is not claimed by a tool aim started after the orphan was aim's
+    child (it is that tool's elder), however close in time: the orphan's own tool must
+    not leave it to that one. Quick tools start alongside, so that one often lands in
+    the orphan's 10 ms ``/proc`` start tick (1 in 6 runs of the stress test left a
+    ``sleep`` behind)."""
+    r = subprocess.run(
+        [sys.executable, "-c", SAME_TICK, marker, "120"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert survivors(marker) == 0
+
+
+def _row(pid: int, start: float) -> proctree.Proc:
+    # a session no tool leads, as an ``env -i setsid`` daemon's
+    return proctree.Proc(pid=pid, ppid=os.getpid(), sid=pid, start=start, zombie=False)
+
+
+def test_who_claims_an_orphan_started_in_two_tools_start_tick():
+    """The decision under the stress tests, on rows whose start ticks collide: a tool
+    leaves an orphan to another live tool only when that one will claim it later."""
+    orphan = _row(999_001, 100.0)
+    own = proctree.ToolTree(pid=999_002, token=None, since=100.0)
+    elder = frozenset({(orphan.pid, orphan.start)})
+    other = proctree.ToolTree(pid=999_003, token=None, since=100.0)
+    younger = proctree.ToolTree(pid=999_004, token=None, since=100.0, elders=elder)
+    later = proctree.ToolTree(pid=999_005, token=None, since=100.5)
+    assert proctree._orphan_of(orphan, own, [other], frozenset()) is False  # other's
+    assert proctree._orphan_of(orphan, other, [own], frozenset()) is False  # and back
+    # the one that sweeps last, seeing the other ending, claims it
+    assert proctree._orphan_of(orphan, own, [other], frozenset({other.pid}))
+    # a tool started after the orphan was aim's child never claims it, so it is not
+    # left to that one (the CI run's leftover sleep)
+    assert proctree._orphan_of(orphan, own, [younger], frozenset())
+    assert proctree._orphan_of(orphan, younger, [], frozenset()) is False
+    assert proctree._orphan_of(orphan, own, [later], frozenset())
 
 
 ELDERS = """
