@@ -262,8 +262,7 @@ def run_process(
     :param env: the tool's environment (default: ours); ``AIM_ATTEMPT`` is added.
     :param stdin: text given to the tool on standard input; by default stdin is
         closed so a tool waiting for an answer ends instead of hanging.
-    :param on_start: called with the child's pid as soon as it runs, so a caller
-        can record it and its :func:`token_of` for recovery.
+    :param on_start: called with the child's pid as soon as it runs (to record it).
     :param token: the ``AIM_ATTEMPT`` mark of its processes (default: a new one); a
         caller that records it before the call finds them even if it dies first.
     :raises FileNotFoundError: when the program does not exist.
