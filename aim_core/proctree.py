@@ -452,7 +452,7 @@ def kill_tree(
     table, targets = look(tree)
     targets |= {p for p in extra_pids if p in table}
     if not targets:
-        _reap()
+        _reap(tree, set())
         if live_tree(pid) is None:
             forget_journal(tree)
         return 0
@@ -470,7 +470,7 @@ def kill_tree(
         time.sleep(POLL_S)
         targets = look(tree)[1]
         signalled |= targets
-    _reap()
+    _reap(tree, signalled)
     if live_tree(pid) is None:
         forget_journal(tree)  # recovery: what the journal named is gone
     return len(signalled)
@@ -498,17 +498,25 @@ def _signal(pids: Iterable[int], sig: int) -> None:
             os.kill(p, sig)
 
 
-def _reap() -> None:
-    """Collect the exit status of the tools' orphans that became our children, so that
-    they leave no zombies behind (never a leader: its Popen waits for it)."""
+def _reap(tree: ToolTree, signalled: set[int]) -> None:
+    """Collect the exit status of the tree's processes that were handed to aim as
+    orphans, so that they leave no zombies behind: those it signalled, and zombies of
+    the tree by the orphan rule. Never a leader (its Popen waits for it) nor a child of
+    aim's own code that is not the tree's (its exit status is its caller's)."""
     if not _subreaper:
         return
     me, my_sid = os.getpid(), os.getsid(0)
     with spawning:
         with _live_lock:
-            leaders = set(_live)
+            others = [t for t in _live.values() if t.pid != tree.pid]
+            ending = frozenset(_ending)
+        leaders = {t.pid for t in others} | {tree.pid}
         for p in process_table().values():
-            if p.zombie and p.ppid == me and p.pid not in leaders and p.sid != my_sid:
+            if not p.zombie or p.ppid != me or p.pid in leaders or p.sid == my_sid:
+                continue
+            if p.pid in signalled or (
+                _started_in_time(p, tree) and _belongs(p, tree, others, ending, me)
+            ):
                 with contextlib.suppress(ChildProcessError, OSError):
                     os.waitpid(p.pid, os.WNOHANG)
 

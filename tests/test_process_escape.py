@@ -404,6 +404,38 @@ print("killed", killed)
 """
 
 
+EXIT_CODES = """
+import os, subprocess, sys, time
+from aim_core import proctree
+from aim_core.process import enable_subreaper, run_process
+assert enable_subreaper()
+wrong = []
+for ends, tool in [("exit 7", "exit 0"), ("sleep 0.1; exit 7", "sleep 0.3"), ("exit 7", "( env -i setsid sleep 0.05 & ); exit 0")]:
+    for _ in range(int(sys.argv[1])):
+        own = subprocess.Popen(["sh", "-c", ends], start_new_session=True)
+        run_process(["sh", "-c", tool], timeout_s=30)
+        code = own.wait()
+        if code != 7:
+            wrong.append((ends, tool, code))
+time.sleep(0.2)  # the last tool's orphan ended by itself: reaped at the next sweep
+run_process(["true"], timeout_s=30)
+zombies = [p for p in proctree.process_table().values() if p.ppid == os.getpid() and p.zombie]
+print("wrong", wrong, "zombies", len(zombies))
+"""
+
+
+def test_a_tools_end_never_takes_the_exit_status_of_aims_own_child():
+    """A child aim's code started in a session of its own before a tool, which ended
+    before or while the tool ran, keeps its exit status for its caller: the tool's
+    sweep reaps only the tool's own orphans (it reaped every zombie child in another
+    session: 30 of 30 such children read exit 0), and those it does reap."""
+    r = subprocess.run(
+        [sys.executable, "-c", EXIT_CODES, "10"], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "wrong [] zombies 0", r.stdout
+
+
 def test_a_tool_never_takes_aims_older_child_for_its_orphan(marker):
     """A child aim started in a session of its own right before a tool was its child
     already when the tool started: the tool's end never kills it, however close in time
