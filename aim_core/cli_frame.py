@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 
+from aim_core.display import printable
 from aim_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, AimError
 
 TYPE_CHECKING = False  # typing costs milliseconds to import on the start of `aim run`
@@ -57,14 +58,19 @@ def _isatty(stream: Any) -> bool:
 
 
 def print_error(e: AimError) -> None:
-    """``Error: <the error>``, or one line per problem when there are several."""
+    """``Error: <the error>``, or one line per problem when there are several. A
+    problem is one line: the control characters a workstream's values may hold (a path
+    with a newline or an ANSI escape) are shown escaped, never obeyed; in a message
+    all but its own line breaks are."""
     problems = getattr(e, "problems", None) or []
     if len(problems) > 1:
         echo(f"Error: {len(problems)} problems:", err=True)
         for p in problems:
-            echo(f"  {p}", err=True)
+            echo(f"  {printable(str(p))}", err=True)
+    elif problems:
+        echo(f"Error: {printable(str(problems[0]))}", err=True)
     else:
-        echo(f"Error: {problems[0] if problems else e}", err=True)
+        echo("Error: " + printable(str(e), keep="\n"), err=True)
 
 
 def internal_error(e: BaseException) -> str:

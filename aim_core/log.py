@@ -12,6 +12,8 @@ import sys
 from contextvars import ContextVar
 from typing import Any
 
+from aim_core.display import printable
+
 logger = logging.getLogger("aim")
 logger.addHandler(logging.NullHandler())
 
@@ -23,7 +25,9 @@ class _GuideFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ws = getattr(record, "workstream", None)
         prefix = f"{ws}: " if ws else ""
-        return f"[{record.levelname}] {prefix}{record.getMessage()}"
+        # one line, whatever a path a tool named or a workstream's value holds: a
+        # newline or an ANSI escape in it is shown escaped, never obeyed
+        return printable(f"[{record.levelname}] {prefix}{record.getMessage()}")
 
 
 class _WorkstreamFilter(logging.Filter):

@@ -161,10 +161,10 @@ class Workstream:
 
     id: str = field(
         metadata=spec(
-            "a non-empty text without spaces",
+            "a non-empty text without spaces or control characters",
             "Unique id of the workstream (e.g. `ws-aim-validation-001`).",
             minLength=1,
-            pattern=r"^\S+$",
+            pattern=r"^[^\s\x00-\x1f\x7f-\x9f]+$",
         )
     )
     openspec_change: str | None = field(

@@ -174,6 +174,15 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _log_traceback(plugin: str, hook: str, traceback: str) -> None:
+    """A plugin's traceback at DEBUG, a log line per line (a log line is one line)."""
+    from aim_core.log import logger
+
+    logger.debug(f"{plugin}'s {hook} raised:")
+    for line in traceback.rstrip().splitlines():
+        logger.debug(line)
+
+
 def _norm(name: str) -> str:
     return name.strip().lower().replace("_", "-")
 
@@ -701,9 +710,7 @@ class AimPlugins:
             e = box["error"]
             if isinstance(e, KeyboardInterrupt):
                 raise e
-            from aim_core.log import logger
-
-            logger.debug(f"{plugin}'s {hook} raised:\n{box['traceback'].rstrip()}")
+            _log_traceback(plugin, hook, box["traceback"])
             return CallOutcome(
                 plugin, None, f"{hook} raised {one_line(e)}", False, box["traceback"], e
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from aim_core.display import printable
+
 
 def nearest(word: str, candidates: Iterable[str]) -> str | None:
     """The candidate closest to ``word``, or None when none is close."""
@@ -31,4 +33,5 @@ def show(value: object, limit: int = 40) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
+    text = printable(text)  # JSON leaves DEL and C1 characters (ESC's 8-bit twin) as they are
     return text if len(text) <= limit else text[: limit - 1] + "…"

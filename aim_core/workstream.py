@@ -300,9 +300,45 @@ def _range_errors(ws: Workstream) -> list[tuple[str, str]]:
         attr = attrs.fields_dict(cls)[name.rsplit(".", 1)[-1]]
         if value is not None and not _in_range(value, attr.metadata["schema"]):
             errors.append((name, f"expected {attr.metadata['expect']}, got {value}"))
-    if not ws.id.strip() or any(c.isspace() for c in ws.id):
-        errors.append(("id", f"expected a non-empty text without spaces, got {show(ws.id)}"))
+    return errors + _text_errors(ws)
+
+
+def _text_errors(ws: Workstream) -> list[tuple[str, str]]:
+    """The id without spaces; no control character in the id, the paths and the ids
+    of ``depends_on``."""
+    errors = []
+    if not ws.id.strip() or any(c.isspace() or _is_control(c) for c in ws.id):
+        errors.append(
+            (
+                "id",
+                "expected a non-empty text without spaces or control characters, "
+                f"got {show(ws.id)}",
+            )
+        )
+    named: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("files_scope", ws.files_scope),
+        ("files_create", ws.files_create),
+        ("capability_payload.files", ws.payload.files),
+        ("depends_on", ws.depends_on),
+    )
+    for name, values in named:
+        for i, text in enumerate(values):
+            bad = next((c for c in text if _is_control(c)), None)
+            if bad is not None:
+                errors.append(
+                    (
+                        f"{name}[{i}]",
+                        f"{show(text)} holds a control character ({bad!r}): a name here "
+                        "is shown in messages and the audit log, where it could pass for "
+                        "lines of its own; remove it",
+                    )
+                )
     return errors
+
+
+def _is_control(c: str) -> bool:
+    """C0 and C1 control characters and DEL (a newline, a tab, ESC...)."""
+    return c < " " or "\x7f" <= c <= "\x9f"
 
 
 def _in_range(value: float, schema: Mapping[str, Any]) -> bool:

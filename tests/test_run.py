@@ -235,6 +235,36 @@ def test_out_of_scope_write_is_reverted(repo, aim, fake, fakeai):
     assert records(repo)[0]["failure"] == "out_of_scope"
 
 
+def test_a_file_name_a_tool_chose_is_shown_escaped(repo, aim, fake, fakeai):
+    """A tool names the files it writes: a newline, a carriage return or an ANSI escape
+    in such a name is shown escaped in aim's log lines, its summary and the audit
+    query's table -- never a line that passes for aim's own, never a cursor move."""
+    fake(
+        "jules",
+        writes={
+            "src/target.py": "ok\n",
+            "x\n[INFO] Code generation completed (attempt 1)": "x\n",
+            "y\r\x1b[2K\x1b[32mOK": "y\n",
+        },
+    )
+    ws = write_ws(repo, "ws-names")
+    r = aim("run", ws, cwd=repo, env=fakeai)
+    assert r.returncode == 1, r.stderr
+    shown = r.stdout + r.stderr
+    assert "x\\n[INFO] Code generation completed" in shown
+    assert "y\\r\\x1b[2K\\x1b[32mOK" in shown
+    assert not any(c in shown for c in "\r\x1b")
+    assert not [ln for ln in shown.splitlines() if ln.startswith("[INFO] Code generation")]
+    assert not (repo / "x\n[INFO] Code generation completed (attempt 1)").exists()  # reverted
+    q = aim("audit", "query", "--tool", "jules", cwd=repo, env=fakeai)
+    assert q.returncode == 0, q.stderr
+    assert "y\\r\\x1b[2K" in q.stdout and not any(c in q.stdout for c in "\r\x1b")
+    assert len(q.stdout.splitlines()) == 1  # a message's newlines are spaces in the table
+    shown = aim("audit", "show", records(repo)[0]["run_id"], cwd=repo, env=fakeai)
+    assert shown.returncode == 0, shown.stderr
+    assert "y\\r\\x1b[2K" in shown.stdout and not any(c in shown.stdout for c in "\r\x1b")
+
+
 def test_a_directory_scope_takes_the_payload_files_inside_it(repo, aim, fake, fakeai):
     """files_scope ["src/"] with capability_payload.files ["src/target.py"]: valid, the
     tool gets the file and may write anywhere under src/, nowhere else."""

@@ -105,11 +105,40 @@ BAD = [
     ("scope-item-number", _mutate(files_scope=[1]), "files_scope[0]: expected a text, got 1"),
     ("tasks-object", _mutate(tasks={}), "tasks: expected a list of texts, got {}"),
     ("id-missing", _mutate(id=_DELETE), "id: is required"),
-    ("id-number", _mutate(id=5), "id: expected a non-empty text without spaces, got 5"),
+    (
+        "id-number",
+        _mutate(id=5),
+        "id: expected a non-empty text without spaces or control characters, got 5",
+    ),
     (
         "id-space",
         _mutate(id="ws one"),
-        'id: expected a non-empty text without spaces, got "ws one"',
+        'id: expected a non-empty text without spaces or control characters, got "ws one"',
+    ),
+    (
+        "id-escape",
+        _mutate(id="ws\x1b[2J"),
+        'id: expected a non-empty text without spaces or control characters, got "ws\\u001b[2J"',
+    ),
+    (
+        "scope-newline",
+        _mutate(files_scope=["src/a.py\nOK  ws: all checks passed"]),
+        "files_scope[0]: \"src/a.py\\nOK  ws: all checks passed\" holds a control character ('\\n')",
+    ),
+    (
+        "create-carriage-return",
+        _mutate(files_create=["tests/staging_test_file.py", "b\rc.py"]),
+        "files_create[1]: \"b\\rc.py\" holds a control character ('\\r')",
+    ),
+    (
+        "payload-file-c1",
+        _mutate(**{"capability_payload.files": ["t\x9b31m.py"]}),
+        "capability_payload.files[0]: \"t\\x9b31m.py\" holds a control character ('\\x9b')",
+    ),
+    (
+        "depends-on-escape",
+        _mutate(depends_on=["ws-a\x1b]0;title\x07"]),
+        "depends_on[0]: \"ws-a\\u001b]0;title\\u0007\" holds a control character ('\\x1b')",
     ),
     (
         "capability-typo",

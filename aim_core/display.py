@@ -1,0 +1,28 @@
+"""Text from outside aim -- a workstream's values, the paths a tool wrote, the
+audit log's records -- as a terminal shows it: its control characters escaped, so
+that a newline, a carriage return or an ANSI escape in a file name can neither pass
+for a line of aim's own nor move the cursor. Standard library only, compiled once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_CONTROL: Any = None  # the compiled pattern, once needed
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with its control characters (C0, DEL and C1, but those in ``keep``) as
+    Python writes them in a string: ``a\\nb`` for a newline, ``\\x1b`` for ESC. Text
+    without any is returned as it is."""
+    global _CONTROL
+    if _CONTROL is None:
+        import re
+
+        _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+    if not _CONTROL.search(text):
+        return text
+    escaped: str = _CONTROL.sub(lambda m: m[0] if m[0] in keep else repr(m[0])[1:-1], text)
+    return escaped
+
+
+__all__ = ["printable"]
