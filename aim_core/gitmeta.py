@@ -216,6 +216,23 @@ class GitState:
                 out.append(label)
         return out
 
+    def only_refreshed(self, label: str) -> bool:
+        """Whether ``label`` is the index and it holds the entries its copy holds (mode,
+        object, stage, path, the assume-unchanged and skip-worktree marks): ``git
+        status`` rewrites only the stat data git caches there. False when it cannot
+        tell (no copy: too big; git missing)."""
+        before = self.files.get(label) if label == ".git/index" else None
+        if before is None or before[2] is None:
+            return False
+        copy = self.backup / before[2]
+        listed = [
+            git_command(self.gitdir, "ls-files", "--stage", "-v", "-z", index=index)
+            for index in (Path(before[0]), copy)
+        ]
+        return all(r is not None and r.returncode == 0 for r in listed) and (
+            listed[0].stdout == listed[1].stdout  # type: ignore[union-attr]
+        )
+
     def restore(self, labels: list[str]) -> list[str]:
         """Put the files of ``labels`` back; returns those that could not be."""
         stuck = []

@@ -169,6 +169,10 @@ def recover_attempt(
     tree = TreeState.load(snapshot_dir / "tree")
     outside = tree.changed(scope, ignore=ignore)
     late_outside = [p for p in outside if _changed_after(tree.label_path(p), cutoff)]
+    if tree.git is not None:  # `git status` since the crash: the user's, and no change
+        refreshed = [p for p in late_outside if tree.git.only_refreshed(p)]
+        outside = [p for p in outside if p not in refreshed]
+        late_outside = [p for p in late_outside if p not in refreshed]
     reverted, stuck = tree.revert([p for p in outside if p not in late_outside])
     inside = snapshot.changes(scope).all()
     late_inside = [p for p in inside if _changed_after(root / p, cutoff)]

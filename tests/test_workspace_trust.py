@@ -329,6 +329,34 @@ def test_recovery_undoes_a_killed_runs_changes_everywhere_once(repo):
     assert len(interrupted) == 1
 
 
+def test_git_refreshing_its_index_after_a_crash_is_no_change(repo):
+    """``git status`` after aim was killed rewrites the index's stat data, not its
+    entries: recovery neither names ``.git/index`` among what was changed after the
+    run died nor keeps it from being put back (a later ``git add`` still is named)."""
+    before = git(repo.root, "ls-files", "-s")
+    _start_and_kill(repo, "echo a = 2 > a.py")
+    time.sleep(2.5)  # past the heartbeat: what changes now is the user's
+    index = repo.root / ".git" / "index"
+    stamp = index.stat().st_mtime_ns
+    os.utime(repo.root / "c.py")  # the same content, a new mtime: git refreshes its index
+    git(repo.root, "status", "--porcelain")
+    assert index.stat().st_mtime_ns != stamp  # git wrote it
+    r = repo.run("recover")
+    assert r.exit_code == 0, r.stderr
+    assert ".git/index" not in r.stdout + r.stderr
+    assert "restored a.py" in r.stdout
+    assert git(repo.root, "ls-files", "-s") == before
+    # an index whose entries changed after the crash is the user's: named, kept
+    (repo.root.parent / "again.flag").unlink(missing_ok=True)
+    _start_and_kill(repo, "echo a = 3 > a.py", wait_for="again")
+    time.sleep(2.5)
+    (repo.root / "staged.txt").write_text("mine\n")
+    git(repo.root, "add", "staged.txt")
+    r = repo.run("recover")
+    assert "left as they are (changed after it died): .git/index" in r.stdout, r.stdout
+    assert "staged.txt" in git(repo.root, "ls-files")
+
+
 def test_concurrent_commands_recover_a_killed_run_once(repo):
     _start_and_kill(repo, "echo a = 2 > a.py")
     procs = [
