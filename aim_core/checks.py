@@ -332,10 +332,11 @@ def _here(text: str, root: Path) -> str:
 def _clean(text: str, environ: Mapping[str, str], limit: int) -> str:
     """The end of ``text``, printable and without credentials."""
     from aim_core.audit.records import printable
+    from aim_core.display import strip_ansi
     from aim_core.security import redact_text
 
     text = text[-limit * 2 :] if len(text) > limit * 2 else text
-    cleaned = redact_text(printable(text), environ)
+    cleaned = redact_text(printable(strip_ansi(text)), environ)
     return cleaned[-limit:] if len(cleaned) > limit else cleaned
 
 

@@ -15,7 +15,7 @@ from aim_core._version import __version__
 # own modules (aim_core.cli_common).
 from aim_core.cli_common import common_options, open_project
 from aim_core.cli_frame import ISSUES_URL, run_framed, wants_debug
-from aim_core.display import printable
+from aim_core.display import escape_controls
 from aim_core.errors import EXIT_INTERRUPTED, EXIT_USAGE, AimError
 
 if TYPE_CHECKING:
@@ -194,9 +194,9 @@ def validate(paths: tuple[Path, ...], strict: bool) -> int:
             f"{_mark(v.ok)} {v.display}" + ("" if v.ok else f" ({len(v.errors)} problem(s))")
         )
         for e in v.errors:
-            click.echo(f"    error: {printable(str(e))}")
+            click.echo(f"    error: {escape_controls(str(e))}")
         for w in v.warnings:
-            click.echo(f"    warning: {printable(str(w))}")
+            click.echo(f"    warning: {escape_controls(str(w))}")
         bad += not v.ok
     click.echo(f"{len(verdicts) - bad} valid, {bad} invalid")
     return EXIT_USAGE if bad else 0
@@ -652,7 +652,7 @@ def audit_show(run_id: str) -> int:
     if logfile.exists():
         click.echo(f"\nRun log ({logfile}):")
         text = logfile.read_text(encoding="utf-8", errors="replace")
-        click.echo(printable(text, keep="\n\t"), nl=False)  # the tools' output: data
+        click.echo(escape_controls(text, keep="\n\t"), nl=False)  # the tools' output: data
     return 0
 
 

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from aim_core.display import printable
+from aim_core.display import escape_controls
 from aim_core.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, AimError
 
 TYPE_CHECKING = False  # typing costs milliseconds to import on the start of `aim run`
@@ -66,11 +66,11 @@ def print_error(e: AimError) -> None:
     if len(problems) > 1:
         echo(f"Error: {len(problems)} problems:", err=True)
         for p in problems:
-            echo(f"  {printable(str(p))}", err=True)
+            echo(f"  {escape_controls(str(p))}", err=True)
     elif problems:
-        echo(f"Error: {printable(str(problems[0]))}", err=True)
+        echo(f"Error: {escape_controls(str(problems[0]))}", err=True)
     else:
-        echo("Error: " + printable(str(e), keep="\n"), err=True)
+        echo("Error: " + escape_controls(str(e), keep="\n"), err=True)
 
 
 def internal_error(e: BaseException) -> str:

@@ -18,7 +18,7 @@ Adding an option to ``aim run``: add the ``click.option`` to the ``run`` command
 from __future__ import annotations
 
 from aim_core.cli_frame import echo, remember, run_framed, wants_debug
-from aim_core.display import printable
+from aim_core.display import escape_controls
 from aim_core.errors import EXIT_INTERRUPTED
 from aim_core.run_args import (  # noqa: F401 - the option tables live there
     COUNT,
@@ -173,7 +173,7 @@ def _shower(as_json: bool) -> Callable[[Any], None]:
 
         mark = "OK  " if r.success else "FAIL"
         tool = f" [{r.tool_id}, {r.duration_sec:.1f}s]" if r.tool_id else ""
-        echo(printable(f"{mark} {redact_text(str(r.workstream_id))}: {r.message}{tool}"))
+        echo(escape_controls(f"{mark} {redact_text(str(r.workstream_id))}: {r.message}{tool}"))
 
     return show
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-_CONTROL: Any = None  # the compiled pattern, once needed
+_CONTROL: Any = None  # the compiled patterns, once needed
+_ANSI: Any = None
 
 
-def printable(text: str, keep: str = "") -> str:
+def escape_controls(text: str, keep: str = "") -> str:
     """``text`` with its control characters (C0, DEL and C1, but those in ``keep``) as
     Python writes them in a string: ``a\\nb`` for a newline, ``\\x1b`` for ESC. Text
     without any is returned as it is."""
@@ -25,4 +26,23 @@ def printable(text: str, keep: str = "") -> str:
     return escaped
 
 
-__all__ = ["printable"]
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape sequences (colours, cursor moves: CSI; window
+    titles, links: OSC): a tool's coloured error read as a message."""
+    global _ANSI
+    if "\x1b" not in text and "\x9b" not in text:
+        return text
+    if _ANSI is None:
+        import re
+
+        _ANSI = re.compile(
+            r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI ... final byte
+            r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC ... BEL or ST
+            r"|\x1b[()*+][0-~]"  # character sets
+            r"|\x1b[@-Z\\-_]"  # other two-byte escapes
+        )
+    stripped: str = _ANSI.sub("", text)
+    return stripped
+
+
+__all__ = ["escape_controls", "strip_ansi"]

@@ -12,7 +12,7 @@ import sys
 from contextvars import ContextVar
 from typing import Any
 
-from aim_core.display import printable
+from aim_core.display import escape_controls
 
 logger = logging.getLogger("aim")
 logger.addHandler(logging.NullHandler())
@@ -27,7 +27,7 @@ class _GuideFormatter(logging.Formatter):
         prefix = f"{ws}: " if ws else ""
         # one line, whatever a path a tool named or a workstream's value holds: a
         # newline or an ANSI escape in it is shown escaped, never obeyed
-        return printable(f"[{record.levelname}] {prefix}{record.getMessage()}")
+        return escape_controls(f"[{record.levelname}] {prefix}{record.getMessage()}")
 
 
 class _WorkstreamFilter(logging.Filter):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aim_core.display import printable
+from aim_core.display import escape_controls
 
 
 def nearest(word: str, candidates: Iterable[str]) -> str | None:
@@ -33,5 +33,5 @@ def show(value: object, limit: int = 40) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
         text = repr(value)
-    text = printable(text)  # JSON leaves DEL and C1 characters (ESC's 8-bit twin) as they are
+    text = escape_controls(text)  # JSON leaves DEL and C1 characters (ESC's 8-bit twin) as they are
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from aim_core.digest import file_sha256
+from aim_core.display import strip_ansi
 from aim_core.models import (
     Failure,
     FileChanges,
@@ -93,9 +94,9 @@ Readiness = Callable[["AimContext", str], tuple[bool | None, str | None, Failure
 
 
 def first_line(*texts: str) -> str:
-    """The first non-empty line of the first text that has one."""
+    """The first non-empty line of the first text that has one, without ANSI colours."""
     for text in texts:
-        for line in (text or "").splitlines():
+        for line in strip_ansi(text or "").splitlines():
             if line.strip():
                 return line.strip()
     return ""
@@ -488,8 +489,9 @@ def redact(text: str) -> str:
 
 
 def one_line(text: str, limit: int = 300) -> str:
-    """One line for a message: whitespace collapsed, secrets redacted, at most ``limit``."""
-    line = redact(" ".join((text or "").split()))
+    """One line for a message: ANSI colours removed, whitespace collapsed, secrets
+    redacted, at most ``limit``."""
+    line = redact(" ".join(strip_ansi(text or "").split()))
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 

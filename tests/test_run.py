@@ -265,6 +265,23 @@ def test_a_file_name_a_tool_chose_is_shown_escaped(repo, aim, fake, fakeai):
     assert "y\\r\\x1b[2K" in shown.stdout and not any(c in shown.stdout for c in "\r\x1b")
 
 
+def test_a_tools_coloured_error_reads_as_text(repo, aim, fake, fakeai):
+    """A tool that colours its error (ANSI escapes, as most CLIs do on a terminal) is
+    quoted without them in aim's lines and its audit record."""
+    fake(
+        "jules",
+        exit_code=1,
+        stderr="\x1b[1;31mError:\x1b[0m API quota exceeded \x1b]8;;https://x\x1b\\(help)\x1b]8;;\x1b\\\n",
+    )
+    ws = write_ws(repo, "ws-colour", tool="jules")
+    r = aim("run", ws, cwd=repo, env=fakeai)
+    assert r.returncode == 1, r.stderr
+    assert "Error: API quota exceeded (help)" in r.stderr
+    assert "\\x1b" not in r.stdout + r.stderr and "\x1b" not in r.stdout + r.stderr
+    message = records(repo)[-1]["result"]["message"]
+    assert "Error: API quota exceeded (help)" in message and "\x1b" not in message
+
+
 def test_a_directory_scope_takes_the_payload_files_inside_it(repo, aim, fake, fakeai):
     """files_scope ["src/"] with capability_payload.files ["src/target.py"]: valid, the
     tool gets the file and may write anywhere under src/, nowhere else."""

@@ -19,7 +19,7 @@ from typing import IO, Any
 from attrs import frozen
 
 from aim_core.audit.jsonl import LOG_NAME, day_dirs
-from aim_core.display import printable
+from aim_core.display import escape_controls
 from aim_core.errors import UsageError
 
 CSV_FIELDS = (
@@ -185,7 +185,7 @@ def table_line(rec: dict[str, Any]) -> str:
     if rec.get("failure"):
         parts.append(f"failure={rec['failure']}")
     parts.append("success=" + ("true" if result.get("success") else "false"))
-    return printable("  ".join(str(p) for p in parts))  # a record's text is data
+    return escape_controls("  ".join(str(p) for p in parts))  # a record's text is data
 
 
 def csv_row(rec: dict[str, Any]) -> list[Any]:
