@@ -357,6 +357,7 @@ class Attempt:
             outcome = self._judge(workspace, result, duration)
         except Exception as e:  # aim could not check the work: never keep it unseen
             log.debug("checking the attempt failed", exc_info=True)
+            self._undo_outside(workspace, duration)  # as far as it can still be seen
             workspace.restore()
             outcome = AttemptOutcome(
                 tool_id=self.tool_id,
@@ -379,15 +380,33 @@ class Attempt:
             )
         return outcome
 
+    def _others(self, duration: float) -> list[str]:
+        """The scopes of the other runs since this attempt began (their changes)."""
+        table = self.run.active.table if self.run.active is not None else None
+        began_wall = time.time() - duration
+        return table.other_scopes(self.run.run_id, began_wall) if table is not None else []
+
+    def _undo_outside(self, workspace: Workspace, duration: float) -> list[str]:
+        """Revert what the tool changed outside its scope (git's state included) before
+        its work is thrown away; the paths. Best effort: a failure is logged."""
+        try:
+            outside = workspace.outside(ignore=self._others(duration))
+            _reverted, stuck = workspace.revert_outside(outside)
+        except Exception:
+            log.warning(f"what {self.tool_id} changed outside its scope could not be checked")
+            log.debug("checking outside the scope failed", exc_info=True)
+            return []
+        if stuck:
+            log.warning(f"could not revert what {self.tool_id} changed: {', '.join(stuck)}")
+        return outside
+
     def _judge(
         self, workspace: Workspace, result: InvocationResult, duration: float
     ) -> AttemptOutcome:
         """Measure, check the scope, keep or restore; the outcome (not yet recorded)."""
         run = self.run
         changes = workspace.changes()
-        began_wall = time.time() - duration
-        table = run.active.table if run.active is not None else None
-        ignore = table.other_scopes(run.run_id, began_wall) if table is not None else []
+        ignore = self._others(duration)
         outside = workspace.outside(ignore=ignore)
         git_state = [p for p in outside if p.startswith(".git/") and not GitState.is_security(p)]
         if git_state:  # a commit, a branch switch, the stash: undone, the work itself kept
@@ -536,15 +555,21 @@ class Attempt:
         return value
 
     def _abandon(self, workspace: Workspace, began: float) -> None:
-        """Cut short by the user: stop the tool, restore, record ``interrupted``."""
+        """Cut short by the user: stop the tool, undo what it did (the scope restored,
+        what it changed outside reverted, as a failure would), record ``interrupted``."""
         self.stop_tool()
+        duration = time.monotonic() - began
+        outside, message = self._undo_outside(workspace, duration), INTERRUPTED_MESSAGE
+        if outside:
+            message += f"; what it changed outside its scope was reverted: {', '.join(outside)}"
         workspace.restore()
         outcome = AttemptOutcome(
             tool_id=self.tool_id,
             attempt=self.number,
-            message=INTERRUPTED_MESSAGE,
+            message=message,
             failure=Failure.INTERRUPTED,
-            duration_sec=time.monotonic() - began,
+            duration_sec=duration,
+            outside=tuple(outside),
         )
         self._record(outcome)
         self.run.attempts.append(outcome)

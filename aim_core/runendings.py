@@ -1,5 +1,6 @@
-"""How a run ends when no tool could take the work: no tool available (exit 3), or
-every candidate refused the request as written (exit 2)."""
+"""How a run ends when no tool could take the work: no tool available (exit 3),
+every candidate refused the request as written (exit 2), or the user stopped it
+(exit 130)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,14 @@ def unacceptable(run: RunState, request: Invocation) -> RunResult:
     )
     log.error(message)
     return run.result(False, EXIT_USAGE, message)
+
+
+def interrupted_message(run: RunState) -> str:
+    """What a stopped run says: its interrupted attempt's words (what was restored and
+    reverted), or that no tool was running then."""
+    last = run.attempts[-1] if run.attempts else None
+    if last is not None and last.failure is Failure.INTERRUPTED:
+        return last.message
+    if last is None:
+        return "Interrupted before any tool ran: nothing was changed"
+    return "Interrupted between attempts: what the earlier ones changed was already undone"

@@ -33,7 +33,7 @@ from aim_core.paths import AUDIT_DIRNAME, RUNS_DIRNAME
 from aim_core.request import invocation_for, new_run_id, with_feedback
 from aim_core.retry import Cooldowns, attempt_delay
 from aim_core.router import announce, capability_for
-from aim_core.runendings import nothing_available
+from aim_core.runendings import interrupted_message, nothing_available
 from aim_core.runresult import RunResult, exit_code_for
 from aim_core.runstate import EventSink, RunState
 
@@ -121,7 +121,7 @@ class Runner:
         try:
             result = self._route(run)
         except Interrupted:
-            result = run.result(False, EXIT_INTERRUPTED, _INTERRUPTED)
+            result = run.result(False, EXIT_INTERRUPTED, interrupted_message(run))
         finally:
             with self._lock:
                 self._live.discard(run)
@@ -390,9 +390,6 @@ class Runner:
             log.error(last.message)
         code = EXIT_OK if last.success else EXIT_WORK_FAILED
         return run.result(last.success, code, last.message, last)
-
-
-_INTERRUPTED = "Interrupted: the tool was stopped and the files in scope restored"
 
 
 def _tidy(directory: Path) -> None:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from aim_core.audit.canonical import parse_timestamp
 
@@ -378,6 +379,35 @@ def test_sigint_restores_and_exits_130(repo, fake, fakeai):
     assert proc.returncode == 130, err
     assert target.read_text() == "before\n"
     assert records(repo)[-1]["failure"] == "interrupted"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_tools_changes_outside_its_scope_are_reverted(repo, fake, fakeai, sig):
+    """Ctrl-C or SIGTERM while the tool runs undoes all it did, as a failure or a
+    timeout does: the scope restored, and what it changed outside reverted (a file it
+    created stayed), named in the summary and the audit record."""
+    target = repo / "src" / "target.py"
+    target.parent.mkdir()
+    target.write_text("before\n")
+    (repo / "README.md").write_text("mine\n")
+    fake(
+        "jules",
+        writes={"src/target.py": "during\n", "src/created.py": "x\n", "README.md": "theirs\n"},
+        sleep=30,
+    )
+    ws = write_ws(repo, "ws-stop-outside")
+    proc = start_aim(repo, ws, fakeai, stdout=subprocess.PIPE)
+    _wait_for(lambda: (repo / "src" / "created.py").exists())
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert target.read_text() == "before\n"
+    assert not (repo / "src" / "created.py").exists()
+    assert (repo / "README.md").read_text() == "mine\n"
+    said = "what it changed outside its scope was reverted: README.md, src/created.py"
+    assert said in out
+    record = records(repo)[-1]
+    assert record["failure"] == "interrupted" and said in record["result"]["message"]
 
 
 def test_signals_back_to_back_still_stop_the_run(repo, fake, fakeai):
