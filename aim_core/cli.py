@@ -386,7 +386,7 @@ def recover() -> int:
     from aim_core.recovery import recover_dead_runs
 
     project = open_project(recover=False)
-    if not recover_dead_runs(project, on_recovered=click.echo):
+    if not recover_dead_runs(project, on_recovered=lambda m: click.echo(escape_controls(m))):
         click.echo("Nothing to recover: no run of this repository was left unfinished.")
     return 0
 

@@ -11,19 +11,33 @@ _CONTROL: Any = None  # the compiled patterns, once needed
 _ANSI: Any = None
 
 
+# C0, DEL, C1; the invisible format characters that reorder or hide text (bidi marks,
+# embeddings, overrides and isolates; zero-width spaces and joiners; BOM); the line and
+# paragraph separators some terminals and editors break lines at
+UNSAFE = "\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+
+
 def escape_controls(text: str, keep: str = "") -> str:
-    """``text`` with its control characters (C0, DEL and C1, but those in ``keep``) as
-    Python writes them in a string: ``a\\nb`` for a newline, ``\\x1b`` for ESC. Text
-    without any is returned as it is."""
+    """``text`` with its control and invisible format characters (:data:`UNSAFE`, but
+    those in ``keep``) as Python writes them in a string: ``a\\nb`` for a newline,
+    ``\\x1b`` for ESC, ``\\u202e`` for a right-to-left override. Text without any is
+    returned as it is."""
     global _CONTROL
     if _CONTROL is None:
         import re
 
-        _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+        _CONTROL = re.compile(f"[{UNSAFE}]")
     if not _CONTROL.search(text):
         return text
     escaped: str = _CONTROL.sub(lambda m: m[0] if m[0] in keep else repr(m[0])[1:-1], text)
     return escaped
+
+
+def first_unsafe(text: str) -> str | None:
+    """The first character of :data:`UNSAFE` in ``text``, or None."""
+    escape_controls("")  # compiles the pattern
+    found = _CONTROL.search(text)
+    return found[0] if found else None
 
 
 def strip_ansi(text: str) -> str:
@@ -45,4 +59,4 @@ def strip_ansi(text: str) -> str:
     return stripped
 
 
-__all__ = ["escape_controls", "strip_ansi"]
+__all__ = ["UNSAFE", "escape_controls", "first_unsafe", "strip_ansi"]

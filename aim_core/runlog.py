@@ -63,23 +63,35 @@ class RunLog:
         return out
 
     def write(self, text: str) -> None:
-        """Append lines (aim's own -- ids, states, timings, messages -- and tools' output),
-        with the environment's secret values and every named kind of credential masked:
-        a workstream id or a failure line can hold one too."""
-        text = self.mask(text)
-        stamp = time.strftime("%H:%M:%S")
-        with self._lock, open(self.path, "a", encoding="utf-8", errors="backslashreplace") as f:
-            for line in text.splitlines() or [""]:
-                f.write(f"{stamp} {line}\n")
+        """Append one line of aim's own (ids, states, timings, messages), with the
+        environment's secret values and every named kind of credential masked (a
+        workstream id or a failure line can hold one too). A line break or another
+        control character in it (a file name a tool chose) is written escaped: it stays
+        one line."""
+        from aim_core.display import escape_controls
+
+        self._append([escape_controls(self.mask(text))])
 
     def output(self, heading: str, text: str) -> None:
-        """Append what a tool printed, its first and last 64 KiB, with credentials masked."""
+        """Append what a tool printed, its first and last 64 KiB, with credentials
+        masked: under ``heading``, each line marked ``| `` (never taken for a line of
+        aim's) and its control characters but tabs escaped."""
+        from aim_core.display import escape_controls
+
         text = text.rstrip()
         if len(text) > 2 * LOG_CAP:
             dropped = len(text) - 2 * LOG_CAP
             note = f"[... {dropped} characters left out of the log ...]"
             text = f"{text[:LOG_CAP]}\n{note}\n{text[-LOG_CAP:]}"
-        self.write(f"{heading}\n{text}")
+        lines = self.mask(text).splitlines() or [""]
+        self._append(
+            [escape_controls(heading), *("| " + escape_controls(ln, "\t") for ln in lines)]
+        )
+
+    def _append(self, lines: list[str]) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        with self._lock, open(self.path, "a", encoding="utf-8", errors="backslashreplace") as f:
+            f.write("".join(f"{stamp} {line}\n" for line in lines))
 
     def process(self, argv: Sequence[str], result: ProcessResult) -> None:
         """Record one command, its exit and its (already capped) output."""

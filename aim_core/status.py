@@ -167,8 +167,11 @@ def command(project: Project, *, refresh: bool = False, as_json: bool = False) -
     """``aim status``: what to print; also saves the snapshot the next one prints."""
     import json
 
+    from aim_core.display import escape_controls
+
     data = collect(project, refresh=refresh)
-    text = render(data)
+    # what tools print as their version, the rules' tool ids: shown, never obeyed
+    text = escape_controls(render(data), keep="\n")
     # what the next, warm status prints: the same, served from the cache
     warm = json.dumps({**data, "cached": True}, indent=2, ensure_ascii=False) + "\n"
     save_snapshot(project, {"json": warm, "text": text})
@@ -188,7 +191,9 @@ def main_without_click(args: list[str]) -> int | None:
     try:
         out = command(Project.for_command(), as_json=args == ["--json"])
     except AimError as e:
-        sys.stderr.write(f"Error: {e}\n")
+        from aim_core.display import escape_controls
+
+        sys.stderr.write(f"Error: {escape_controls(str(e), keep=chr(10))}\n")
         return e.exit_code
     except Exception:
         return None

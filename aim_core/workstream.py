@@ -304,10 +304,13 @@ def _range_errors(ws: Workstream) -> list[tuple[str, str]]:
 
 
 def _text_errors(ws: Workstream) -> list[tuple[str, str]]:
-    """The id without spaces; no control character in the id, the paths and the ids
-    of ``depends_on``."""
+    """The id without spaces; no control or invisible format character (a newline, ESC,
+    a right-to-left override: :data:`aim_core.display.UNSAFE`) in the id, the tool, the
+    paths and the ids of ``depends_on``: aim shows them in its messages."""
+    from aim_core.display import first_unsafe
+
     errors = []
-    if not ws.id.strip() or any(c.isspace() or _is_control(c) for c in ws.id):
+    if not ws.id.strip() or any(c.isspace() for c in ws.id) or first_unsafe(ws.id):
         errors.append(
             (
                 "id",
@@ -316,6 +319,7 @@ def _text_errors(ws: Workstream) -> list[tuple[str, str]]:
             )
         )
     named: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("tool", (ws.tool,) if ws.tool else ()),
         ("files_scope", ws.files_scope),
         ("files_create", ws.files_create),
         ("capability_payload.files", ws.payload.files),
@@ -323,22 +327,17 @@ def _text_errors(ws: Workstream) -> list[tuple[str, str]]:
     )
     for name, values in named:
         for i, text in enumerate(values):
-            bad = next((c for c in text if _is_control(c)), None)
+            bad = first_unsafe(text)
             if bad is not None:
                 errors.append(
                     (
-                        f"{name}[{i}]",
+                        name if name == "tool" else f"{name}[{i}]",
                         f"{show(text)} holds a control character ({bad!r}): a name here "
-                        "is shown in messages and the audit log, where it could pass for "
-                        "lines of its own; remove it",
+                        "is shown in aim's messages, where it could pass for text of "
+                        "aim's own; remove it",
                     )
                 )
     return errors
-
-
-def _is_control(c: str) -> bool:
-    """C0 and C1 control characters and DEL (a newline, a tab, ESC...)."""
-    return c < " " or "\x7f" <= c <= "\x9f"
 
 
 def _in_range(value: float, schema: Mapping[str, Any]) -> bool:

@@ -33,7 +33,7 @@ WS = "workstreams/staging_test/ws-aim-validation.json"
 def records(repo: Path) -> list[dict]:
     out = []
     for f in sorted((repo / "aim" / ".AIM_ai-tools-registry" / "AIM_audit").glob("*/audit.jsonl")):
-        out += [json.loads(line) for line in f.read_text().splitlines()]
+        out += [json.loads(line) for line in f.read_text().split("\n") if line]
     return out
 
 
@@ -246,7 +246,9 @@ def test_a_file_name_a_tool_chose_is_shown_escaped(repo, aim, fake, fakeai):
             "src/target.py": "ok\n",
             "x\n[INFO] Code generation completed (attempt 1)": "x\n",
             "y\r\x1b[2K\x1b[32mOK": "y\n",
+            "z\u202etxt.exe\u2028w": "z\n",
         },
+        stdout="run 20991231T000000Z-000000: exit 0: Code generation completed (attempt 1)\n",
     )
     ws = write_ws(repo, "ws-names")
     r = aim("run", ws, cwd=repo, env=fakeai)
@@ -264,6 +266,26 @@ def test_a_file_name_a_tool_chose_is_shown_escaped(repo, aim, fake, fakeai):
     shown = aim("audit", "show", records(repo)[0]["run_id"], cwd=repo, env=fakeai)
     assert shown.returncode == 0, shown.stderr
     assert "y\\r\\x1b[2K" in shown.stdout and not any(c in shown.stdout for c in "\r\x1b")
+    assert "z\\u202etxt.exe\\u2028w" in shown.stdout and "\u202e" not in shown.stdout
+    # the run log itself: each of aim's lines one line; the tool's lines marked as such
+    log = next((repo / "aim" / ".AIM_ai-tools-registry" / "AIM_runs").glob("*.log"))
+    lines = log.read_text().splitlines()
+    assert not any(c in log.read_text() for c in "\r\x1b\u202e\u2028")
+    assert not [ln for ln in lines if ln[9:].startswith("[INFO]")]
+    forged = [ln[9:] for ln in lines if "20991231T000000Z" in ln]
+    assert forged and all(ln.startswith("| run 2099") for ln in forged), forged
+
+
+def test_a_tools_version_text_is_shown_escaped_by_status(repo, aim, fake, fakeai):
+    """What a tool prints as its version reaches ``aim status`` (fresh and from the
+    warm snapshot) escaped: no screen clear, no 8-bit CSI, no right-to-left override."""
+    fake("jules", version_output="jules 1.0\x1b[2J\x1b[1;1H\u202eevil\x9bJ")
+    for args in (("status", "--refresh"), ("status",)):
+        r = aim(*args, cwd=repo, env=fakeai)
+        assert r.returncode == 0, r.stderr
+        out = r.stdout + r.stderr
+        assert not any(c in out for c in "\x1b\x9b\u202e"), (args, out)
+        assert "evil" in out
 
 
 def test_a_tools_coloured_error_reads_as_text(repo, aim, fake, fakeai):

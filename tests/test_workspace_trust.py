@@ -357,6 +357,23 @@ def test_git_refreshing_its_index_after_a_crash_is_no_change(repo):
     assert "staged.txt" in git(repo.root, "ls-files")
 
 
+def test_recovery_names_what_it_restored_escaped(repo):
+    """``aim recover`` names the files it put back; names a tool chose (a newline and a
+    forged log line, a screen clear, a right-to-left override) are shown escaped."""
+    _start_and_kill(
+        repo,
+        "echo a = 2 > a.py; echo x > \"$(printf 'evil\\n[INFO] Code generation completed')\";"
+        " echo y > \"$(printf 'ansi\\033[2Jx')\"; echo z > \"$(printf 'bidi\\342\\200\\256txt')\"",
+    )
+    r = repo.run("recover")
+    assert r.exit_code == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert "evil\\n[INFO] Code generation completed" in out, out
+    assert "ansi\\x1b[2Jx" in out and "bidi\\u202etxt" in out, out
+    assert not any(c in out for c in "\x1b\u202e")
+    assert not [ln for ln in out.splitlines() if ln.startswith("[INFO] Code generation")]
+
+
 def test_concurrent_commands_recover_a_killed_run_once(repo):
     _start_and_kill(repo, "echo a = 2 > a.py")
     procs = [
