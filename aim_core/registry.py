@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from aim_core.display import escape_controls, first_unsafe
 from aim_core.errors import ConfigError
 from aim_core.paths import REGISTRY_RELPATH, RULES_RELPATH
 from aim_core.suggest import did_you_mean, show
@@ -226,7 +227,8 @@ def _parse_routes(caps: Any, where: str) -> dict[str, Route]:
         )
     routes: dict[str, Route] = {}
     for cap, entry in caps.items():
-        base = f"capabilities.{cap}"
+        base = f"capabilities.{escape_controls(cap)}"
+        _plain(cap, where, base, "a capability")
         if not isinstance(entry, dict):
             raise ConfigError(
                 f"expected an object with primary and fallback, got {show(entry)}",
@@ -254,8 +256,24 @@ def _parse_routes(caps: Any, where: str) -> dict[str, Route]:
                 file=where,
                 field=f"{base}.fallback",
             )
+        if primary:
+            _plain(primary, where, f"{base}.primary", "a tool id")
+        for i, tool in enumerate(fallback):
+            _plain(tool, where, f"{base}.fallback[{i}]", "a tool id")
         routes[cap] = Route(primary=primary, fallback=tuple(fallback))
     return routes
+
+
+def _plain(name: str, where: str, field: str, what: str) -> None:
+    """Refuse a name with a control or invisible format character: aim shows it in
+    ``aim status``, ``aim route`` and its messages, where it could pass for aim's text."""
+    bad = first_unsafe(name)
+    if bad is not None:
+        raise ConfigError(
+            f"{show(name)} holds a control character ({bad!r}), which {what} cannot; remove it",
+            file=where,
+            field=field,
+        )
 
 
 def _parse_security(security: Any, where: str) -> dict[str, Any]:

@@ -580,15 +580,18 @@ def load_workstream(
 
 
 def display_path(path: Path, root: Path | None = None) -> str:
-    """``path`` relative to the current directory or ``root`` when inside it."""
+    """``path`` relative to the current directory or ``root`` when inside it, as
+    messages show it (a control character in a file's name escaped)."""
+    from aim_core.display import escape_controls
+
     for base in (Path.cwd(), root):
         if base is None:
             continue
         try:
-            return path.resolve().relative_to(base.resolve()).as_posix()
+            return escape_controls(path.resolve().relative_to(base.resolve()).as_posix())
         except ValueError:
             continue
-    return str(path)
+    return escape_controls(str(path))
 
 
 def discover(root: Path) -> list[Path]:

@@ -118,8 +118,30 @@ def test_explicit_missing_config_is_an_error(repo, aim):
             lambda d: d["security"].update(forbiden_paths=[]),
             "security.forbiden_paths: unknown key (did you mean 'forbidden_paths'?)",
         ),
+        (
+            lambda d: d["capabilities"]["linting"].update(fallback=["ev\x1b[2J\n[INFO] il"]),
+            'capabilities.linting.fallback[0]: "ev\\u001b[2J\\n[INFO] il" holds a control '
+            "character ('\\x1b'), which a tool id cannot; remove it",
+        ),
+        (
+            lambda d: d["capabilities"]["linting"].update(primary="ruff\u202e"),
+            'capabilities.linting.primary: "ruff\\u202e" holds a control character',
+        ),
+        (
+            lambda d: d["capabilities"].update({"cap\x1b[31m\nX": {"primary": "ruff"}}),
+            'capabilities.cap\\x1b[31m\\nX: "cap\\u001b[31m\\nX" holds a control character',
+        ),
     ],
-    ids=["fallback-string", "typo", "capabilities-list", "max-bytes", "security-typo"],
+    ids=[
+        "fallback-string",
+        "typo",
+        "capabilities-list",
+        "max-bytes",
+        "security-typo",
+        "fallback-escape",
+        "primary-bidi",
+        "capability-newline",
+    ],
 )
 def test_bad_rules_exit_2(repo, aim, mutate, expected):
     path = repo / "aim" / ".AIM_ai-tools-registry" / RULES_RELPATH

@@ -192,6 +192,25 @@ def test_bad_workstream_is_exit_2_with_file_and_field(repo, aim, text, expected)
     assert path.read_bytes() == before  # the user's file is untouched
 
 
+def test_a_workstream_files_name_is_shown_escaped(repo, aim):
+    """A workstream file whose name holds a newline, an escape or a right-to-left
+    override is named escaped by ``aim validate`` (every workstream, and that one) and
+    ``aim run --dry-run``: its ✓ line cannot forge another."""
+    name = "e\x1b[2J\n\u2713 ok\u202e.json"
+    (repo / "workstreams" / name).write_text(_mutate(id="ws-odd-name"))
+    (repo / "workstreams" / "staging_test" / "ws-aim-validation.json").unlink()
+    for args in (
+        ("validate",),
+        ("validate", f"workstreams/{name}"),
+        ("run", "--dry-run", f"workstreams/{name}"),
+    ):
+        r = aim(*args, cwd=repo)
+        out = r.stdout + r.stderr
+        assert "workstreams/e\\x1b[2J\\n\u2713 ok\\u202e.json" in out, (args, out)
+        assert not any(c in out for c in "\x1b\u202e"), (args, out)
+        assert not [ln for ln in out.splitlines() if ln.startswith("\u2713 ok")], (args, out)
+
+
 def test_not_utf8_and_missing_file(repo, aim):
     (repo / "workstreams" / "latin1.json").write_bytes(b'{"id": "caf\xe9"}')
     r = aim("validate", "workstreams/latin1.json", "workstreams/missing.json", cwd=repo)
