@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from aim_core._version import __version__
 
+# Set by the ``aim`` command line (aim_core.__main__): this process may become a child
+# subreaper when it first starts a tool, so that nothing a tool started outlives it
+# (aim_core.proctree.enable_subreaper); a program that embeds aim is never made one.
+COMMAND_LINE = False
+
 TYPE_CHECKING = False  # not typing's: importing typing costs ~9 ms of `aim --version`
 if TYPE_CHECKING:
     from typing import Any

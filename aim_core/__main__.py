@@ -14,7 +14,10 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"aim {__version__}\n")
         return 0
+    import aim_core
     from aim_core.plugin_output import guard_stdout
+
+    aim_core.COMMAND_LINE = True
 
     guard_stdout()  # what a plugin prints never reaches aim's stdout (its JSON)
     if args in (["status"], ["status", "--json"]):

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import aim_core
 from aim_core import proctree
 from aim_core.models import ProcessResult
 from aim_core.proctree import KILL_GRACE_S, enable_subreaper, kill_tree, token_of
@@ -268,6 +269,8 @@ def run_process(
     :raises FileNotFoundError: when the program does not exist.
     """
     start = time.monotonic()
+    if aim_core.COMMAND_LINE and not proctree.is_subreaper():
+        proctree.enable_subreaper()  # the tools of any command: `aim status` probes too
     token = token or proctree.new_token()
     full_env = {**(os.environ if env is None else env), proctree.TOKEN_VAR: token}
     with proctree.spawning:  # registered before any other thread looks for orphans

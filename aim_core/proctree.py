@@ -265,6 +265,11 @@ def token_of(pid: int) -> str | None:
     return tree.token if tree is not None else None
 
 
+def is_subreaper() -> bool:
+    """Whether :func:`enable_subreaper` took effect in this process."""
+    return _subreaper
+
+
 def enable_subreaper() -> bool:
     """Make orphaned descendants of our tools become our children (Linux only).
 

@@ -154,6 +154,26 @@ def test_a_child_that_scrubs_its_environment(repo, aim, fakeai, tool, marker, ho
     assert survivors(marker) == 0
 
 
+@pytest.mark.parametrize("command", [("status", "--refresh"), ("validate",)])
+def test_a_readiness_probe_leaves_nothing_behind(repo, aim, bin_dir, marker, command):
+    """``aim status`` and ``aim validate`` run a tool's readiness probe (``claude auth
+    status``) through the same runner as ``aim run``, and aim is a subreaper for it
+    too: a daemon that left the session and dropped the token is killed with it."""
+    probed = repo.parent / "probed"
+    claude = bin_dir / "claude"
+    claude.write_text(
+        '#!/bin/sh\nif [ "$1" = --version ]; then echo "2.1.0 (Claude Code)"; exit 0; fi\n'
+        'if [ "$1" = auth ]; then\n'
+        f"  ( env -i setsid sleep 600.{marker} </dev/null >/dev/null 2>&1 & )\n"
+        f"  touch {probed}; echo '{{\"loggedIn\": true}}'; exit 0\nfi\n"
+    )
+    claude.chmod(0o755)
+    r = aim(*command, cwd=repo, env={"AIM_LOAD_PLUGINS": "claude"})
+    assert r.returncode in (0, 2), r.stderr
+    assert probed.exists(), "the probe never ran"
+    assert survivors(marker) == 0
+
+
 def _start_and_kill_aim(repo: Path, ws: str, fakeai: dict, pidfile: Path, wait: float) -> None:
     """``aim run`` in the background, ``kill -9`` ``wait`` s after its tool wrote ``pidfile``."""
     proc = subprocess.Popen(
