@@ -112,7 +112,12 @@ def _recover_one(project: Project, entry: dict[str, Any]) -> dict[str, Any]:
         _audit_interrupted(project, entry, outcome, killed, during="a race")
     undone = [*outcome.restored, *outcome.reverted]
     what = f"restored {', '.join(undone)}" if undone else "nothing to restore"
-    if outcome.left:
+    if outcome.left and killed:  # the tool ran on after aim died: the change may be its
+        what += (
+            f"; left as they are for you to review (changed after aim died, by you or by "
+            f"its tool, which ran until now): {', '.join(outcome.left)}"
+        )
+    elif outcome.left:
         what += f"; left as they are (changed after it died): {', '.join(outcome.left)}"
     if outcome.stuck:
         what += f"; could not undo: {', '.join(outcome.stuck)}"

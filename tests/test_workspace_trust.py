@@ -374,6 +374,22 @@ def test_recovery_names_what_it_restored_escaped(repo):
     assert not [ln for ln in out.splitlines() if ln.startswith("[INFO] Code generation")]
 
 
+def test_what_a_tool_wrote_after_aim_died_is_named_as_possibly_the_tools(repo):
+    """A tool that ran on after ``kill -9`` of aim writes after aim's last heartbeat:
+    recovery cannot tell that from your edits, so it leaves the file -- and says that
+    the tool, which it stopped just now, may have written it."""
+    _start_and_kill(repo, "(sleep 3; echo late > late.py) &")
+    time.sleep(4.5)
+    assert repo.read("late.py") == "late\n"
+    r = repo.run("recover")
+    assert r.exit_code == 0, r.stderr
+    assert (
+        "left as they are for you to review (changed after aim died, by you or by its "
+        "tool, which ran until now): late.py" in r.stdout
+    ), r.stdout
+    assert "stopped the scripttool processes it left" in r.stdout
+
+
 def test_concurrent_commands_recover_a_killed_run_once(repo):
     _start_and_kill(repo, "echo a = 2 > a.py")
     procs = [
