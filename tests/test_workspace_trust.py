@@ -353,7 +353,7 @@ def test_git_refreshing_its_index_after_a_crash_is_no_change(repo):
     (repo.root / "staged.txt").write_text("mine\n")
     git(repo.root, "add", "staged.txt")
     r = repo.run("recover")
-    assert "left as they are (changed after it died): .git/index" in r.stdout, r.stdout
+    assert "which ran until now): .git/index" in r.stdout, r.stdout
     assert "staged.txt" in git(repo.root, "ls-files")
 
 
