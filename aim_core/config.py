@@ -78,6 +78,18 @@ def _check(key: str, value: Any, where: str) -> Any:
         raise ConfigError(f"must be {least}, got {value}", file=where, field=key)
     if maximum is not None and value > maximum:
         raise ConfigError(f"must be at most {maximum}, got {value}", file=where, field=key)
+    if key == "actor":
+        from aim_core.display import first_unsafe
+
+        bad = first_unsafe(value)
+        if bad is not None or not value.strip():
+            why = f"holds a control character ({bad!r})" if bad else "is empty"
+            raise ConfigError(
+                f"{show(value)} {why}: the actor is in every audit record and report; "
+                "use a plain name",
+                file=where,
+                field=key,
+            )
     if key == "tools":
         for tool_id, options in value.items():
             if not isinstance(options, dict):
@@ -315,5 +327,5 @@ def load_settings(
             values[key] = _check(key, _from_env(key, env[name]), name)
     for key, value in (overrides or {}).items():
         if value is not None:
-            values[key] = value
+            values[key] = _check(key, value, "--" + key.replace("_", "-"))
     return Settings(**values, source=source, warnings=tuple(warnings))

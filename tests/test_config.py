@@ -92,6 +92,22 @@ def test_bad_env_value_names_the_variable(repo, aim):
     )
 
 
+@pytest.mark.parametrize(
+    "how", [("--actor", "bob\x1b[2J"), ("AIM_ACTOR", "a\u2028b"), ("--actor", "ci\u202e")]
+)
+def test_an_actor_with_control_characters_is_refused(repo, aim, how):
+    """The actor is in every audit record, query and report: a newline, an escape or a
+    right-to-left override in it is exit 2 with the source named, nothing recorded."""
+    where, value = how
+    if where == "AIM_ACTOR":
+        r = aim("status", cwd=repo, env={"AIM_ACTOR": value})
+    else:
+        r = aim(where, value, "status", cwd=repo)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"{where}: actor: " in r.stderr and "holds a control character" in r.stderr
+    assert not any(c in r.stderr for c in "\x1b\u2028\u202e")
+
+
 def test_explicit_missing_config_is_an_error(repo, aim):
     r = aim("--config", "nope.yaml", "status", cwd=repo)
     assert r.returncode == 2
