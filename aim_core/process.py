@@ -269,8 +269,7 @@ def run_process(
     :raises FileNotFoundError: when the program does not exist.
     """
     start = time.monotonic()
-    if aim_core.COMMAND_LINE and not proctree.is_subreaper():
-        proctree.enable_subreaper()  # the tools of any command: `aim status` probes too
+    _subreaper_for_command_line()
     token = token or proctree.new_token()
     full_env = {**(os.environ if env is None else env), proctree.TOKEN_VAR: token}
     with proctree.spawning:  # registered before any other thread looks for orphans
@@ -303,6 +302,13 @@ def run_process(
         timed_out=timed_out,
         dropped_bytes=out.dropped + err.dropped,
     )
+
+
+def _subreaper_for_command_line() -> None:
+    """Make the ``aim`` command a child subreaper before its first tool starts: the tools
+    of any command (the readiness probes of ``aim status`` too), never an embedder's."""
+    if aim_core.COMMAND_LINE and not proctree.is_subreaper():
+        proctree.enable_subreaper()
 
 
 def _spawn(
