@@ -269,7 +269,6 @@ def run_process(
     :raises FileNotFoundError: when the program does not exist.
     """
     start = time.monotonic()
-    _subreaper_for_command_line()
     token = token or proctree.new_token()
     full_env = {**(os.environ if env is None else env), proctree.TOKEN_VAR: token}
     with proctree.spawning:  # registered before any other thread looks for orphans
@@ -319,6 +318,7 @@ def _spawn(
     piped_stdin: bool,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` in a session of its own, its output piped."""
+    _subreaper_for_command_line()
     kwargs: dict[str, Any] = {}
     if sys.platform == "win32":  # pragma: no cover - Windows
         kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
