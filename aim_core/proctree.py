@@ -163,11 +163,19 @@ def carries(pid: int, token: str) -> bool:
     False when it cannot be read (another user's process, a zombie, gone)."""
     needle = f"{TOKEN_VAR}={token}".encode()
     if IS_LINUX:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                return needle in f.read()
-        except OSError:
-            return False
+        for _ in range(3):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    data = f.read()
+            except OSError:
+                return False
+            if data:
+                return needle in data
+            # empty: scrubbed (env -i), or caught inside an exec, between the new
+            # program's memory and its environment (a daemon that just left the
+            # session would be missed): read again
+            time.sleep(0.001)
+        return False
     try:  # pragma: no cover - not Linux
         import psutil
 
@@ -331,7 +339,7 @@ def _belongs(
     """The leader, its session, its token, or (aim a subreaper) one of its orphans."""
     if p.pid == tree.pid or p.sid == tree.pid:
         return True
-    if tree.token and carries(p.pid, tree.token):
+    if tree.token and not p.zombie and carries(p.pid, tree.token):
         return True
     return _subreaper and p.ppid == me and _orphan_of(p, tree, others, ending)
 
