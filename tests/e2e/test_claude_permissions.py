@@ -54,7 +54,8 @@ def test_a_write_outside_the_scope_is_denied_by_claude_itself(e2e_repo):
     assert record["result"]["message"] == "Refactoring completed (attempt 1)"
     assert record["result"]["content"]["files_modified"] == [TARGET]
     log = repo.run_log()
-    assert f"--- permission denials ---\nWrite {elsewhere}\nBash touch {touched}" in log
+    # the tool's lines, marked as the tool's in the run log
+    assert f"| --- permission denials ---\n| Write {elsewhere}\n| Bash touch {touched}" in log
     assert repo.git("status", "--porcelain", "--untracked-files=all") == f" M {TARGET}\n"
 
 
