@@ -46,6 +46,7 @@ KILL_ROUNDS = 50  # SIGKILL rounds against a tree that keeps forking
 POLL_S = 0.01
 WATCH_S = 0.5  # how often a running tree is looked at for members only aim knows
 IS_LINUX = sys.platform.startswith("linux")
+KTHREADD = 2  # the parent of Linux's kernel threads: never a tool's (their environ is empty)
 
 _live: dict[int, ToolTree] = {}  # leader pid -> tree, for the trees this process runs
 _ending: set[int] = set()  # leaders of live trees whose last sweep has begun
@@ -174,7 +175,7 @@ def carries(pid: int, token: str) -> bool:
             # empty: scrubbed (env -i), or caught inside an exec, between the new
             # program's memory and its environment (a daemon that just left the
             # session would be missed): read again
-            time.sleep(0.001)
+            time.sleep(0.0002)
         return False
     try:  # pragma: no cover - not Linux
         import psutil
@@ -339,7 +340,7 @@ def _belongs(
     """The leader, its session, its token, or (aim a subreaper) one of its orphans."""
     if p.pid == tree.pid or p.sid == tree.pid:
         return True
-    if tree.token and not p.zombie and carries(p.pid, tree.token):
+    if tree.token and not p.zombie and p.ppid != KTHREADD and carries(p.pid, tree.token):
         return True
     return _subreaper and p.ppid == me and _orphan_of(p, tree, others, ending)
 
