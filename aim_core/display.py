@@ -22,22 +22,26 @@ def escape_controls(text: str, keep: str = "") -> str:
     those in ``keep``) as Python writes them in a string: ``a\\nb`` for a newline,
     ``\\x1b`` for ESC, ``\\u202e`` for a right-to-left override. Text without any is
     returned as it is."""
-    global _CONTROL
-    if _CONTROL is None:
-        import re
-
-        _CONTROL = re.compile(f"[{UNSAFE}]")
-    if not _CONTROL.search(text):
+    pattern = _unsafe()
+    if not pattern.search(text):
         return text
-    escaped: str = _CONTROL.sub(lambda m: m[0] if m[0] in keep else repr(m[0])[1:-1], text)
+    escaped: str = pattern.sub(lambda m: m[0] if m[0] in keep else repr(m[0])[1:-1], text)
     return escaped
 
 
 def first_unsafe(text: str) -> str | None:
     """The first character of :data:`UNSAFE` in ``text``, or None."""
-    escape_controls("")  # compiles the pattern
-    found = _CONTROL.search(text)
+    found = _unsafe().search(text)
     return found[0] if found else None
+
+
+def _unsafe() -> Any:
+    global _CONTROL
+    if _CONTROL is None:
+        import re
+
+        _CONTROL = re.compile(f"[{UNSAFE}]")
+    return _CONTROL
 
 
 def strip_ansi(text: str) -> str:

@@ -317,9 +317,7 @@ def members(tree: ToolTree, table: Mapping[int, Proc]) -> set[int]:
     """The pids of every living process of ``tree`` in ``table`` (hold :data:`spawning`
     from reading the table until the pids are used, or call :func:`look`)."""
     me = os.getpid()
-    with _live_lock:  # one moment's view: a tree that ends after it is still 'ending'
-        others = [t for t in _live.values() if t.pid != tree.pid]
-        ending = frozenset(_ending)
+    others, ending = _others_now(tree)
     leaders = {t.pid for t in others}
     found = set()
     for p in table.values():
@@ -332,6 +330,13 @@ def members(tree: ToolTree, table: Mapping[int, Proc]) -> set[int]:
             found.add(pid)
     found |= _offspring(table, found, me)
     return {pid for pid in found if not table[pid].zombie}
+
+
+def _others_now(tree: ToolTree) -> tuple[list[ToolTree], frozenset[int]]:
+    """The other live trees and the leaders among them whose last sweep began, read in
+    one moment: a tree that ends after it is still 'ending', never one that will sweep."""
+    with _live_lock:
+        return [t for t in _live.values() if t.pid != tree.pid], frozenset(_ending)
 
 
 def _belongs(
@@ -521,9 +526,7 @@ def _reap(tree: ToolTree, signalled: set[int]) -> None:
         return
     me, my_sid = os.getpid(), os.getsid(0)
     with spawning:
-        with _live_lock:
-            others = [t for t in _live.values() if t.pid != tree.pid]
-            ending = frozenset(_ending)
+        others, ending = _others_now(tree)
         leaders = {t.pid for t in others} | {tree.pid}
         for p in process_table().values():
             if not p.zombie or p.ppid != me or p.pid in leaders or p.sid == my_sid:
