@@ -9,10 +9,10 @@ Everything platform-specific about locks lives in this module.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -175,9 +175,17 @@ class HeldLock(FileLock):
         if fd is not None and self._kept_in == _forks[0]:
             os.close(fd)
 
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
+    def __del__(
+        self, _close: Callable[[int], None] = os.close, _forked: list[int] = _forks
+    ) -> None:
+        # os.close and _forks bound at definition: at interpreter exit the module's
+        # globals may already be None
+        fd = getattr(self, "_kept", None)
+        if fd is not None and self._fd is None and self._kept_in == _forked[0]:
+            try:  # noqa: SIM105 - no contextlib at interpreter exit
+                _close(fd)
+            except OSError:
+                pass
 
 
 def is_free(path: str | os.PathLike[str]) -> bool:

@@ -26,7 +26,7 @@ from _common import median
 from bench_append import bare_append, sample_record
 
 from aim_core.audit import jsonl
-from aim_core.audit.canonical import canonical, new_sha256
+from aim_core.audit.canonical import canonical, new_sha256, seal_body
 from aim_core.audit.head import encode_heads
 
 
@@ -76,8 +76,9 @@ def main() -> None:
             with log._lock:
                 files = log._as_left()
             assert files is not None, "the log is not as this process left it"
-            os.close(files[0])
-            os.close(files[1])
+            if log._heads_fd is None:  # the heads are kept open for the next append
+                os.close(files[0])
+                os.close(files[1])
 
         def relisted() -> object:
             log._days_seen = None
@@ -94,7 +95,8 @@ def main() -> None:
             (f"  (general path) _days() listing {args.days + 1} days again", relisted),
             ("  (general path) _log_tip() reading the last line back", reread),
             ("  _timestamp()", log._timestamp),
-            ("  canonical JSON of the record", lambda: canonical(sealed)),
+            ("  canonical JSON of the record (json)", lambda: canonical(sealed)),
+            ("  the same from orjson (seal_body)", lambda: seal_body(sealed)),
             ("  SHA-256 of it", lambda: new_sha256(body).hexdigest()),
             ("  encode_heads()", lambda: encode_heads(12, sealed["hash"], "2024-01-01", None)),
             ("bare open + write + fsync + close", lambda: bare_append(bare, line)),

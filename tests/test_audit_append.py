@@ -18,7 +18,7 @@ import pytest
 
 from aim_core.audit.canonical import canonical, record_hash
 from aim_core.audit.head import LogBehindHead
-from aim_core.audit.jsonl import JsonlAuditLog
+from aim_core.audit.jsonl import SETTLE_NS, JsonlAuditLog
 from aim_core.audit.verify import verify
 
 DAY = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -124,6 +124,66 @@ def test_a_head_moved_forward_by_hand_is_refused(tmp_path):
     with pytest.raises(LogBehindHead, match=r"HEAD\.json says"):
         log.append(REC)
     assert sealed["seq"] == 1
+
+
+@pytest.mark.parametrize("which", ["HEAD.json", "machine"])
+def test_a_head_replaced_by_another_file_between_appends_is_read_at_its_path(tmp_path, which):
+    """The heads stay open between one process's appends: a file renamed over one (as an
+    editor saves) must be the one read, not the one still open."""
+    d = tmp_path / "AIM_audit"
+    log = JsonlAuditLog(d)
+    log.append(REC)
+    time.sleep(SETTLE_NS / 1e9 + 0.01)  # the new day directory's listing is trusted now
+    log.append(REC)
+    log.append(REC)
+    assert log._heads_fd is not None  # the appends went the way that keeps the heads open
+    path = d / "HEAD.json" if which == "HEAD.json" else log.machine_head_path
+    raw = path.read_bytes()
+    head = json.loads(raw)
+    moved = json.dumps({**head, "seq": head["seq"] + 5}).encode().ljust(len(raw) - 1) + b"\n"
+    (path.parent / "new-head").write_bytes(moved)
+    os.replace(path.parent / "new-head", path)
+    with pytest.raises(LogBehindHead, match=r"says|names"):
+        log.append(REC)
+    assert len(lines(d)) == 3
+
+
+def test_appends_keep_a_fixed_number_of_files_open(tmp_path):
+    d = tmp_path / "AIM_audit"
+    before = set(os.listdir("/proc/self/fd"))
+    log = JsonlAuditLog(d)
+    log.append(REC)
+    time.sleep(SETTLE_NS / 1e9 + 0.01)
+    for _ in range(3):
+        log.append(REC)
+    held = set(os.listdir("/proc/self/fd")) - before
+    for _ in range(30):
+        log.append(REC)
+    assert set(os.listdir("/proc/self/fd")) - before == held
+    assert len(held) <= 4  # the lock, the day file, both heads
+    log.close()
+    log._lock.close()
+    assert set(os.listdir("/proc/self/fd")) - before == set()
+
+
+def test_a_log_alive_at_interpreter_exit_closes_quietly(tmp_path):
+    """A log still referenced when the interpreter tears its modules down (here through
+    a wrapper of os.fsync, as a tracer may install) closes without "Exception ignored"."""
+    script = tmp_path / "writer.py"
+    script.write_text(
+        "import os, sys\n"
+        "from aim_core.audit.jsonl import JsonlAuditLog\n"
+        "real_fsync = os.fsync\n"
+        "os.fsync = lambda fd: real_fsync(fd)\n"
+        "log = JsonlAuditLog(sys.argv[1])\n"
+        "for _ in range(3):\n"
+        "    log.append({'actor': 'x'})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "AIM_audit")], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stderr == ""
+    assert verify(tmp_path / "AIM_audit").records == 3
 
 
 def test_a_day_file_replaced_between_appends_is_written_at_its_path(tmp_path):

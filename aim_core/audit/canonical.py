@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,50 @@ else:  # pragma: no cover - an interpreter without the C accelerator
 def canonical(data: Mapping[str, Any]) -> bytes:
     """Sorted keys, no whitespace, UTF-8."""
     return "".join(encode_canonical(data, 0)).encode("utf-8")
+
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a platform without orjson's wheels
+    _orjson_dumps = None
+else:
+    _orjson_dumps = orjson.dumps
+    # subclasses (IntEnum, str enums), datetimes and dataclasses go to json's way
+    _OPTIONS = (
+        orjson.OPT_SORT_KEYS
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+    )
+
+# where orjson's bytes may differ from canonical(): a float under 1e-4 (orjson writes
+# 0.00001 and 1e-7 where Python writes 1e-05 and 1e-07). A superset -- a string holding
+# "0.0000" or "3e-7" matches too and only takes the slower path. Searched for with
+# bytes.find first: a regular expression scans a record byte by byte (7 us of 600 bytes).
+_EXPONENT = re.compile(rb"[0-9]e-[0-9]")
+
+
+def _small_float(body: bytes) -> bool:
+    return b"0.0000" in body or (b"e-" in body and _EXPONENT.search(body) is not None)
+
+
+def seal_body(record: Mapping[str, Any]) -> bytes:
+    """The canonical JSON an append hashes and writes: :func:`canonical`'s bytes, from
+    orjson (ten times faster: the append's budget) when it writes the same ones.
+
+    The one difference left on purpose: a NaN or infinite float, which is not JSON
+    (``NaN`` in Python's output, no browser reads it), is written ``null``; the line
+    still verifies, as verification encodes the parsed line again. Raises
+    ``TypeError`` / ``ValueError`` for what :func:`canonical` cannot encode."""
+    if _orjson_dumps is not None:
+        try:
+            body: bytes = _orjson_dumps(record, option=_OPTIONS)
+        except TypeError:  # orjson.JSONEncodeError: big ints, non-str keys, surrogates,
+            pass  # what it passes through
+        else:
+            if not _small_float(body):
+                return body
+    return canonical(record)
 
 
 # SHA-256 of the record an append seals: CPython's own, as aim_core.digest's first
@@ -100,5 +145,6 @@ __all__ = [
     "new_sha256",
     "parse_timestamp",
     "record_hash",
+    "seal_body",
     "utc_timestamp",
 ]

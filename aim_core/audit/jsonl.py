@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from aim_core.audit import checkpoints
-from aim_core.audit.canonical import body_digest, encode_canonical, new_sha256, utc_timestamp
+from aim_core.audit.canonical import body_digest, new_sha256, seal_body, utc_timestamp
 from aim_core.audit.checkpoints import CHECKPOINTS_NAME
 from aim_core.audit.days import LOG_NAME, day_dirs
 from aim_core.audit.head import (
@@ -157,6 +157,12 @@ def _write_sync(fd: int, line: bytes) -> None:
     os.fsync(fd)
 
 
+def _close_quietly(*fds: int) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 def _fsync_dir(path: str) -> None:
     """fsync a directory (and its parent: the day directory may be new too); where
     directories cannot be opened (Windows), nothing."""
@@ -241,6 +247,9 @@ class JsonlAuditLog:
         self._head_files: tuple[HeadFile, HeadFile] | None = None
         self._newest: tuple[str, int, int, int] | None = None  # the newest day file, stat'ed
         self._day_fd: tuple[str, int, int, int] | None = None  # see _write_line
+        # both heads kept open between appends: (HEAD.json's descriptor, device, inode,
+        # the machine copy's descriptor, device, inode); see _heads_as_left
+        self._heads_fd: tuple[int, int, int, int, int, int] | None = None
 
     @property
     def head_path(self) -> Path:
@@ -489,7 +498,7 @@ class JsonlAuditLog:
         sealed["seq"] = seq = seq + 1
         sealed["prev_hash"] = prev
         sealed.pop("hash", None)
-        body = "".join(encode_canonical(sealed, 0)).encode("utf-8")
+        body = seal_body(sealed)
         key = self.key
         digest = body_digest(body, key) if key else new_sha256(body).hexdigest()
         sealed["hash"] = digest
@@ -543,12 +552,24 @@ class JsonlAuditLog:
         kept, self._day_fd = self._day_fd, None
         if kept is not None:
             os.close(kept[1])
+        self._close_kept_heads()
 
-    def __del__(self) -> None:
-        kept = getattr(self, "_day_fd", None)  # None when __init__ did not finish
-        if kept is not None:
-            with contextlib.suppress(OSError):
-                os.close(kept[1])
+    def _close_kept_heads(self) -> None:
+        heads, self._heads_fd = self._heads_fd, None
+        if heads is not None:
+            os.close(heads[0])
+            os.close(heads[3])
+
+    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
+        # os.close bound at definition: at interpreter exit the module's globals may
+        # already be None
+        for name, at in (("_day_fd", 1), ("_heads_fd", 0), ("_heads_fd", 3)):
+            kept = getattr(self, name, None)  # None when __init__ did not finish
+            if kept is not None:
+                try:  # noqa: SIM105 - no contextlib at interpreter exit
+                    _close(kept[at])
+                except OSError:
+                    pass
 
     def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Seal a record (timestamp, seq, prev_hash, hash), append it, move the heads,
@@ -561,9 +582,12 @@ class JsonlAuditLog:
             if files is not None:
                 try:
                     sealed = self._commit_as_left(record, *files)
+                except BaseException:
+                    self._close_kept_heads()
+                    raise
                 finally:
-                    os.close(files[0])
-                    os.close(files[1])
+                    if self._heads_fd is None:  # not kept (Windows) or closed on an error
+                        _close_quietly(*files)
                 if sealed is not None:
                     return sealed
             saved_f, machine_f = self._heads_files
@@ -618,19 +642,44 @@ class JsonlAuditLog:
             tail = tip_seen[2]
             if os.pread(kept[1], len(tail), st.st_size - len(tail)) != tail:
                 return None
-            saved_fd = os.open(files[0].path, os.O_RDWR)
+        except OSError:
+            return None
+        return self._heads_as_left(files[0].path, saved[0], files[1].path, machine[0])
+
+    def _heads_as_left(
+        self, saved_path: str, saved: bytes, machine_path: str, machine: bytes
+    ) -> tuple[int, int] | None:
+        """Both heads opened ``(HEAD.json, the machine's copy)`` when they hold the bytes
+        ``saved`` and ``machine``, else None. The descriptors stay open for the next
+        append (:meth:`close` closes them): used again while each path names the file
+        opened (device and inode), as the day file is."""
+        heads = self._heads_fd
+        try:
+            if heads is not None:
+                st = os.stat(saved_path)
+                if (st.st_dev, st.st_ino) == heads[1:3]:
+                    st = os.stat(machine_path)
+                    if (st.st_dev, st.st_ino) == heads[4:]:
+                        if os.pread(heads[0], 2 * SLOT, 0) == saved and (
+                            os.pread(heads[3], 2 * SLOT, 0) == machine
+                        ):
+                            return heads[0], heads[3]
+                        return None
+                self._close_kept_heads()
+            saved_fd = os.open(saved_path, os.O_RDWR)
         except OSError:
             return None
         try:
-            machine_fd = os.open(files[1].path, os.O_RDWR)
+            machine_fd = os.open(machine_path, os.O_RDWR)
         except OSError:
             os.close(saved_fd)
             return None
         try:
-            if (
-                os.read(saved_fd, 2 * SLOT) == saved[0]
-                and os.read(machine_fd, 2 * SLOT) == machine[0]
-            ):
+            if os.read(saved_fd, 2 * SLOT) == saved and os.read(machine_fd, 2 * SLOT) == machine:
+                if not KEEP_OPEN:  # pragma: no cover - Windows (see KEEP_OPEN)
+                    return saved_fd, machine_fd
+                a, b = os.fstat(saved_fd), os.fstat(machine_fd)
+                self._heads_fd = (saved_fd, a.st_dev, a.st_ino, machine_fd, b.st_dev, b.st_ino)
                 return saved_fd, machine_fd
         except OSError:
             pass
@@ -654,7 +703,7 @@ class JsonlAuditLog:
         sealed["seq"] = seq = seq + 1
         sealed["prev_hash"] = prev
         sealed.pop("hash", None)
-        body = "".join(encode_canonical(sealed, 0)).encode("utf-8")
+        body = seal_body(sealed)
         key = self.key
         sealed["hash"] = digest = body_digest(body, key) if key else new_sha256(body).hexdigest()
         checkpoint = machine_f.seen[1].checkpoint  # type: ignore[index]
