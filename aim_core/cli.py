@@ -183,6 +183,7 @@ def validate(paths: tuple[Path, ...], strict: bool) -> int:
             known_capabilities=caps,
             known_tools=tools,
             strict=strict,
+            root=project.root,
         )
         for f in files
     ]

@@ -69,7 +69,8 @@ def load_all(project: Project, paths: list[Path]) -> list[Loaded]:
         raise AimError("no workstream files found in the paths given")
     caps = project.known_capabilities()
     verdicts = [
-        verdict_for(f, display_path(f, project.root), known_capabilities=caps) for f in files
+        verdict_for(f, display_path(f, project.root), known_capabilities=caps, root=project.root)
+        for f in files
     ]
     verdicts = check_graph(verdicts, repository_ids(project.root))
     problems = [e for v in verdicts for e in v.errors]

@@ -65,6 +65,21 @@ def names(entries: Iterable[str], path: str) -> bool:
     return False
 
 
+def entry_taken_as_file(root: Path, entries: Iterable[str], path: str) -> str | None:
+    """The scope entry that :func:`names` finds above the repository-relative ``path``
+    although a run takes that entry as a file -- it has no trailing ``/`` and is no
+    directory under ``root`` (:class:`Scope`'s rule), so nothing below it is in scope --
+    or None: ``path`` is in the scope as a run sees it, or no entry is above it."""
+    rel = _name(path)
+    if Scope(root, entries).contains(rel):
+        return None
+    for entry in entries:
+        name = _name(entry)
+        if name and rel.startswith(name + "/") and not any(c in name for c in GLOB_CHARS):
+            return entry
+    return None
+
+
 def _rel(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
 

@@ -20,7 +20,7 @@ from aim_core import jsonc
 from aim_core.errors import UsageError, WorkstreamError
 from aim_core.models import CapabilityPayload, Verify, Workstream
 from aim_core.paths import WORKSTREAMS_DIR
-from aim_core.scope import names
+from aim_core.scope import entry_taken_as_file, names
 from aim_core.suggest import did_you_mean, nearest, show
 from aim_core.values import Value
 
@@ -403,9 +403,15 @@ def _quick_structure(data: Any, cls: type = Workstream) -> Any:
 
 
 def check_workstream(
-    ws: Workstream, *, known_capabilities: Iterable[str] = (), known_tools: Iterable[str] = ()
+    ws: Workstream,
+    *,
+    known_capabilities: Iterable[str] = (),
+    known_tools: Iterable[str] = (),
+    root: Path | None = None,
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Checks across fields; returns (errors, warnings) as ``(field path, message)``."""
+    """Checks across fields; returns (errors, warnings) as ``(field path, message)``.
+    With the repository's ``root``, the scope's entries are read as a run reads them
+    (one that is no directory there is a file)."""
     errors: list[tuple[str, str]] = []
     warnings: list[tuple[str, str]] = []
     if not ws.capability and not ws.tool:
@@ -443,6 +449,15 @@ def check_workstream(
                 (
                     f"capability_payload.files[{i}]",
                     f"'{f}' is not in files_scope; add it to files_scope or remove it here",
+                )
+            )
+        elif root is not None and (entry := entry_taken_as_file(root, allowed, f)):
+            errors.append(
+                (
+                    f"capability_payload.files[{i}]",
+                    f"'{f}' is below '{entry}', which is no directory in the repository, "
+                    f"so the run takes it as a file and '{f}' is not in files_scope; "
+                    f"write '{entry.rstrip('/')}/' for a directory the tool creates",
                 )
             )
     if ws.id in ws.depends_on:
@@ -523,8 +538,10 @@ def verdict_for(
     known_capabilities: Iterable[str] = (),
     known_tools: Iterable[str] = (),
     strict: bool = False,
+    root: Path | None = None,
 ) -> FileVerdict:
-    """Load and check one file without raising for what is wrong inside it."""
+    """Load and check one file without raising for what is wrong inside it (with the
+    repository's ``root``: as :func:`check_workstream` does with it)."""
     try:
         data = read_json(path, display)
     except (WorkstreamError, UsageError) as e:
@@ -533,7 +550,7 @@ def verdict_for(
     warnings: list[tuple[str, str]] = []
     if ws is not None:
         more_errors, more_warnings = check_workstream(
-            ws, known_capabilities=known_capabilities, known_tools=known_tools
+            ws, known_capabilities=known_capabilities, known_tools=known_tools, root=root
         )
         errors += more_errors
         warnings += more_warnings
@@ -567,6 +584,7 @@ def load_workstream(
         known_capabilities=known_capabilities,
         known_tools=known_tools,
         strict=strict,
+        root=root,
     )
     if v.errors or v.workstream is None:
         raise WorkstreamError(

@@ -160,6 +160,23 @@ BAD = [
         _mutate(**{"capability_payload.files": ["src/other.py"]}),
         "capability_payload.files[0]: 'src/other.py' is not in files_scope",
     ),
+    (
+        "payload-file-below-a-file-in-scope",
+        _mutate(files_scope=["newpkg.py"], **{"capability_payload.files": ["newpkg.py/x.py"]}),
+        "capability_payload.files[0]: 'newpkg.py/x.py' is below 'newpkg.py', which is no "
+        "directory in the repository, so the run takes it as a file",
+    ),
+    (
+        "payload-file-below-a-file-to-create",
+        _mutate(
+            files_scope=[],
+            files_create=["./pkg"],
+            **{"capability_payload.files": ["pkg\\mod.py"]},
+        ),
+        "capability_payload.files[0]: 'pkg/mod.py' is below './pkg', which is no directory "
+        "in the repository, so the run takes it as a file and 'pkg/mod.py' is not in "
+        "files_scope; write './pkg/' for a directory the tool creates",
+    ),
     ("metadata-text", _mutate(metadata="x"), 'metadata: expected an object, got "x"'),
     ("ccpm-text", _mutate(ccpm_issue="1"), 'ccpm_issue: expected an integer issue number, got "1"'),
     ("gate-bool", _mutate(gate=True), "gate: expected an integer, got true"),
@@ -190,6 +207,38 @@ def test_bad_workstream_is_exit_2_with_file_and_field(repo, aim, text, expected)
     assert f"workstreams/bad.json: {expected}" in out
     assert "Traceback" not in out
     assert path.read_bytes() == before  # the user's file is untouched
+
+
+@pytest.mark.parametrize(
+    "scope,payload",
+    [
+        (["newpkg/"], "newpkg/x.py"),  # a directory the tool creates, as the guide writes it
+        (["src"], "src/new.py"),  # a directory that exists
+        (["src/*.py"], "src/new.py"),  # a glob
+        (["tests/staging_test_file.py"], "./tests/staging_test_file.py"),
+    ],
+)
+def test_payload_files_the_run_takes_as_in_scope_are_valid(repo, aim, scope, payload):
+    (repo / "src").mkdir()
+    path = repo / "workstreams" / "ok.json"
+    path.write_text(_mutate(files_scope=scope, **{"capability_payload.files": [payload]}))
+    r = aim("validate", "workstreams/ok.json", cwd=repo)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_payload_file_below_a_file_is_refused_by_run_before_any_tool(repo, aim):
+    """What validate refuses, run refuses too, before a tool is started (it would have
+    worked on a file the scope check then throws away)."""
+    path = repo / "workstreams" / "ws.json"
+    path.write_text(
+        _mutate(files_scope=["newpkg.py"], **{"capability_payload.files": ["newpkg.py/x.py"]})
+    )
+    r = aim("run", "workstreams/ws.json", cwd=repo)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "is below 'newpkg.py', which is no directory in the repository" in r.stderr
+    assert not (repo / "AIM_audit").exists() or "newpkg" not in "".join(
+        p.read_text() for p in (repo / "AIM_audit").glob("*/audit.jsonl")
+    )
 
 
 def test_a_workstream_files_name_is_shown_escaped(repo, aim):
