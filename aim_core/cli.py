@@ -14,7 +14,7 @@ from aim_core._version import __version__
 # The global options and opening the project: shared with the commands kept in their
 # own modules (aim_core.cli_common).
 from aim_core.cli_common import common_options, open_project
-from aim_core.cli_frame import ISSUES_URL, run_framed, wants_debug
+from aim_core.cli_frame import ISSUES_URL, run_framed, wants_debug, wants_json
 from aim_core.display import escape_controls
 from aim_core.errors import EXIT_INTERRUPTED, EXIT_USAGE, AimError
 
@@ -717,7 +717,7 @@ def run_cli(args: list[str]) -> int:
     from aim_core.plugin_output import guard_stdout
 
     guard_stdout()  # what a plugin prints never reaches aim's stdout (its JSON)
-    return run_framed(lambda: _click_main(args), debug=wants_debug(args))
+    return run_framed(lambda: _click_main(args), debug=wants_debug(args), as_json=wants_json(args))
 
 
 def _click_main(args: list[str]) -> int:

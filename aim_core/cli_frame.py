@@ -9,6 +9,7 @@ Shared by the click CLI (:mod:`aim_core.cli`) and the commands started without i
 from __future__ import annotations
 
 import contextvars
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -84,15 +85,44 @@ def internal_error(e: BaseException) -> str:
     )
 
 
+def error_json(e: AimError) -> str:
+    """What ``--json`` prints on stdout for an error that ends the command: one object,
+    ``{"error": message, "file", "field", "problems": [one line each], "exit_code"}``
+    (the values as they are: JSON escapes what a terminal would obey)."""
+    import json
+
+    problems = [str(p) for p in getattr(e, "problems", None) or []]
+    data = {
+        "error": e.message if hasattr(e, "message") else str(e),
+        "file": getattr(e, "file", None),
+        "field": getattr(e, "field", None),
+        "problems": problems,
+        "exit_code": e.exit_code,
+    }
+    return json.dumps(data, ensure_ascii=False)
+
+
+def wants_json(args: list[str]) -> bool:
+    """``--json`` or ``--format json`` among the options (before a ``--``): errors are
+    also printed as JSON."""
+    options = args[: args.index("--")] if "--" in args else args
+    return (
+        "--json" in options
+        or "--format=json" in options
+        or any(pair == ("--format", "json") for pair in itertools.pairwise(options))
+    )
+
+
 def wants_debug(args: list[str]) -> bool:
     """``--debug`` among the arguments, or ``AIM_DEBUG=1``: show tracebacks."""
     return "--debug" in args or os.environ.get("AIM_DEBUG") == "1"
 
 
-def run_framed(command: Callable[[], int], *, debug: bool) -> int:
+def run_framed(command: Callable[[], int], *, debug: bool, as_json: bool = False) -> int:
     """Run ``command``; its errors become the messages and exit codes of ARCHITECTURE.md
-    (re-raised with ``debug``). Before it returns, every project the command opened
-    flushes its audit sinks (``audit_flush``)."""
+    (re-raised with ``debug``; with ``as_json`` also :func:`error_json` on stdout).
+    Before it returns, every project the command opened flushes its audit sinks
+    (``audit_flush``)."""
     token = OPENED.set([])
     try:
         try:
@@ -101,6 +131,8 @@ def run_framed(command: Callable[[], int], *, debug: bool) -> int:
             if debug:
                 raise
             print_error(e)
+            if as_json:
+                echo(error_json(e))
             return e.exit_code
         except KeyboardInterrupt:
             echo("Interrupted.", err=True)

@@ -17,7 +17,7 @@ Adding an option to ``aim run``: add the ``click.option`` to the ``run`` command
 
 from __future__ import annotations
 
-from aim_core.cli_frame import echo, remember, run_framed, wants_debug
+from aim_core.cli_frame import echo, remember, run_framed, wants_debug, wants_json
 from aim_core.display import escape_controls
 from aim_core.errors import EXIT_INTERRUPTED
 from aim_core.run_args import (  # noqa: F401 - the option tables live there
@@ -93,7 +93,7 @@ def main_without_click(args: list[str]) -> int | None:
             echo("Aborted.", err=True)
             return EXIT_INTERRUPTED
 
-    return run_framed(command, debug=wants_debug(args))
+    return run_framed(command, debug=wants_debug(args), as_json=wants_json(args))
 
 
 # --------------------------------------------------------------------------- the work

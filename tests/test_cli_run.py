@@ -202,3 +202,38 @@ def test_run_starts_without_click(repo, aim):
         text=True,
     )
     assert proc.stderr.strip().splitlines()[-1] == "False False 0", proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args,problem",
+    [
+        (["run", "--json", "bad.json"], "capability_payload.timeout_ms: expected an integer"),
+        (["run", "--json", "missing.json"], "missing.json: file not found"),
+        (["run", "--dry-run", "--json", "bad.json"], "capability_payload.timeout_ms"),
+        (["audit", "report", "--json", "--since", "garbage"], "'garbage' is not a date"),
+        (["audit", "query", "--format", "json", "--since", "x"], "'x' is not a date"),
+        (["audit", "query", "--format=json", "--until", "x"], "'x' is not a date"),
+    ],
+)
+def test_json_output_gets_the_error_as_json_too(repo, aim, args, problem):
+    """A script reading ``--json`` gets one object for an error that ends the command
+    (stdout), while the person reads the message (stderr); exit 2 either way."""
+    (repo / "bad.json").write_text(
+        '{"id": "x", "capability": "code_generation",'
+        ' "capability_payload": {"timeout_ms": "sixty"}}'
+    )
+    r = aim(*args, cwd=repo)
+    assert r.returncode == 2, r.stdout + r.stderr
+    (line,) = r.stdout.splitlines()
+    data = json.loads(line)
+    assert data["exit_code"] == 2
+    assert problem in data["error"] + " ".join(data["problems"])
+    assert r.stderr.startswith("Error: ") and problem in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_without_json_an_error_leaves_stdout_empty(repo, aim):
+    r = aim("run", "missing.json", cwd=repo)
+    assert r.returncode == 2 and r.stdout == ""
+    r = aim("run", "--", "--json", cwd=repo)  # a file named --json: not the option
+    assert r.returncode == 2 and r.stdout == "", r.stdout
