@@ -12,8 +12,11 @@ from pathlib import Path
 
 from aim_core.models import ProcessResult
 
-SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH)", re.IGNORECASE)
-SECRET_FLAG = re.compile(r"^--?[\w-]*(key|token|secret|passw|auth)[\w-]*$", re.IGNORECASE)
+# names that say a value is a secret; not TOKENS (a count: MAX_TOKENS, --map-tokens) nor
+# AUTHOR (GIT_AUTHOR_NAME, --author; AUTHORIZATION is one)
+_SECRET_WORD = r"(KEY|TOKEN(?!S)|SECRET|PASSW|CREDENTIAL|AUTH(?!OR(?!IZ)))"
+SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
+SECRET_FLAG = re.compile(r"^--?[\w-]*" + _SECRET_WORD + r"[\w-]*$", re.IGNORECASE)
 MASK = "[REDACTED]"
 LOG_CAP = 64 * 1024  # of each stream's output kept in the log, at each end
 
@@ -51,13 +54,15 @@ class RunLog:
         out: list[str] = []
         hide_next = False
         for a in argv:
-            if hide_next:
+            if hide_next and not a.startswith("--"):
                 out.append(MASK)
                 hide_next = False
                 continue
             if "=" in a and SECRET_FLAG.match(a.split("=", 1)[0]):
                 out.append(a.split("=", 1)[0] + "=" + MASK)
                 continue
+            # the value of a flag such as --api-key is the next word, unless that is
+            # another long option (--no-auth --yes: --yes is no secret)
             hide_next = bool(SECRET_FLAG.match(a))
             out.append(self.mask_values(a))  # the prompt in it was checked before the run
         return out
