@@ -172,7 +172,8 @@ def _shower(as_json: bool) -> Callable[[Any], None]:
         from aim_core.security import redact_text
 
         mark = "OK  " if r.success else "FAIL"
-        tool = f" [{r.tool_id}, {r.duration_sec:.1f}s]" if r.tool_id else ""
+        waited = f", {r.waited_sec:.1f}s of it waiting for another run" if r.waited_sec else ""
+        tool = f" [{r.tool_id}, {r.duration_sec:.1f}s{waited}]" if r.tool_id else ""
         echo(escape_controls(f"{mark} {redact_text(str(r.workstream_id))}: {r.message}{tool}"))
 
     return show

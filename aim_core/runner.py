@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -255,22 +255,17 @@ class Runner:
         from aim_core.recovery import recover_dead_runs
         from aim_core.runlocks import RunTable
 
-        def waiting(entry: Mapping[str, Any]) -> None:
-            log.info(
-                f"Waiting for run {entry['run_id']} ({entry.get('workstream_id')}), "
-                "which works on the same files"
-            )
-
         table = RunTable(self.project.runs_state)
         run.active = table.join(
             run.run_id,
             self.project.root,
             run.ws.writable_files(),
             info={"workstream_id": run.ws.id},
-            on_wait=waiting,
+            on_wait=run.waiting,
             stop=self.stop,
             recover=lambda: recover_dead_runs(self.project),
         )
+        run.done_waiting()
 
     def _candidates(self, run: RunState) -> list[Candidate]:
         from aim_core.router import candidates, recheck_negative

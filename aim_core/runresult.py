@@ -24,7 +24,9 @@ class RunResult:
     """What a workstream run came to; ``aim run --json`` prints one per workstream.
 
     ``attempts`` are the invocations made, in order; ``skipped`` the candidates
-    not invoked (``{tool_id, failure, reason}``); ``duration_sec`` the wall time.
+    not invoked (``{tool_id, failure, reason}``); ``duration_sec`` the wall time,
+    ``waited_sec`` the part of it spent waiting for other runs on the same files
+    (seconds).
     """
 
     run_id: str
@@ -39,6 +41,7 @@ class RunResult:
     files_created: tuple[str, ...] = ()
     files_modified: tuple[str, ...] = ()
     duration_sec: float = 0.0
+    waited_sec: float = 0.0
     log_path: str | None = None
     source: str | None = None
 

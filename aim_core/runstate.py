@@ -8,9 +8,10 @@ Every audit record of the run is built here, from typed values.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aim_core.models import Failure, FileChanges, Invocation, Problem, Usage, Workstream
@@ -38,6 +39,9 @@ def _rooted(path: str) -> str:
     return "/" + text.lstrip("/")
 
 
+log = logging.getLogger("aim")
+
+
 class RunState:
     """One workstream run in progress (internal to the engine; compared by identity)."""
 
@@ -58,6 +62,8 @@ class RunState:
         "source",
         "started",
         "stop",
+        "wait_began",
+        "waited",
         "ws",
     )
 
@@ -84,6 +90,8 @@ class RunState:
         self.stop = stop
         self.source = source
         self.started: float = time.monotonic()
+        self.waited: float = 0.0  # seconds spent waiting for runs on the same files
+        self.wait_began: float | None = None
         self.active = active
         self.skipped: list[dict[str, Any]] = []  # every skip of the run
         self.pending: list[dict[str, Any]] = []  # skips not yet on a record
@@ -92,6 +100,21 @@ class RunState:
         self.racing: list[Attempt] = []  # the candidates of a race in progress
         self.on_event = on_event
         self.check_tools: dict[str, Candidate] = {}  # verify: kind -> tool
+
+    def waiting(self, entry: Mapping[str, Any]) -> None:
+        """``RunTable.join``'s ``on_wait``: say which run this one waits for (``entry``,
+        that run's row of the table); the wait is timed until :meth:`done_waiting`."""
+        if self.wait_began is None:
+            self.wait_began = time.monotonic()
+        log.info(
+            f"Waiting for run {entry['run_id']} ({entry.get('workstream_id')}), "
+            "which works on the same files"
+        )
+
+    def done_waiting(self) -> None:
+        """The run has its place in the table: :attr:`waited` is how long it waited."""
+        if self.wait_began is not None:
+            self.waited = time.monotonic() - self.wait_began
 
     @property
     def spent_usd(self) -> float:
@@ -179,5 +202,6 @@ class RunState:
             files_created=last.files_created if last is not None else (),
             files_modified=last.files_modified if last is not None else (),
             duration_sec=time.monotonic() - self.started,
+            waited_sec=self.waited,
             log_path=str(self.runlog.path),
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -549,6 +550,21 @@ def test_overlapping_scopes_never_work_at_once(repo, aim, fake, fakeai, tmp_path
     spans.sort()
     assert spans[0][1] <= spans[1][0] + 0.05  # one after the other, never overlapping
     assert "which works on the same files" in r.stderr
+    waits = sorted(json.loads(line)["waited_sec"] for line in r.stdout.splitlines())
+    assert waits[0] == 0 and waits[1] >= 0.3  # the second waited for the first's tool
+
+
+def test_the_summary_says_how_long_a_run_waited_for_another(repo, aim, fake, fakeai):
+    """``[jules, 1.1s]`` of a run that waited 0.5 s for another on the same files says
+    so: the time is not the tool's."""
+    fake("jules", write_argv_files="x\n", sleep=0.5)
+    a = write_ws(repo, "ws-one", files_scope=["src/same.py"])
+    b = write_ws(repo, "ws-two", files_scope=["src/same.py"])
+    r = aim("run", a, b, "-j", "2", cwd=repo, env=fakeai)
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stdout.splitlines() if x.startswith("OK  ")]
+    waited = [x for x in lines if re.search(r", \d+\.\ds of it waiting for another run]$", x)]
+    assert len(lines) == 2 and len(waited) == 1, lines
 
 
 def test_eight_processes_on_eight_files(repo, fake, fakeai):
