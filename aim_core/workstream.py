@@ -442,6 +442,17 @@ def check_workstream(
                     "tool may create)",
                 )
             )
+    errors += _payload_errors(ws, root)
+    if ws.id in ws.depends_on:
+        errors.append(("depends_on", f"the workstream depends on itself ('{ws.id}'); remove it"))
+    warnings += _self_checked(ws)
+    return errors, warnings
+
+
+def _payload_errors(ws: Workstream, root: Path | None) -> list[tuple[str, str]]:
+    """``capability_payload.files`` that the scope does not name (with ``root``: as a
+    run reads the scope)."""
+    errors: list[tuple[str, str]] = []
     allowed = (*ws.files_scope, *ws.files_create)
     for i, f in enumerate(ws.payload.files):
         if not names(allowed, f):
@@ -460,10 +471,7 @@ def check_workstream(
                     f"write '{entry.rstrip('/')}/' for a directory the tool creates",
                 )
             )
-    if ws.id in ws.depends_on:
-        errors.append(("depends_on", f"the workstream depends on itself ('{ws.id}'); remove it"))
-    warnings += _self_checked(ws)
-    return errors, warnings
+    return errors
 
 
 def _self_checked(ws: Workstream) -> list[tuple[str, str]]:
