@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from aim_core.config import Settings, load_settings
 from aim_core.context import AimContext
 from aim_core.errors import AimError
-from aim_core.registry import KNOWN_CAPABILITIES, Rules, find_root, load_rules, locate_registry
+from aim_core.registry import (
+    KNOWN_CAPABILITIES,
+    Rules,
+    check_registry_dir,
+    find_root,
+    load_rules,
+    locate_registry,
+)
 
 if TYPE_CHECKING:
     from aim_core.audit.emit import AuditEmitter
@@ -65,7 +72,9 @@ class Project:
         root = find_root(Path(cwd))
         overrides = {"actor": actor, "registry_path": registry or env.get("AIM_REGISTRY")}
         settings = load_settings(root, config_path=config_path, environ=env, overrides=overrides)
-        return cls(root, settings, locate_registry(root, settings.registry_path), env)
+        registry_dir = locate_registry(root, settings.registry_path)
+        check_registry_dir(registry_dir)
+        return cls(root, settings, registry_dir, env)
 
     @classmethod
     def for_command(

@@ -8,12 +8,14 @@ The repository root is the directory holding ``aim/.AIM_ai-tools-registry/``
 from __future__ import annotations
 
 import copy
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aim_core.display import escape_controls, first_unsafe
-from aim_core.errors import ConfigError
+from aim_core.errors import ConfigError, UsageError
 from aim_core.paths import REGISTRY_RELPATH, RULES_RELPATH
 from aim_core.suggest import did_you_mean, show
 from aim_core.values import Value
@@ -121,6 +123,26 @@ def locate_registry(root: Path, registry_path: str = "auto") -> Path:
         p = Path(registry_path).expanduser()
         return p if p.is_absolute() else root / p
     return root / REGISTRY_RELPATH
+
+
+def check_registry_dir(path: Path) -> None:
+    """Refuse (:class:`UsageError`, exit 2) a registry directory that every user of the
+    machine may write to (``/tmp`` itself, a ``chmod 777`` directory): another user
+    could put rules there, or links where aim writes its audit log. A missing one is
+    made by aim (as its user); a group-writable one is a team's choice and allowed."""
+    if os.name != "posix":  # pragma: no cover - no POSIX modes
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # missing: made by aim; unreadable: said where it is read
+    if stat.S_ISDIR(mode) and mode & stat.S_IWOTH:
+        raise UsageError(
+            f"the registry directory {escape_controls(str(path))} is writable by every user "
+            f"of this machine (mode {stat.S_IMODE(mode):o}): another user could put rules "
+            "there or replace its audit log; use a directory of your own (mkdir -m 700 ...) "
+            "or the default (omit --registry / AIM_REGISTRY)",
+        )
 
 
 class Route(Value):

@@ -203,3 +203,36 @@ def test_root_found_upward_registry_then_git(tmp_path, repo):
     (plain / ".git").mkdir(parents=True)
     (plain / "a" / "b").mkdir(parents=True)
     assert find_root(plain / "a" / "b") == plain
+
+
+@pytest.mark.parametrize("how", ["flag", "env", "config"])
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o773])
+def test_a_registry_every_user_may_write_to_is_refused(repo, aim, tmp_path, how, mode):
+    """``--registry /tmp``: another user of the machine could put rules there or links
+    where the audit log is written. Refused whichever way it is named, before anything
+    is written there."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    args, env = ["status"], {}
+    if how == "flag":
+        args = ["--registry", str(shared), "status"]
+    elif how == "env":
+        env = {"AIM_REGISTRY": str(shared)}
+    else:
+        (repo / "config" / "aim_config.yaml").write_text(f"registry_path: {shared}\n")
+    for command in (args, [*args[:-1], "run", "--dry-run", "workstreams"]):
+        r = aim(*command, cwd=repo, env=env)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert f"the registry directory {shared} is writable by every user" in r.stderr
+        assert "Traceback" not in r.stderr
+    assert list(shared.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", [0o700, 0o770, 0o755])
+def test_a_registry_of_ones_own_or_a_teams_is_used(repo, aim, tmp_path, mode):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    mine.chmod(mode)
+    r = aim("--registry", str(mine), "status", cwd=repo)
+    assert r.returncode == 0, r.stdout + r.stderr
