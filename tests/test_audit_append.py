@@ -166,6 +166,53 @@ def test_appends_keep_a_fixed_number_of_files_open(tmp_path):
     assert set(os.listdir("/proc/self/fd")) - before == set()
 
 
+def test_a_failed_write_closes_what_it_kept_and_only_that(tmp_path):
+    """The day file cannot grow (EFBIG under RLIMIT_FSIZE, as on a full disk): the
+    append fails, closes the descriptors it kept -- never another one of the process --
+    and the next append, once the file may grow again, continues the chain."""
+    script = tmp_path / "writer.py"
+    script.write_text(
+        "import os, resource, signal, sys, time\n"
+        "from aim_core.audit.jsonl import SETTLE_NS, JsonlAuditLog\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "before = len(os.listdir('/proc/self/fd'))\n"
+        "log = JsonlAuditLog(sys.argv[1])\n"
+        "log.append({'actor': 'x'})\n"
+        "time.sleep(SETTLE_NS / 1e9 + 0.01)\n"
+        "log.append({'actor': 'x'})\n"
+        "log.append({'actor': 'x'})\n"
+        "assert log._heads_fd is not None\n"
+        "soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1, hard))\n"
+        "closed, real_close = [], os.close\n"
+        "os.close = lambda fd: (closed.append(fd), real_close(fd))[1]\n"
+        "try:\n"
+        "    log.append({'actor': 'x'})\n"
+        "except OSError as e:\n"
+        "    print('failed', e.errno)\n"
+        "os.close = real_close\n"
+        "assert len(closed) == len(set(closed)) == 3, closed  # once each: day, heads\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))\n"
+        "other = os.open(sys.argv[2], os.O_RDONLY)\n"
+        "log.append({'actor': 'x'})\n"
+        "os.fstat(other)\n"
+        "log.close()\n"
+        "log._lock.close()\n"
+        "print('open', len(os.listdir('/proc/self/fd')) - before)\n"
+    )
+    (tmp_path / "other").write_text("x")
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "AIM_audit"), str(tmp_path / "other")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    # EFBIG; once the log is closed, as many descriptors open as before it, and `other`
+    assert done.stdout.split() == ["failed", "27", "open", "1"]
+    v = verify(tmp_path / "AIM_audit")
+    assert v.ok and v.records == 4, [str(f) for f in v.findings]
+
+
 def test_a_log_alive_at_interpreter_exit_closes_quietly(tmp_path):
     """A log still referenced when the interpreter tears its modules down (here through
     a wrapper of os.fsync, as a tracer may install) closes without "Exception ignored"."""

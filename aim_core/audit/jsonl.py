@@ -580,13 +580,14 @@ class JsonlAuditLog:
         try:
             files = self._as_left()
             if files is not None:
+                kept = self._heads_fd is not None  # else (Windows) closed here, once
                 try:
                     sealed = self._commit_as_left(record, *files)
                 except BaseException:
                     self._close_kept_heads()
                     raise
                 finally:
-                    if self._heads_fd is None:  # not kept (Windows) or closed on an error
+                    if not kept:
                         _close_quietly(*files)
                 if sealed is not None:
                     return sealed
