@@ -85,6 +85,7 @@ PRELOAD = (
     "aim_core.default_plugins.security",
     "shlex",
     "ctypes",
+    "orjson",  # the audit's encoder: a served run seals with it at once (ORJSON_AFTER)
 )
 IDLE_S = 300.0
 REQUEST_TIMEOUT_S = 10.0  # a client's request, and its "go", arrive within this

@@ -1,5 +1,6 @@
-"""The bytes an append seals (orjson's when they are canonical()'s) against json's own,
-and the records they make verify."""
+"""The bytes an append seals (orjson's when they are canonical()'s, json's before a
+process has sealed ORJSON_AFTER records) against canonical(), and the records they
+make verify."""
 
 from __future__ import annotations
 
@@ -7,13 +8,23 @@ import enum
 import json
 import math
 import struct
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aim_core.audit.canonical import canonical, record_hash, seal_body
+from aim_core.audit.canonical import (
+    ORJSON_AFTER,
+    canonical,
+    json_body,
+    orjson_body,
+    orjson_encoder,
+    record_hash,
+    seal_body,
+)
 from aim_core.audit.jsonl import JsonlAuditLog
 from aim_core.audit.verify import verify
 
@@ -34,10 +45,30 @@ values = st.recursive(
 records = st.dictionaries(st.text(max_size=12), values, max_size=12)
 
 
-@settings(max_examples=600, deadline=None)
-@given(records)
-def test_the_sealed_bytes_are_canonicals(record):
-    assert seal_body(record) == canonical(record)
+def _by_orjson(record):
+    body = orjson_body(record, *orjson_encoder())
+    return json_body(record) if body is None else body
+
+
+WAYS = {"json": json_body, "orjson": _by_orjson, "seal_body": seal_body}
+
+
+@pytest.fixture(params=list(WAYS))
+def seal(request):
+    return WAYS[request.param]
+
+
+def test_a_record_as_aim_writes_it_is_encoded_by_orjson():
+    """Else the orjson half of these tests tests json twice."""
+    record = {"actor": "ci", "result": {"success": True, "duration_sec": 12.3}, "seq": 4}
+    assert orjson_body(record, *orjson_encoder()) == canonical(record)
+
+
+@pytest.mark.parametrize("way", ["json", "orjson"])
+@settings(max_examples=400, deadline=None)
+@given(record=records)
+def test_the_sealed_bytes_are_canonicals(way, record):
+    assert WAYS[way](record) == canonical(record)
 
 
 def _float(bits: int) -> float:
@@ -50,15 +81,15 @@ def test_every_finite_float_is_written_as_json_writes_it(bits):
     x = _float(bits)
     if not math.isfinite(x):
         return
-    assert seal_body({"v": x, "w": [x / 7, -x]}) == canonical({"v": x, "w": [x / 7, -x]})
+    assert _by_orjson({"v": x, "w": [x / 7, -x]}) == canonical({"v": x, "w": [x / 7, -x]})
 
 
 @pytest.mark.parametrize(
     "x",
     [1e-05, 3e-05, 9.999e-05, 0.0001, 1.2e-07, -2.5e-300, 5e-324, 1e16, 1.5e300, -0.0, 0.0],
 )
-def test_the_floats_whose_spelling_differs_take_jsons_way(x):
-    assert seal_body({"cost_usd": x}) == canonical({"cost_usd": x})
+def test_the_floats_whose_spelling_differs_take_jsons_way(seal, x):
+    assert seal({"cost_usd": x}) == canonical({"cost_usd": x})
 
 
 @pytest.mark.parametrize(
@@ -70,8 +101,8 @@ def test_the_floats_whose_spelling_differs_take_jsons_way(x):
         {"nested": [{"deep": 10**40}]},
     ],
 )
-def test_what_orjson_refuses_json_writes(value):
-    assert seal_body(value) == canonical(value)
+def test_what_orjson_refuses_json_writes(seal, value):
+    assert seal(value) == canonical(value)
 
 
 class Colour(enum.IntEnum):
@@ -85,23 +116,23 @@ class Name(str, enum.Enum):
 @pytest.mark.parametrize(
     "value", [{"c": Colour.RED}, {"n": Name.AIDER}, {"s": type("S", (str,), {})("x")}]
 )
-def test_subclasses_are_written_as_json_writes_them(value):
-    assert seal_body(value) == canonical(value)
+def test_subclasses_are_written_as_json_writes_them(seal, value):
+    assert seal(value) == canonical(value)
 
 
-def test_what_json_cannot_write_is_refused_as_before():
+def test_what_json_cannot_write_is_refused_as_before(seal):
     with pytest.raises(TypeError):
         canonical({"when": datetime.now(timezone.utc)})
     with pytest.raises(TypeError):
-        seal_body({"when": datetime.now(timezone.utc)})
+        seal({"when": datetime.now(timezone.utc)})
     with pytest.raises(TypeError):
-        seal_body({"set": {1, 2}})
+        seal({"set": {1, 2}})
 
 
 @pytest.mark.parametrize("x", [math.nan, math.inf, -math.inf])
-def test_a_number_json_has_not_is_sealed_as_null_and_verifies(x):
-    body = seal_body({"cost_usd": x, "seq": 1})
-    assert body == b'{"cost_usd":null,"seq":1}'
+def test_a_number_json_has_not_is_sealed_as_null_and_verifies(seal, x):
+    body = seal({"cost_usd": x, "seq": 1, "n": [{"x": x}, 1.5]})
+    assert body == b'{"cost_usd":null,"n":[{"x":null},1.5],"seq":1}'
     # what verification computes: the canonical JSON of the parsed line
     assert canonical(json.loads(body)) == body
 
@@ -127,3 +158,30 @@ def test_records_with_every_kind_of_value_verify(tmp_path):
     ]
     assert [line["hash"] for line in lines] == [s["hash"] for s in sealed]
     assert all(record_hash(line) == line["hash"] for line in lines)
+
+
+def test_a_process_loads_orjson_only_once_it_has_sealed_enough_records(tmp_path):
+    """`aim run` by itself seals one to a few records: loading orjson (3-5 ms) would
+    cost more than it saves. The records before and after the switch chain."""
+    code = (
+        "import sys\n"
+        "from aim_core.audit.jsonl import JsonlAuditLog\n"
+        "log = JsonlAuditLog(sys.argv[1])\n"
+        "seen = []\n"
+        "for i in range(int(sys.argv[2])):\n"
+        "    log.append({'actor': 'x', 'cost_usd': float('nan'), 'n': i})\n"
+        "    seen.append('orjson' in sys.modules)\n"
+        "print(seen.index(True) if True in seen else -1)\n"
+    )
+    audit = tmp_path / "AIM_audit"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(audit), str(ORJSON_AFTER + 3)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == ORJSON_AFTER - 1  # loaded for the ORJSON_AFTER-th record
+    v = verify(audit)
+    assert v.ok and v.records == ORJSON_AFTER + 3
+    raw = b"".join(p.read_bytes() for p in sorted(audit.glob("*/audit.jsonl")))
+    assert raw.count(b'"cost_usd":null') == ORJSON_AFTER + 3  # the same bytes either way

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import json.encoder
+import math
 import re
+import sys
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -34,11 +36,29 @@ if _c_make_encoder is not None:
         False,
         True,
     )
+    # the same refusing NaN and infinities (allow_nan=False): ValueError
+    _encode_finite: Callable[[Any, int], Any] = _c_make_encoder(
+        None,
+        json.JSONEncoder().default,
+        json.encoder.encode_basestring,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        False,
+    )
 else:  # pragma: no cover - an interpreter without the C accelerator
     _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    _FINITE = json.JSONEncoder(
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
     def encode_canonical(data: Any, _level: int) -> Any:
         return (_CANONICAL.encode(data),)
+
+    def _encode_finite(data: Any, _level: int) -> Any:
+        return (_FINITE.encode(data),)
 
 
 def canonical(data: Mapping[str, Any]) -> bytes:
@@ -46,19 +66,43 @@ def canonical(data: Mapping[str, Any]) -> bytes:
     return "".join(encode_canonical(data, 0)).encode("utf-8")
 
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - a platform without orjson's wheels
-    _orjson_dumps = None
-else:
-    _orjson_dumps = orjson.dumps
+# orjson costs 3-5 ms to import (it loads dataclasses and uuid) and saves ~5 us a
+# record: a process seals its first records with json's encoder, as `aim run` by itself
+# (one to a few records) does, and loads orjson from the ORJSON_AFTER-th on -- at once
+# when it is loaded already (the run server preloads it).
+ORJSON_AFTER = 32
+_orjson: list[Any] = [None, 0]  # [orjson.dumps and its options, or None; records sealed]
+
+
+def _orjson_dumps() -> Any:
+    """:func:`orjson_encoder` once it is worth loading (see :data:`ORJSON_AFTER`),
+    else None."""
+    _orjson[1] += 1
+    if _orjson[1] < ORJSON_AFTER and "orjson" not in sys.modules:
+        return None
+    return orjson_encoder()
+
+
+def orjson_encoder() -> tuple[Any, int] | None:
+    """``(orjson.dumps, its options for seal_body)``, loading orjson; None where it is
+    not installed."""
+    if _orjson[0] is not None:
+        return _orjson[0]  # type: ignore[no-any-return]
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - a platform without orjson's wheels
+        _orjson[1] = -(1 << 62)  # never again
+        return None
     # subclasses (IntEnum, str enums), datetimes and dataclasses go to json's way
-    _OPTIONS = (
+    options = (
         orjson.OPT_SORT_KEYS
         | orjson.OPT_PASSTHROUGH_SUBCLASS
         | orjson.OPT_PASSTHROUGH_DATETIME
         | orjson.OPT_PASSTHROUGH_DATACLASS
     )
+    _orjson[0] = (orjson.dumps, options)
+    return _orjson[0]
+
 
 # where orjson's bytes may differ from canonical(): a float under 1e-4 (orjson writes
 # 0.00001 and 1e-7 where Python writes 1e-05 and 1e-07). A superset -- a string holding
@@ -73,21 +117,46 @@ def _small_float(body: bytes) -> bool:
 
 def seal_body(record: Mapping[str, Any]) -> bytes:
     """The canonical JSON an append hashes and writes: :func:`canonical`'s bytes, from
-    orjson (ten times faster: the append's budget) when it writes the same ones.
+    orjson (ten times faster: the append's budget) when it writes the same ones and
+    the process has sealed enough records to pay for loading it (:data:`ORJSON_AFTER`).
 
     The one difference left on purpose: a NaN or infinite float, which is not JSON
-    (``NaN`` in Python's output, no browser reads it), is written ``null``; the line
-    still verifies, as verification encodes the parsed line again. Raises
+    (``NaN`` in Python's output, no browser reads it), is written ``null`` either way;
+    the line still verifies, as verification encodes the parsed line again. Raises
     ``TypeError`` / ``ValueError`` for what :func:`canonical` cannot encode."""
-    if _orjson_dumps is not None:
-        try:
-            body: bytes = _orjson_dumps(record, option=_OPTIONS)
-        except TypeError:  # orjson.JSONEncodeError: big ints, non-str keys, surrogates,
-            pass  # what it passes through
-        else:
-            if not _small_float(body):
-                return body
-    return canonical(record)
+    fast = _orjson[0] or _orjson_dumps()
+    body = None if fast is None else orjson_body(record, *fast)
+    return body if body is not None else json_body(record)
+
+
+def orjson_body(record: Mapping[str, Any], dumps: Any, options: int) -> bytes | None:
+    """:func:`seal_body`'s bytes from orjson's ``dumps`` with ``options``; None where
+    they could differ from json's (a float under 1e-4, what orjson refuses)."""
+    try:
+        body: bytes = dumps(record, option=options)
+    except TypeError:  # orjson.JSONEncodeError: big ints, non-str keys, surrogates,
+        return None  # what it passes through
+    return None if _small_float(body) else body
+
+
+def json_body(record: Mapping[str, Any]) -> bytes:
+    """:func:`seal_body`'s bytes from json's encoder: :func:`canonical`'s, with a NaN
+    or an infinity written ``null`` as orjson writes them."""
+    try:
+        return "".join(_encode_finite(record, 0)).encode("utf-8")
+    except ValueError:  # "Out of range float values are not JSON compliant"
+        return canonical(_finite(record))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 # SHA-256 of the record an append seals: CPython's own, as aim_core.digest's first
@@ -137,12 +206,16 @@ def parse_timestamp(text: str) -> datetime:
 
 
 __all__ = [
+    "ORJSON_AFTER",
     "TIMESTAMP_FORMAT",
     "body_digest",
     "canonical",
     "digest",
     "encode_canonical",
+    "json_body",
     "new_sha256",
+    "orjson_body",
+    "orjson_encoder",
     "parse_timestamp",
     "record_hash",
     "seal_body",
