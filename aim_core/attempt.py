@@ -626,4 +626,4 @@ class Attempt:
         self._logged.add(joined_output(result.stdout, result.stderr))
         runlog.process(argv, result)
         ended = "timed out" if result.timed_out else result.exit_code
-        log.debug(f"{' '.join(runlog.mask_argv(argv))} -> {ended} in {result.duration_sec:.2f}s")
+        log.debug(f"{runlog.command_line(argv)} -> {ended} in {result.duration_sec:.2f}s")

@@ -12,11 +12,23 @@ from pathlib import Path
 
 from aim_core.models import ProcessResult
 
-# names that say a value is a secret; not TOKENS (a count: MAX_TOKENS, --map-tokens) nor
-# AUTHOR (GIT_AUTHOR_NAME, --author; AUTHORIZATION is one)
-_SECRET_WORD = r"(KEY|TOKEN(?!S)|SECRET|PASSW|CREDENTIAL|AUTH(?!OR(?!IZ)))"
+# words in a name that say its value is a secret: AUTHOR is none (GIT_AUTHOR_NAME,
+# --author) but AUTHORIZATION and AUTHORISATION are; PASS alone, PASSWORD, PASSWD and
+# PASSPHRASE are, PASSTHROUGH is not
+_SECRET_WORD = (
+    r"(KEY|TOKEN|SECRET|PASS(?:W|PHRASE|(?![A-Z]))|CREDENTIAL|BEARER|AUTH(?!OR(?!I[SZ])))"
+)
 SECRET_NAME = re.compile(_SECRET_WORD, re.IGNORECASE)
-SECRET_FLAG = re.compile(r"^--?[\w-]*" + _SECRET_WORD + r"[\w-]*$", re.IGNORECASE)
+SECRET_FLAG = re.compile(r"^--?[\w.-]*" + _SECRET_WORD + r"[\w.-]*$", re.IGNORECASE)
+_COUNT = re.compile(r"\d+(?:\.\d+)?[kKmM]?")
+
+
+def is_count(name: str, value: str) -> bool:
+    """A number under a name about tokens (``--map-tokens 0``, ``MAX_TOKENS=4096``): a
+    count, shown; any other value under such a name is masked like a secret."""
+    return "TOKENS" in name.upper() and _COUNT.fullmatch(value) is not None
+
+
 MASK = "[REDACTED]"
 LOG_CAP = 64 * 1024  # of each stream's output kept in the log, at each end
 
@@ -33,7 +45,7 @@ class RunLog:
     @classmethod
     def secrets_from_env(cls, env: Mapping[str, str]) -> list[str]:
         """Values of variables whose names say they hold a secret."""
-        return [v for k, v in env.items() if SECRET_NAME.search(k) and v]
+        return [v for k, v in env.items() if SECRET_NAME.search(k) and v and not is_count(k, v)]
 
     def mask_values(self, text: str) -> str:
         """Replace the environment's secret values in ``text``."""
@@ -50,22 +62,30 @@ class RunLog:
         return credentials.redact(self.mask_values(text), skip=("high-entropy-hex",))
 
     def mask_argv(self, argv: Sequence[str]) -> list[str]:
-        """The command line with the values of secret-looking flags masked."""
+        """The command line with the values of secret-looking flags masked: the word
+        after ``--api-key`` (unless it is another long option: ``--no-auth --yes``) or
+        after ``=``; a count under a name about tokens is shown (:func:`is_count`)."""
         out: list[str] = []
-        hide_next = False
+        flag = None  # the secret-looking flag whose value is the next word
         for a in argv:
-            if hide_next and not a.startswith("--"):
-                out.append(MASK)
-                hide_next = False
+            if flag is not None and not a.startswith("--"):
+                out.append(a if is_count(flag, a) else MASK)
+                flag = None
                 continue
-            if "=" in a and SECRET_FLAG.match(a.split("=", 1)[0]):
-                out.append(a.split("=", 1)[0] + "=" + MASK)
+            name, eq, value = a.partition("=")
+            if eq and SECRET_FLAG.match(name):
+                out.append(name + "=" + (value if is_count(name, value) else MASK))
                 continue
-            # the value of a flag such as --api-key is the next word, unless that is
-            # another long option (--no-auth --yes: --yes is no secret)
-            hide_next = bool(SECRET_FLAG.match(a))
+            flag = a if SECRET_FLAG.match(a) else None
             out.append(self.mask_values(a))  # the prompt in it was checked before the run
         return out
+
+    def command_line(self, argv: Sequence[str]) -> str:
+        """``argv`` as a shell would take it, secret flags' values, the environment's
+        secret values and every named kind of credential masked."""
+        import shlex
+
+        return self.mask(shlex.join(self.mask_argv(argv)))
 
     def write(self, text: str) -> None:
         """Append one line of aim's own (ids, states, timings, messages), with the
@@ -100,10 +120,8 @@ class RunLog:
 
     def process(self, argv: Sequence[str], result: ProcessResult) -> None:
         """Record one command, its exit and its (already capped) output."""
-        import shlex
-
         end = "timed out" if result.timed_out else f"exit {result.exit_code}"
-        self.write(f"$ {shlex.join(self.mask_argv(argv))}")
+        self.write(f"$ {self.command_line(argv)}")
         self.write(f"  -> {end} in {result.duration_sec:.2f}s")
         for name, text in (("stdout", result.stdout), ("stderr", result.stderr)):
             if text.strip():
