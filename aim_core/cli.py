@@ -14,7 +14,7 @@ from aim_core._version import __version__
 # The global options and opening the project: shared with the commands kept in their
 # own modules (aim_core.cli_common).
 from aim_core.cli_common import common_options, open_project
-from aim_core.cli_frame import ISSUES_URL, run_framed, wants_debug, wants_json
+from aim_core.cli_frame import ISSUES_URL, error_json, run_framed, wants_debug, wants_json
 from aim_core.display import escape_controls
 from aim_core.errors import EXIT_INTERRUPTED, EXIT_USAGE, AimError
 
@@ -732,5 +732,10 @@ def _click_main(args: list[str]) -> int:
         return EXIT_INTERRUPTED
     except click.ClickException as e:
         e.show()
-        return EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code
+        code = EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code
+        if wants_json(args):
+            from aim_core.errors import UsageError
+
+            click.echo(error_json(UsageError(e.format_message()), exit_code=code))
+        return code
     return rv if isinstance(rv, int) else 0

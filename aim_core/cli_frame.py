@@ -85,10 +85,11 @@ def internal_error(e: BaseException) -> str:
     )
 
 
-def error_json(e: AimError) -> str:
+def error_json(e: AimError, *, exit_code: int | None = None) -> str:
     """What ``--json`` prints on stdout for an error that ends the command: one object,
     ``{"error": message, "file", "field", "problems": [one line each], "exit_code"}``
-    (the values as they are: JSON escapes what a terminal would obey)."""
+    (the values as they are: JSON escapes what a terminal would obey); ``exit_code``
+    when it is not the error's own."""
     import json
 
     problems = [str(p) for p in getattr(e, "problems", None) or []]
@@ -97,7 +98,7 @@ def error_json(e: AimError) -> str:
         "file": getattr(e, "file", None),
         "field": getattr(e, "field", None),
         "problems": problems,
-        "exit_code": e.exit_code,
+        "exit_code": e.exit_code if exit_code is None else exit_code,
     }
     return json.dumps(data, ensure_ascii=False)
 

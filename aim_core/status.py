@@ -191,9 +191,12 @@ def main_without_click(args: list[str]) -> int | None:
     try:
         out = command(Project.for_command(), as_json=args == ["--json"])
     except AimError as e:
+        from aim_core.cli_frame import error_json
         from aim_core.display import escape_controls
 
         sys.stderr.write(f"Error: {escape_controls(str(e), keep=chr(10))}\n")
+        if args == ["--json"]:
+            sys.stdout.write(error_json(e) + "\n")
         return e.exit_code
     except Exception:
         return None

@@ -212,6 +212,9 @@ def test_run_starts_without_click(repo, aim):
         (["run", "--dry-run", "--json", "bad.json"], "capability_payload.timeout_ms"),
         (["audit", "report", "--json", "--since", "garbage"], "'garbage' is not a date"),
         (["audit", "query", "--format", "json", "--since", "x"], "'x' is not a date"),
+        (["run", "--json", "-j", "abc", "bad.json"], "'abc' is not a valid integer"),
+        (["run", "--json"], "Missing argument 'PATHS...'"),
+        (["audit", "query", "--format=json", "--verification", "maybe"], "'maybe' is not one of"),
         (["audit", "query", "--format=json", "--until", "x"], "'x' is not a date"),
     ],
 )
@@ -228,8 +231,20 @@ def test_json_output_gets_the_error_as_json_too(repo, aim, args, problem):
     data = json.loads(line)
     assert data["exit_code"] == 2
     assert problem in data["error"] + " ".join(data["problems"])
-    assert r.stderr.startswith("Error: ") and problem in r.stderr
+    assert "Error: " in r.stderr and problem in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args", [["status", "--json"], ["-q", "status", "--json"]])
+def test_status_json_gets_a_config_error_as_json_too(repo, aim, args):
+    """``aim status --json`` alone is answered without click: the same JSON error."""
+    cfg = repo / "config" / "aim_config.yaml"
+    cfg.write_text(cfg.read_text() + "\ndefault_timeout_ms: sixty\n")
+    r = aim(*args, cwd=repo)
+    assert r.returncode == 2, r.stdout + r.stderr
+    (line,) = r.stdout.splitlines()
+    data = json.loads(line)
+    assert data["exit_code"] == 2 and data["field"] == "default_timeout_ms", data
 
 
 def test_without_json_an_error_leaves_stdout_empty(repo, aim):
