@@ -75,7 +75,7 @@ def entry_taken_as_file(root: Path, entries: Iterable[str], path: str) -> str | 
         return None
     for entry in entries:
         name = _name(entry)
-        if name and rel.startswith(name + "/") and not any(c in name for c in GLOB_CHARS):
+        if name and rel.startswith(name + "/"):
             return entry
     return None
 
@@ -132,8 +132,12 @@ class Scope:
                 e = e[2:]
             if any(c in e for c in GLOB_CHARS):
                 self.globs.append(e)
-                if (root / e).exists() or (root / e).is_symlink():
-                    self.files.add(e)  # a name such as pages/[id].tsx: itself first
+                # and the name itself, existing or to be made (pages/[id].tsx, the
+                # directory app/[slug]/): a framework's route, not only a pattern
+                if e.endswith("/") or ((root / e).is_dir() and not (root / e).is_symlink()):
+                    self.dirs.append(e.rstrip("/") + "/")
+                else:
+                    self.files.add(e)
             elif e.endswith("/") or (root / e).is_dir():
                 self.dirs.append(e.rstrip("/") + "/")
             else:

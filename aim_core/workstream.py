@@ -20,7 +20,7 @@ from aim_core import jsonc
 from aim_core.errors import UsageError, WorkstreamError
 from aim_core.models import CapabilityPayload, Verify, Workstream
 from aim_core.paths import WORKSTREAMS_DIR
-from aim_core.scope import entry_taken_as_file, names
+from aim_core.scope import entry_taken_as_file, linked_parent, names
 from aim_core.suggest import did_you_mean, nearest, show
 from aim_core.values import Value
 
@@ -469,6 +469,15 @@ def _payload_errors(ws: Workstream, root: Path | None) -> list[tuple[str, str]]:
                     f"'{f}' is below '{entry}', which is no directory in the repository, "
                     f"so the run takes it as a file and '{f}' is not in files_scope; "
                     f"write '{entry.rstrip('/')}/' for a directory the tool creates",
+                )
+            )
+        elif root is not None and (link := linked_parent(root, f)):
+            errors.append(
+                (
+                    f"capability_payload.files[{i}]",
+                    f"'{f}' is below '{link}', a symbolic link: aim has no tool write "
+                    "through a link (it may lead elsewhere than what was checked); name "
+                    "the directory it leads to instead",
                 )
             )
     return errors

@@ -216,14 +216,70 @@ def test_bad_workstream_is_exit_2_with_file_and_field(repo, aim, text, expected)
         (["src"], "src/new.py"),  # a directory that exists
         (["src/*.py"], "src/new.py"),  # a glob
         (["tests/staging_test_file.py"], "./tests/staging_test_file.py"),
+        # a framework's route: brackets in a name that is no pattern
+        (["app/[slug]/"], "app/[slug]/page.tsx"),
+        (["app/[slug]/page.tsx"], "app/[slug]/page.tsx"),
+        (["src/[id]"], "src/[id]/page.tsx"),  # src/[id] made below, a directory
     ],
 )
 def test_payload_files_the_run_takes_as_in_scope_are_valid(repo, aim, scope, payload):
-    (repo / "src").mkdir()
+    (repo / "src" / "[id]").mkdir(parents=True)
     path = repo / "workstreams" / "ok.json"
     path.write_text(_mutate(files_scope=scope, **{"capability_payload.files": [payload]}))
     r = aim("validate", "workstreams/ok.json", cwd=repo)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    "scope,payload,problem",
+    [
+        (["app/[slug]"], "app/[slug]/page.tsx", "is below 'app/[slug]', which is no directory"),
+        (["linked"], "linked/x.py", "is below 'linked', a symbolic link"),
+        (["src/"], "src/linked/x.py", "is below 'src/linked', a symbolic link"),
+    ],
+)
+def test_validate_refuses_payload_files_a_run_would_not_let_be_written(
+    repo, aim, scope, payload, problem
+):
+    (repo / "src" / "real").mkdir(parents=True)
+    (repo / "linked").symlink_to("src/real")
+    (repo / "src" / "linked").symlink_to("real")
+    path = repo / "workstreams" / "ws.json"
+    path.write_text(_mutate(files_scope=scope, **{"capability_payload.files": [payload]}))
+    r = aim("validate", "workstreams/ws.json", cwd=repo)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"capability_payload.files[0]: '{payload}' {problem}" in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize(
+    "scope,create",
+    [
+        (["app/[slug]/page.tsx"], ["app/[slug]/page.tsx"]),
+        (["app/[slug]/"], []),
+        (["app/[[...all]]/page.tsx"], []),
+    ],
+)
+def test_a_tool_may_create_a_route_whose_name_holds_brackets(repo, aim, fake, scope, create):
+    """Next.js-style routes (app/[slug]/page.tsx) named in the scope are the names
+    themselves, not only patterns: the tool's new file is kept."""
+    target = scope[0] + ("page.tsx" if scope[0].endswith("/") else "")
+    fake("aider", stdout=f"Applied edit to {target}\n", writes={target: "export default 1\n"})
+    path = repo / "workstreams" / "route.json"
+    path.write_text(
+        json.dumps(
+            {
+                "id": "ws-route",
+                "tool": "aider",
+                "files_scope": scope,
+                "files_create": create,
+                "capability_payload": {"prompt": "add the route", "files": [target]},
+            }
+        )
+    )
+    env = {"AIM_LOAD_PLUGINS": "aider", "OPENAI_API_KEY": "sk-test-not-a-real-one"}
+    r = aim("run", "workstreams/route.json", cwd=repo, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (repo / target).read_text() == "export default 1\n"
 
 
 def test_a_payload_file_below_a_file_is_refused_by_run_before_any_tool(repo, aim):
