@@ -98,11 +98,24 @@ class FileLock:
         os.close(fd)
 
     def _open(self) -> int:
+        """The lock's file, opened (made when missing, with its directory); never
+        through a symbolic link (:class:`~aim_core.errors.UsageError`, exit 2)."""
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
         try:
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                return os.open(self.path, flags, 0o644)
+            except FileNotFoundError:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                return os.open(self.path, flags, 0o644)
+        except OSError as e:
+            if self.path.is_symlink():
+                from aim_core.errors import UsageError
+
+                raise UsageError(
+                    f"{self.path} is a symbolic link: a lock file of aim's never is one "
+                    "(a repository could point it at any file); remove it"
+                ) from None
+            raise e
 
     def __enter__(self) -> FileLock:
         self.acquire()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aim_core.audit.canonical import digest
+from aim_core.audit.head import open_no_link
 
 CHECKPOINTS_NAME = "CHECKPOINTS.jsonl"
 
@@ -107,7 +108,8 @@ def write(audit_dir: Path, entries: list[dict[str, Any]]) -> None:
     """Replace ``CHECKPOINTS.jsonl`` with ``entries`` (atomically, fsynced)."""
     path = Path(audit_dir) / CHECKPOINTS_NAME
     tmp = path.with_name(f".{CHECKPOINTS_NAME}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    fd = open_no_link(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
         for entry in entries:
             f.write(json.dumps(entry, separators=(",", ":")) + "\n")
         f.flush()

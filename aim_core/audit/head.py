@@ -23,6 +23,7 @@ evidence of a cut log.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -85,13 +86,47 @@ def read_head(path: Path, name: str) -> Head | None:
     return None if raw is None else parse_head(raw, name)
 
 
+class LinkedFile(AuditIntegrityError):
+    """A file or directory of the audit log is a symbolic link: an append would write
+    where it leads (a repository can ship such a link), so nothing is written (exit 4)."""
+
+
+def refuse_link(path: str | os.PathLike[str]) -> LinkedFile:
+    """The :class:`LinkedFile` error for the link at ``path``."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    return LinkedFile(
+        f"{os.fspath(path)} is a symbolic link (to {target}): aim writes its audit log "
+        "only to files of its own, never through a link (a repository could point one at "
+        "any file); remove the link and run again"
+    )
+
+
+def open_no_link(path: str | os.PathLike[str], flags: int, mode: int = 0o644) -> int:
+    """``os.open`` that never follows a link at ``path`` (its last name: O_NOFOLLOW);
+    :class:`LinkedFile` when it is one, other errors as ``os.open`` raises them."""
+    try:
+        return os.open(path, flags | NOFOLLOW, mode)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
+            raise refuse_link(path) from None
+        raise
+
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 def read_raw(path: str | os.PathLike[str], name: str) -> bytes | None:
     """The bytes of the head file at ``path`` (None when there is none), in one open;
     :class:`Unreadable` when it cannot be read."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_no_link(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    except LinkedFile:
+        raise
     except OSError as e:
         raise Unreadable(f"{name} cannot be read ({e})") from None
     try:
@@ -192,15 +227,15 @@ def write_raw(path: str | os.PathLike[str], raw: bytes) -> None:
     """Write the bytes of :func:`encode_head` as :func:`write_head` does."""
     if len(raw) != SLOT:
         tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with os.fdopen(open_no_link(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb") as f:
             f.write(raw)
         os.replace(tmp, path)
         return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = open_no_link(path, os.O_WRONLY | os.O_CREAT)
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        fd = open_no_link(path, os.O_WRONLY | os.O_CREAT)
     try:
         os.write(fd, raw)  # at offset 0: opened without O_APPEND
         if os.fstat(fd).st_size != SLOT:
@@ -230,7 +265,7 @@ class HeadFile:
         if self.fd is not None:
             self.close()
         try:
-            fd = os.open(self.path, os.O_RDWR)
+            fd = open_no_link(self.path, os.O_RDWR)
         except FileNotFoundError:
             return None
         except OSError:  # read-only, a directory...: read it as read_head does

@@ -43,6 +43,7 @@ from aim_core.audit.checkpoints import CHECKPOINTS_NAME
 from aim_core.audit.days import LOG_NAME, day_dirs
 from aim_core.audit.head import (
     HEAD_NAME,
+    NOFOLLOW,
     RESOLVE_HINT,
     SLOT,
     Head,
@@ -52,6 +53,8 @@ from aim_core.audit.head import (
     behind,
     encode_heads,
     machine_head_path,
+    open_no_link,
+    refuse_link,
     state_dir,
     write_at,
 )
@@ -127,11 +130,16 @@ def append_line(path: str | os.PathLike[str], line: bytes) -> os.stat_result:
 
 
 def _open_append(path: str | os.PathLike[str], mode: int = os.O_WRONLY) -> int:
+    """The day file at ``path`` opened to append (made, with its day directory, when
+    missing); :class:`LinkedFile` when it or its day directory is a symbolic link."""
+    day_dir = os.path.dirname(path)
+    if os.path.islink(day_dir):
+        raise refuse_link(day_dir)
     try:
-        return os.open(path, mode | os.O_APPEND | os.O_CREAT, 0o644)
+        return open_no_link(path, mode | os.O_APPEND | os.O_CREAT)
     except FileNotFoundError:  # the first line of the day
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return os.open(path, mode | os.O_APPEND | os.O_CREAT, 0o644)
+        os.makedirs(day_dir, exist_ok=True)
+        return open_no_link(path, mode | os.O_APPEND | os.O_CREAT)
 
 
 def _ends_with(path: str, size: int, tail: bytes, fd: int | None) -> bool:
@@ -142,7 +150,7 @@ def _ends_with(path: str, size: int, tail: bytes, fd: int | None) -> bool:
     try:
         if fd is not None:
             return os.pread(fd, len(tail), size - len(tail)) == tail
-        with open(path, "rb") as f:
+        with os.fdopen(open_no_link(path, os.O_RDONLY), "rb") as f:
             f.seek(size - len(tail))
             return f.read(len(tail)) == tail
     except OSError:
@@ -197,8 +205,9 @@ def _line_start(f: Any, end: int) -> int:
 
 def _tail(path: Path) -> tuple[bytes, bool]:
     """The last line of a file (without its newline) and whether it is complete (ends in
-    a newline), in one open; ``(b"", True)`` for an empty file."""
-    with open(path, "rb") as f:
+    a newline), in one open; ``(b"", True)`` for an empty file. :class:`LinkedFile`
+    when ``path`` is a symbolic link."""
+    with os.fdopen(open_no_link(path, os.O_RDONLY), "rb") as f:
         size = f.seek(0, os.SEEK_END)
         if size == 0:
             return b"", True
@@ -285,7 +294,7 @@ class JsonlAuditLog:
 
     def _days(self) -> list[str]:
         """The names of the entries of the audit directory that look like days, newest
-        first (do not change the list).
+        first (do not change the list); :class:`LinkedFile` when one is a symbolic link.
 
         Listed again unless the directory's identity, mtime, ctime and link count are
         those of the last listing, and that listing can be trusted to have stayed true:
@@ -310,6 +319,8 @@ class JsonlAuditLog:
                         subdirs += 1
                     name = entry.name
                     if len(name) == 10 and name[4] == "-" and name[7] == "-":
+                        if entry.is_symlink():  # its day file would be read and written
+                            raise refuse_link(entry.path)
                         days.append(name)
         except OSError:
             return []
@@ -667,11 +678,11 @@ class JsonlAuditLog:
                             return heads[0], heads[3]
                         return None
                 self._close_kept_heads()
-            saved_fd = os.open(saved_path, os.O_RDWR)
+            saved_fd = os.open(saved_path, os.O_RDWR | NOFOLLOW)
         except OSError:
             return None
         try:
-            machine_fd = os.open(machine_path, os.O_RDWR)
+            machine_fd = os.open(machine_path, os.O_RDWR | NOFOLLOW)
         except OSError:
             os.close(saved_fd)
             return None
@@ -784,7 +795,7 @@ class JsonlAuditLog:
         size = path.stat().st_size
         if size == 0:
             return
-        with open(path, "rb+") as f:
+        with os.fdopen(open_no_link(path, os.O_RDWR), "rb+") as f:
             f.seek(size - 1)
             if f.read(1) == b"\n":
                 return
@@ -792,7 +803,9 @@ class JsonlAuditLog:
             f.seek(start)
             torn = f.read()
             torn_path = self.dir / f"{path.parent.name}.torn"
-            with open(torn_path, "ab") as t:
+            with os.fdopen(
+                open_no_link(torn_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab"
+            ) as t:
                 note = {
                     "moved_at": utc_timestamp(self.clock()),
                     "file": f"{path.parent.name}/{LOG_NAME}",
