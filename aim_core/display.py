@@ -13,20 +13,30 @@ _ANSI: Any = None
 
 # C0, DEL, C1; the invisible format characters that reorder or hide text (bidi marks,
 # embeddings, overrides and isolates; zero-width spaces and joiners; BOM); the line and
-# paragraph separators some terminals and editors break lines at
-UNSAFE = "\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+# paragraph separators some terminals and editors break lines at; lone surrogates (no
+# terminal can be sent one: a file name's undecodable byte, read with surrogateescape)
+UNSAFE = "\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff"
 
 
 def escape_controls(text: str, keep: str = "") -> str:
     """``text`` with its control and invisible format characters (:data:`UNSAFE`, but
     those in ``keep``) as Python writes them in a string: ``a\\nb`` for a newline,
-    ``\\x1b`` for ESC, ``\\u202e`` for a right-to-left override. Text without any is
-    returned as it is."""
+    ``\\x1b`` for ESC, ``\\u202e`` for a right-to-left override, ``\\xe9`` for a file
+    name's undecodable byte. Text without any is returned as it is."""
     pattern = _unsafe()
     if not pattern.search(text):
         return text
-    escaped: str = pattern.sub(lambda m: m[0] if m[0] in keep else repr(m[0])[1:-1], text)
+    escaped: str = pattern.sub(lambda m: m[0] if m[0] in keep else _escaped(m[0]), text)
     return escaped
+
+
+def _escaped(char: str) -> str:
+    """``\\x1b``, ``\\u202e``; an undecodable byte of a file name (``\\udce9`` read
+    with surrogateescape) as the byte, ``\\xe9``."""
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return repr(char)[1:-1]
 
 
 def first_unsafe(text: str) -> str | None:

@@ -250,7 +250,9 @@ def parse_workstream(
 
 
 def _nul_errors(data: Any) -> list[tuple[str, str]]:
-    """A NUL character in any text (keys too): no file name or command line can hold one."""
+    """A NUL character in any text (keys too): no file name or command line can hold
+    one; a lone surrogate (a JSON escape such as ``\\ud800`` without its pair): no
+    UTF-8 text can."""
     errors = []
     stack: list[tuple[Any, str]] = [(data, "")]
     while stack:
@@ -264,15 +266,33 @@ def _nul_errors(data: Any) -> list[tuple[str, str]]:
                         "line can carry; remove it",
                     )
                 )
+            if (lone := _lone_surrogate(value)) is not None:
+                errors.append(
+                    (
+                        path,
+                        f"holds a lone surrogate (\\u{ord(lone):04x}), half of a character "
+                        "that no UTF-8 text can carry; write the whole character or remove "
+                        "the escape",
+                    )
+                )
         elif isinstance(value, dict):
             for k, v in value.items():
                 sub = f"{path}.{k}" if path else str(k)
-                if isinstance(k, str) and "\0" in k:
+                if isinstance(k, str) and ("\0" in k or _lone_surrogate(k) is not None):
                     stack.append((k, sub))
                 stack.append((v, sub))
         elif isinstance(value, list):
             stack.extend((v, f"{path}[{i}]") for i, v in enumerate(value))
     return sorted(errors)
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in ``text``, or None (most texts: one encode)."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as e:
+        return text[e.start]
 
 
 def _range_errors(ws: Workstream) -> list[tuple[str, str]]:

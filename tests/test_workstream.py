@@ -177,6 +177,16 @@ BAD = [
         "in the repository, so the run takes it as a file and 'pkg/mod.py' is not in "
         "files_scope; write './pkg/' for a directory the tool creates",
     ),
+    (
+        "prompt-lone-surrogate",
+        _mutate(**{"capability_payload.prompt": "fix it \ud800 now"}),
+        "capability_payload.prompt: holds a lone surrogate (\\ud800), half of a character",
+    ),
+    (
+        "metadata-key-lone-surrogate",
+        _mutate(metadata={"note\udcff": "x"}),
+        "metadata.note\\xff: holds a lone surrogate (\\udcff)",
+    ),
     ("metadata-text", _mutate(metadata="x"), 'metadata: expected an object, got "x"'),
     ("ccpm-text", _mutate(ccpm_issue="1"), 'ccpm_issue: expected an integer issue number, got "1"'),
     ("gate-bool", _mutate(gate=True), "gate: expected an integer, got true"),
