@@ -11,11 +11,12 @@ from aim_core import Usage
 # when both cache counts are shown, and only when the model has a price:
 #   Tokens: 2.0k sent, 1.2k cache write, 3.4k cache hit, 29 received. Cost: $0.0052
 #   message, $0.0052 session.
+_N = r"\d{1,15}(?:\.\d{1,6})?"  # a number as aider prints one (never 1..5, never 400 digits)
 TOKENS = re.compile(
-    r"Tokens: (?P<sent>[\d.]+k?) sent(?:, [\d.]+k? cache write)?(?:, [\d.]+k? cache hit)?, "
-    r"(?P<received>[\d.]+k?) received\."
+    rf"Tokens: (?P<sent>{_N}k?) sent(?:, {_N}k? cache write)?(?:, {_N}k? cache hit)?, "
+    rf"(?P<received>{_N}k?) received\."
 )
-COST = re.compile(r"Cost: \$(?P<message>[\d.]+) message, \$(?P<session>[\d.]+) session\.")
+COST = re.compile(rf"Cost: \$(?P<message>{_N}) message, \$(?P<session>{_N}) session\.")
 # "Model: gpt-4o with diff edit format", "Main model: openai/gpt-4o with ..."
 MODEL = re.compile(r"^(?:Main model|Model): (\S+) with ", re.MULTILINE)
 

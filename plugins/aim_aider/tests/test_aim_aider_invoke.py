@@ -491,8 +491,16 @@ Applied edit to hello.py
         ),
         # an error before any model answered: nothing reported
         (AUTH_401, None),
+        # lines that only look like the report (a prompt echoed, garbage): not read,
+        # never a crash of the plugin
+        (
+            BANNER + "Tokens: 1..5k sent, 2 received. Cost: $1..2 message, $1..2 session.\n"
+            "Applied edit to hello.py\n",
+            None,
+        ),
+        (BANNER + "Tokens: " + "9" * 400 + "k sent, 2 received.\nApplied edit to hello.py\n", None),
     ],
-    ids=["reflections-and-cache", "no-price", "no-call"],
+    ids=["reflections-and-cache", "no-price", "no-call", "malformed", "overflow"],
 )
 def test_usage_shapes(tmp_path, repo, aider, stdout, usage):
     aider.configure(stdout=stdout, writes={"hello.py": 'print("hello world")\n'})
