@@ -351,3 +351,30 @@ def test_forked_writers_do_not_share_the_parents_lock(tmp_path):
     v = verify(d)
     assert v.ok and v.records == 121, [str(f) for f in v.findings]
     assert [x["seq"] for x in lines(d)] == list(range(1, 122))
+
+
+@pytest.mark.parametrize("writer", ["same", "another"])
+def test_a_clock_stepped_back_never_puts_a_record_before_the_last(tmp_path, writer):
+    """NTP steps the clock back across midnight between two appends (of one process, or
+    by another writer that reads the tip back): the record takes the last record's time,
+    stays in that day's file, and the chain verifies; appends go on."""
+    d = tmp_path / "AIM_audit"
+    midnight = datetime(2026, 11, 30, 23, 59, 59, 900000, tzinfo=timezone.utc)
+    now = [midnight]
+    warnings: list[str] = []
+    first = JsonlAuditLog(d, clock=lambda: now[0], on_warning=warnings.append)
+    for step in (0, 0.3):
+        now[0] = midnight + timedelta(seconds=step)
+        first.append(REC)
+    now[0] = midnight - timedelta(seconds=0.25)  # back into the day before
+    log = first if writer == "same" else JsonlAuditLog(d, clock=lambda: now[0])
+    if writer == "another":
+        log.on_warning = warnings.append
+    sealed = log.append(REC)
+    assert sealed["timestamp"] == "2026-12-01T00:00:00.200000Z"
+    assert warnings and "is behind the last audit record" in warnings[0]
+    now[0] = midnight + timedelta(seconds=0.5)
+    log.append(REC)
+    v = verify(d)
+    assert v.ok and v.records == 4, [str(f) for f in v.findings]
+    assert [len(p.read_bytes().splitlines()) for p in sorted(d.glob("*/audit.jsonl"))] == [1, 3]

@@ -246,6 +246,9 @@ class JsonlAuditLog:
         self._dirname = os.fspath(self.dir)
         self._prefix = self._dirname + os.sep  # + day + _IN_DAY: a day file
         self._second: tuple[int, str] = (-1, "")  # the last second _timestamp formatted
+        # the timestamp of the tip's record when known (read back, or this process's own
+        # last): a record's time never goes back before it (see _timestamp)
+        self._tip_ts: str | None = None
         self._lock = HeldLock(self.dir / LOCK_NAME)
         self._lock_key: tuple[int, ...] | None = None  # the directory when the lock was current
         # The newest day file as this process last read or wrote it (name, device,
@@ -342,6 +345,7 @@ class JsonlAuditLog:
         line aim wrote): what reading the last line back would tell an append.
         """
         self._newest = None
+        tip_ts, self._tip_ts = self._tip_ts, None
         for name in self._days():
             path = self._prefix + name + _IN_DAY
             try:
@@ -356,6 +360,7 @@ class JsonlAuditLog:
                 kept = self._day_fd
                 fd = kept[1] if kept is not None and kept[2:] == seen[1:3] else None
                 if _ends_with(path, st.st_size, tip_seen[2], fd):
+                    self._tip_ts = tip_ts  # the record this process last read or wrote
                     return tip_seen[1]
             tip = self._day_tip(Path(path), name, seen)
             if tip is not None:
@@ -379,6 +384,8 @@ class JsonlAuditLog:
         try:
             last = json.loads(line)
             tip = int(last["seq"]), last["hash"], name
+            ts = last.get("timestamp")
+            self._tip_ts = ts if isinstance(ts, str) else None
             if seen and isinstance(tip[1], str):
                 self._tip_seen = (seen, tip, line[-79:] + b"\n")
             return tip
@@ -486,6 +493,20 @@ class JsonlAuditLog:
             self.on_warning(f"the machine's copy of the audit head could not be written: {e}")
 
     def _timestamp(self) -> str:
+        """:meth:`_now`, or the time of the tip's record when the clock is behind it
+        (stepped back: NTP, a VM resumed): a log's times never go back, so its records
+        stay in the day file of their time and in order (as verification checks)."""
+        now = self._now()
+        last = self._tip_ts
+        if last is not None and now < last:
+            self.on_warning(
+                f"the clock ({now}) is behind the last audit record ({last}): "
+                "the record is given that record's time"
+            )
+            return last
+        return now
+
+    def _now(self) -> str:
         """Now, as :func:`~aim_core.audit.canonical.utc_timestamp` writes it (from
         :attr:`clock`; the default clock without building a datetime)."""
         if self.clock is not _utc_now:
@@ -518,6 +539,7 @@ class JsonlAuditLog:
         tail = b'"hash":"' + digest.encode() + b'"}\n'
         seen = self._write_line(day, body[:-1] + b"," + tail)
         self._tip_seen = (seen, (seq, digest, day), tail)
+        self._tip_ts = timestamp
         self._put_heads(*heads, seq, digest, day, checkpoint)  # after the record is on disk
         return sealed
 
@@ -732,6 +754,7 @@ class JsonlAuditLog:
         seen = self._tip_seen[0]  # type: ignore[index]
         # the size it has now: appends are O_APPEND and other writers wait for the lock
         self._tip_seen = ((day, seen[1], seen[2], seen[3] + len(line)), (seq, digest, day), tail)
+        self._tip_ts = timestamp
         saved_f.seen = machine_f.seen = None
         write_at(saved_fd, saved_raw, 0)  # then the heads, over themselves
         saved_f.seen = (saved_raw, _head(Head, (seq, digest, day, saved_f.name, None)))
