@@ -283,8 +283,9 @@ class Attempt:
         return InPlaceWorkspace(project.root, self.scope(), snap_dir, **self.guards())
 
     def scope(self) -> Scope:
-        """The paths the tool may change."""
-        return Scope(self.run.project.root, self.run.ws.writable_files())
+        """The paths the tool may change (never a forbidden one)."""
+        forbidden = self.run.project.rules.security.get("forbidden_paths", ())
+        return Scope(self.run.project.root, self.run.ws.writable_files(), forbidden)
 
     def guards(self) -> dict[str, Any]:
         """What a workspace never walks (aim's own files), the forbidden paths and the

@@ -526,7 +526,9 @@ class IsolatedWorkspace:
         self.top = top
         self.root = top / rel_root if rel_root != "." else top
         scope = self.scope
-        self.copy_scope = Scope(self.root, [*scope.files, *scope.dirs, *scope.globs])
+        self.copy_scope = Scope(
+            self.root, [*scope.files, *scope.dirs, *scope.globs], scope.forbidden
+        )
         self._scratch = Scope(self.root, self.scratch)
         self._base = self._take_base()
         self._stamps = self._walk_copy()
@@ -806,6 +808,8 @@ class IsolatedWorkspace:
         return list(found)
 
     def _allowed(self, rel: str, after: dict[str, Stamp]) -> bool:
+        if forbidden_match(rel, self.forbidden) is not None:
+            return False  # in scope or not (a glob such as prod.pe[m] reaches prod.pem)
         if self.copy_scope.contains(rel):
             return True
         kind = (after.get(rel) or self._stamps.get(rel) or ("",))[0]

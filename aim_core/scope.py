@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from aim_core.security import forbidden_match
 
 GLOB_CHARS = "*?["
 
@@ -119,10 +121,13 @@ def make_real_parents(root: Path, rel: str) -> None:
 
 
 class Scope:
-    """Which repository paths an attempt may change: files, directories, globs."""
+    """Which repository paths an attempt may change: files, directories, globs -- never
+    one of the ``forbidden`` paths (``forbidden_paths`` patterns), whatever an entry
+    reaches (a glob such as ``prod.pe[m]`` names ``prod.pem``)."""
 
-    def __init__(self, root: Path, entries: Iterable[str]):
+    def __init__(self, root: Path, entries: Iterable[str], forbidden: Sequence[str] = ()):
         self.root = root
+        self.forbidden = tuple(forbidden)
         self.files: set[str] = set()
         self.dirs: list[str] = []
         self.globs: list[str] = []
@@ -145,6 +150,8 @@ class Scope:
 
     def contains(self, rel: str) -> bool:
         """Whether the repository-relative path ``rel`` is inside the scope."""
+        if self.forbidden and forbidden_match(rel, self.forbidden) is not None:
+            return False
         if rel in self.files:
             return True
         if any(rel.startswith(d) for d in self.dirs):

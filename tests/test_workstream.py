@@ -292,6 +292,39 @@ def test_a_tool_may_create_a_route_whose_name_holds_brackets(repo, aim, fake, sc
     assert (repo / target).read_text() == "export default 1\n"
 
 
+@pytest.mark.parametrize(
+    "entry,target",
+    [
+        ("prod.pe[m]", "prod.pem"),
+        ("certs/server.ke[y]", "certs/server.key"),
+        (".en[v].local", ".env.local"),
+        ("[.]ssh/authorized_keys", ".ssh/authorized_keys"),
+        ("ai[m]/.AIM_ai-tools-registry/AIM_cross-tool/x.json", None),
+    ],
+)
+def test_a_glob_never_lets_a_tool_write_a_forbidden_path(repo, aim, fake, entry, target):
+    """A scope glob that reaches a forbidden path (prod.pe[m] is prod.pem): the tool's
+    file is taken back and the attempt fails naming it, in scope or not."""
+    target = target or "aim/.AIM_ai-tools-registry/AIM_cross-tool/x.json"
+    fake("aider", stdout=f"Applied edit to {target}\n", writes={target: "secret\n"})
+    path = repo / "workstreams" / "glob.json"
+    path.write_text(
+        json.dumps(
+            {
+                "id": "ws-glob",
+                "tool": "aider",
+                "files_scope": [entry],
+                "capability_payload": {"prompt": "p", "max_retries": 0},
+            }
+        )
+    )
+    env = {"AIM_LOAD_PLUGINS": "aider", "OPENAI_API_KEY": "sk-test-not-a-real-one"}
+    r = aim("run", "workstreams/glob.json", cwd=repo, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"forbidden: /{target}" in r.stderr
+    assert not (repo / target).exists()
+
+
 def test_a_payload_file_below_a_file_is_refused_by_run_before_any_tool(repo, aim):
     """What validate refuses, run refuses too, before a tool is started (it would have
     worked on a file the scope check then throws away)."""
