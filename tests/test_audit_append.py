@@ -378,3 +378,35 @@ def test_a_clock_stepped_back_never_puts_a_record_before_the_last(tmp_path, writ
     v = verify(d)
     assert v.ok and v.records == 4, [str(f) for f in v.findings]
     assert [len(p.read_bytes().splitlines()) for p in sorted(d.glob("*/audit.jsonl"))] == [1, 3]
+
+
+@pytest.mark.parametrize(
+    "forged", ["9/pwned-dir", "9/../../..Zzz", "9999-12-31T23:59:59.999999Z", "2026-13-45T"]
+)
+def test_a_forged_time_in_the_last_record_never_names_the_file_written(tmp_path, forged):
+    """A repository can ship a log whose last record (hashed right, HEAD.json matching)
+    has any `timestamp`: the next record's time is taken from it only when it is one aim
+    writes and at most a day ahead (a clock stepped back). Nothing is written outside
+    the log's own day directories."""
+    from aim_core.audit.canonical import canonical
+    from aim_core.audit.head import write_head
+
+    d = tmp_path / "AIM_audit"
+    first = JsonlAuditLog(d, state_dir=tmp_path / "shipper")
+    rec1 = first.append(REC)
+    day = rec1["timestamp"][:10]
+    forged_rec = {**REC, "timestamp": forged, "seq": 2, "prev_hash": rec1["hash"]}
+    forged_rec["hash"] = record_hash(forged_rec)
+    with open(d / day / "audit.jsonl", "ab") as f:
+        f.write(canonical(forged_rec) + b"\n")
+    write_head(d / "HEAD.json", {"seq": 2, "hash": forged_rec["hash"], "day": day})
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (d / "9").symlink_to(outside)
+    sealed = JsonlAuditLog(d, state_dir=tmp_path / "victim").append(REC)
+    assert sealed["seq"] == 3 and sealed["timestamp"] != forged
+    assert sealed["timestamp"][:10] == datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    assert list(outside.iterdir()) == []
+    assert sorted(p.relative_to(d).as_posix() for p in d.rglob("audit.jsonl")) == [
+        f"{day}/audit.jsonl"
+    ]

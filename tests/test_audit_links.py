@@ -59,6 +59,20 @@ def test_a_run_never_writes_through_a_link_in_the_audit_directory(
     assert aider.work_calls == []  # refused before the tool ran
 
 
+def test_the_prune_marker_is_never_touched_through_a_link(repo, aim, fake, fakeai, tmp_path):
+    """`.last_prune` (touched once a day after a run) shipped as a link: the run's work
+    stands, pruning is skipped with a warning naming the link, nothing is made there."""
+    audit = repo / AUDIT
+    audit.mkdir(parents=True, exist_ok=True)
+    target = tmp_path / "made_by_aim"
+    (audit / ".last_prune").symlink_to(target)
+    fake("aider", writes={"tests/staging_test_file.py": ADD})
+    r = aim("run", WS, cwd=repo, env=fakeai)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "the audit log was not pruned" in r.stderr and "is a symbolic link" in r.stderr
+    assert not target.exists()
+
+
 def test_an_append_refuses_a_day_file_linked_after_it_started(tmp_path):
     """A long-lived writer (the run server): the link appears between two appends."""
     audit = tmp_path / "AIM_audit"

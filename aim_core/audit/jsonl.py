@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -38,7 +39,13 @@ from pathlib import Path
 from typing import Any
 
 from aim_core.audit import checkpoints
-from aim_core.audit.canonical import body_digest, new_sha256, seal_body, utc_timestamp
+from aim_core.audit.canonical import (
+    body_digest,
+    new_sha256,
+    parse_timestamp,
+    seal_body,
+    utc_timestamp,
+)
 from aim_core.audit.checkpoints import CHECKPOINTS_NAME
 from aim_core.audit.days import LOG_NAME, day_dirs
 from aim_core.audit.head import (
@@ -163,6 +170,23 @@ def _write_sync(fd: int, line: bytes) -> None:
     while written < len(line):  # a short write: the rest, still under the lock
         written += os.write(fd, line[written:])
     os.fsync(fd)
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+STEP_BACK_S = 86400  # how far behind the tip's record the clock may be: NTP, a VM resumed
+
+
+def _plausibly_ahead(last: str, now: str) -> bool:
+    """Whether ``last``, a record's timestamp ahead of ``now``, is one aim writes and
+    at most :data:`STEP_BACK_S` ahead: a clock stepped back, not a record from the far
+    future (that one is read as it is; verification reports the order)."""
+    if _TIMESTAMP.fullmatch(last) is None:
+        return False
+    try:
+        ahead = (parse_timestamp(last) - parse_timestamp(now)).total_seconds()
+    except ValueError:  # 2026-13-45...
+        return False
+    return ahead <= STEP_BACK_S
 
 
 def _close_quietly(*fds: int) -> None:
@@ -498,7 +522,7 @@ class JsonlAuditLog:
         stay in the day file of their time and in order (as verification checks)."""
         now = self._now()
         last = self._tip_ts
-        if last is not None and now < last:
+        if last is not None and now < last and _plausibly_ahead(last, now):
             self.on_warning(
                 f"the clock ({now}) is behind the last audit record ({last}): "
                 "the record is given that record's time"
@@ -527,6 +551,8 @@ class JsonlAuditLog:
         the hash added last: one encoding."""
         sealed = dict(record)
         sealed["timestamp"] = timestamp = self._timestamp()
+        if _TIMESTAMP.fullmatch(timestamp) is None:  # its day names the file written
+            raise ValueError(f"not an audit timestamp: {timestamp!r}")
         sealed["seq"] = seq = seq + 1
         sealed["prev_hash"] = prev
         sealed.pop("hash", None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from datetime import datetime, timedelta, timezone
@@ -20,6 +21,7 @@ from typing import Any
 
 from aim_core.audit import checkpoints
 from aim_core.audit.canonical import utc_timestamp
+from aim_core.audit.head import open_no_link, refuse_link
 from aim_core.audit.jsonl import LOCK_NAME, LOG_NAME, JsonlAuditLog, audit_key, day_dirs
 from aim_core.errors import AuditIntegrityError
 from aim_core.locks import FileLock
@@ -99,6 +101,9 @@ def prune(
 def prune_if_due(audit_dir: Path, older_than_days: int) -> list[str]:
     """Prune at most once a day (``aim run`` calls this); a refusal is logged, not raised."""
     marker = audit_dir / LAST_PRUNE
+    if marker.is_symlink():  # touched, it would make or date the file it leads to
+        logging.getLogger("aim").warning(f"the audit log was not pruned: {refuse_link(marker)}")
+        return []
     try:
         if time.time() - marker.stat().st_mtime < 86400:
             return []
@@ -106,7 +111,8 @@ def prune_if_due(audit_dir: Path, older_than_days: int) -> list[str]:
         pass
     if not audit_dir.is_dir():
         return []
-    marker.touch()
+    os.close(open_no_link(marker, os.O_WRONLY | os.O_CREAT))
+    os.utime(marker, follow_symlinks=False)
     try:
         return prune(audit_dir, older_than_days)
     except AuditIntegrityError as e:
