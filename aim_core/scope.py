@@ -67,13 +67,13 @@ def names(entries: Iterable[str], path: str) -> bool:
     return False
 
 
-def entry_taken_as_file(root: Path, entries: Iterable[str], path: str) -> str | None:
-    """The scope entry that :func:`names` finds above the repository-relative ``path``
-    although a run takes that entry as a file -- it has no trailing ``/`` and is no
-    directory under ``root`` (:class:`Scope`'s rule), so nothing below it is in scope --
-    or None: ``path`` is in the scope as a run sees it, or no entry is above it."""
+def entry_taken_as_file(scope: Scope, entries: Iterable[str], path: str) -> str | None:
+    """The entry of ``entries`` that :func:`names` finds above the repository-relative
+    ``path`` although a run takes that entry as a file -- it has no trailing ``/`` and is
+    no directory in the repository -- so ``path`` is not in ``scope`` (the
+    :class:`Scope` of those entries); None when it is, or no entry is above it."""
     rel = _name(path)
-    if Scope(root, entries).contains(rel):
+    if scope.contains(rel):
         return None
     for entry in entries:
         name = _name(entry)

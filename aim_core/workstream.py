@@ -20,7 +20,7 @@ from aim_core import jsonc
 from aim_core.errors import UsageError, WorkstreamError
 from aim_core.models import CapabilityPayload, Verify, Workstream
 from aim_core.paths import WORKSTREAMS_DIR
-from aim_core.scope import entry_taken_as_file, linked_parent, names
+from aim_core.scope import Scope, entry_taken_as_file, linked_parent, names
 from aim_core.suggest import did_you_mean, nearest, show
 from aim_core.values import Value
 
@@ -474,6 +474,7 @@ def _payload_errors(ws: Workstream, root: Path | None) -> list[tuple[str, str]]:
     run reads the scope)."""
     errors: list[tuple[str, str]] = []
     allowed = (*ws.files_scope, *ws.files_create)
+    scope = Scope(root, allowed) if root is not None and ws.payload.files else None
     for i, f in enumerate(ws.payload.files):
         if not names(allowed, f):
             errors.append(
@@ -482,7 +483,7 @@ def _payload_errors(ws: Workstream, root: Path | None) -> list[tuple[str, str]]:
                     f"'{f}' is not in files_scope; add it to files_scope or remove it here",
                 )
             )
-        elif root is not None and (entry := entry_taken_as_file(root, allowed, f)):
+        elif scope is not None and (entry := entry_taken_as_file(scope, allowed, f)):
             errors.append(
                 (
                     f"capability_payload.files[{i}]",

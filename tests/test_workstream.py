@@ -261,6 +261,17 @@ def test_validate_refuses_payload_files_a_run_would_not_let_be_written(
     assert f"capability_payload.files[0]: '{payload}' {problem}" in r.stdout + r.stderr
 
 
+def _aider_writes(repo, aim, fake, target, text, workstream):
+    """``aim run`` of ``workstream`` (tool aider, id ws-tool) whose fake aider writes
+    ``text`` to ``target`` and says it applied an edit there."""
+    fake("aider", stdout=f"Applied edit to {target}\n", writes={target: text})
+    (repo / "workstreams" / "tool.json").write_text(
+        json.dumps({"id": "ws-tool", "tool": "aider", **workstream})
+    )
+    env = {"AIM_LOAD_PLUGINS": "aider", "OPENAI_API_KEY": "sk-test-not-a-real-one"}
+    return aim("run", "workstreams/tool.json", cwd=repo, env=env)
+
+
 @pytest.mark.parametrize(
     "scope,create",
     [
@@ -273,21 +284,12 @@ def test_a_tool_may_create_a_route_whose_name_holds_brackets(repo, aim, fake, sc
     """Next.js-style routes (app/[slug]/page.tsx) named in the scope are the names
     themselves, not only patterns: the tool's new file is kept."""
     target = scope[0] + ("page.tsx" if scope[0].endswith("/") else "")
-    fake("aider", stdout=f"Applied edit to {target}\n", writes={target: "export default 1\n"})
-    path = repo / "workstreams" / "route.json"
-    path.write_text(
-        json.dumps(
-            {
-                "id": "ws-route",
-                "tool": "aider",
-                "files_scope": scope,
-                "files_create": create,
-                "capability_payload": {"prompt": "add the route", "files": [target]},
-            }
-        )
-    )
-    env = {"AIM_LOAD_PLUGINS": "aider", "OPENAI_API_KEY": "sk-test-not-a-real-one"}
-    r = aim("run", "workstreams/route.json", cwd=repo, env=env)
+    ws = {
+        "files_scope": scope,
+        "files_create": create,
+        "capability_payload": {"prompt": "add the route", "files": [target]},
+    }
+    r = _aider_writes(repo, aim, fake, target, "export default 1\n", ws)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (repo / target).read_text() == "export default 1\n"
 
@@ -306,20 +308,8 @@ def test_a_glob_never_lets_a_tool_write_a_forbidden_path(repo, aim, fake, entry,
     """A scope glob that reaches a forbidden path (prod.pe[m] is prod.pem): the tool's
     file is taken back and the attempt fails naming it, in scope or not."""
     target = target or "aim/.AIM_ai-tools-registry/AIM_cross-tool/x.json"
-    fake("aider", stdout=f"Applied edit to {target}\n", writes={target: "secret\n"})
-    path = repo / "workstreams" / "glob.json"
-    path.write_text(
-        json.dumps(
-            {
-                "id": "ws-glob",
-                "tool": "aider",
-                "files_scope": [entry],
-                "capability_payload": {"prompt": "p", "max_retries": 0},
-            }
-        )
-    )
-    env = {"AIM_LOAD_PLUGINS": "aider", "OPENAI_API_KEY": "sk-test-not-a-real-one"}
-    r = aim("run", "workstreams/glob.json", cwd=repo, env=env)
+    ws = {"files_scope": [entry], "capability_payload": {"prompt": "p", "max_retries": 0}}
+    r = _aider_writes(repo, aim, fake, target, "secret\n", ws)
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"forbidden: /{target}" in r.stderr
     assert not (repo / target).exists()

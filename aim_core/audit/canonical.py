@@ -22,10 +22,18 @@ from aim_core.digest import sha256_hex
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 _c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-if _c_make_encoder is not None:
-    # the C encoder json.dumps would build on every call with these options, built once
-    # (no circular-reference check: records are trees); returns the JSON in pieces
-    encode_canonical: Callable[[Any, int], Any] = _c_make_encoder(
+
+
+def _encoder(allow_nan: bool) -> Callable[[Any, int], Any]:
+    """The C encoder json.dumps would build on every call with the canonical options,
+    built once (no circular-reference check: records are trees); it returns the JSON in
+    pieces. Without ``allow_nan`` a NaN or an infinity raises ValueError."""
+    if _c_make_encoder is None:  # pragma: no cover - an interpreter without _json
+        options = json.JSONEncoder(
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan
+        )
+        return lambda data, _level: (options.encode(data),)
+    encode: Callable[[Any, int], Any] = _c_make_encoder(
         None,
         json.JSONEncoder().default,
         json.encoder.encode_basestring,
@@ -34,31 +42,13 @@ if _c_make_encoder is not None:
         ",",
         True,
         False,
-        True,
+        allow_nan,
     )
-    # the same refusing NaN and infinities (allow_nan=False): ValueError
-    _encode_finite: Callable[[Any, int], Any] = _c_make_encoder(
-        None,
-        json.JSONEncoder().default,
-        json.encoder.encode_basestring,
-        None,
-        ":",
-        ",",
-        True,
-        False,
-        False,
-    )
-else:  # pragma: no cover - an interpreter without the C accelerator
-    _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    _FINITE = json.JSONEncoder(
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return encode
 
-    def encode_canonical(data: Any, _level: int) -> Any:
-        return (_CANONICAL.encode(data),)
 
-    def _encode_finite(data: Any, _level: int) -> Any:
-        return (_FINITE.encode(data),)
+encode_canonical = _encoder(allow_nan=True)
+_encode_finite = _encoder(allow_nan=False)
 
 
 def canonical(data: Mapping[str, Any]) -> bytes:

@@ -86,6 +86,9 @@ def read_head(path: Path, name: str) -> Head | None:
     return None if raw is None else parse_head(raw, name)
 
 
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
 class LinkedFile(AuditIntegrityError):
     """A file or directory of the audit log is a symbolic link: an append would write
     where it leads (a repository can ship such a link), so nothing is written (exit 4)."""
@@ -113,9 +116,6 @@ def open_no_link(path: str | os.PathLike[str], flags: int, mode: int = 0o644) ->
         if e.errno in (errno.ELOOP, errno.EMLINK) and os.path.islink(path):
             raise refuse_link(path) from None
         raise
-
-
-NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def read_raw(path: str | os.PathLike[str], name: str) -> bytes | None:

@@ -12,43 +12,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-from collections.abc import Callable, Mapping
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aim_core.audit import checkpoints
+from aim_core.audit.canonical import canonical
 from aim_core.audit.head import HEAD_NAME, Head, Unreadable, machine_head_path, read_head
 from aim_core.audit.head import state_dir as machine_state
 
 DIGEST = 32  # bytes of one SHA-256 digest
-
-
-def _canonical_encoder() -> Callable[[Any], str]:
-    """:func:`aim_core.audit.canonical.canonical`'s text, from an encoder built once
-    (``json.dumps`` builds a :class:`json.JSONEncoder` and its C encoder per call):
-    sorted keys, no whitespace, no ASCII escaping."""
-    options = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    if c_make_encoder is None:  # pragma: no cover - an interpreter without _json
-        return options.encode
-    # what JSONEncoder.iterencode builds for one call, minus the check for cycles (a
-    # parsed record has none): the same text (floats and NaN are the C encoder's own)
-    c_encode = c_make_encoder(
-        None,
-        options.default,
-        encode_basestring,
-        None,
-        options.key_separator,
-        options.item_separator,
-        True,
-        False,
-        True,
-    )
-    return lambda value: "".join(c_encode(value, 0))
-
-
-_CANONICAL = _canonical_encoder()
 
 
 def chain_hash(rec: dict[str, Any], key: bytes | None = None) -> str:
@@ -60,11 +33,11 @@ def chain_hash(rec: dict[str, Any], key: bytes | None = None) -> str:
     if "hash" in rec:
         stored = rec.pop("hash")
         try:
-            body = _CANONICAL(rec).encode("utf-8")
+            body = canonical(rec)
         finally:
             rec["hash"] = stored
     else:
-        body = _CANONICAL(rec).encode("utf-8")
+        body = canonical(rec)
     if key:
         return hmac.new(key, body, hashlib.sha256).hexdigest()
     return hashlib.sha256(body).hexdigest()
